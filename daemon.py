@@ -1,1 +1,197 @@
+"""The loa daemon: builds each part from the config and wires them together; it holds no logic itself.
 
+database ─┐                         ┌─> HTTP API + /audio files (devices download here)
+audio ────┼─> Services ─────────────┤
+clock ────┘        │                └─> Dispatcher ─> DeviceLink ─MQTT─> speakers, LED boards
+                   └─ Timer (APScheduler, ids only)        ^                    │
+                                              EventWriter <─ acks, status ──────┘
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from schedules.timer import Timer
+
+from broadcaster import protocol
+from broadcaster.api import HttpServer, create_app
+from broadcaster.app import audio_store, build_services
+from broadcaster.broker import BrokerSettings, ManagedBroker
+from broadcaster.config import Config, ConfigError, load_config
+from broadcaster.devices import DeviceLink, EventWriter, Metrics
+from broadcaster.dispatch import Dispatcher
+from broadcaster.mqtt import BrokerAddress
+from broadcaster.service import Services
+from broadcaster.simulate import AgentProcesses, provision
+from schedules.clock import Clock, SystemClock
+
+log = logging.getLogger("loa")
+
+
+@dataclass
+class Daemon:
+    config: Config
+    clock: Clock = field(default_factory=SystemClock)
+    broker: ManagedBroker | None = None
+    http: HttpServer | None = None
+    services: Services | None = None
+    dispatcher: Dispatcher | None = None
+    writer: EventWriter | None = None
+    link: DeviceLink | None = None
+    agents: AgentProcesses | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    broker_url: str = ""
+
+    def start(self) -> None:
+        cfg = self.config
+        data = Path(cfg.general.data_dir).resolve()
+        svc = self.services = build_services(cfg, self.clock)
+        signer = protocol.load_or_create_signer(data / "keys" / "daemon-ed25519.pem")
+        topics = protocol.Topics(cfg.broker.topic_prefix)
+
+        if cfg.broker.url:
+            address = BrokerAddress.parse(cfg.broker.url)
+            if cfg.broker.password:
+                address = address.with_credentials(address.username or "loa-daemon", cfg.broker.password)
+        else:
+            self.broker = ManagedBroker(
+                data / "broker",
+                BrokerSettings(host=cfg.broker.host, port=cfg.broker.port, binary=cfg.broker.mosquitto),
+            )
+            self.broker.start()
+            address = BrokerAddress.parse(self.broker.url)
+        self.broker_url = address.display()
+
+        store = audio_store(cfg)
+        self.writer = EventWriter(svc.db, self.clock, self.metrics, on_device_online=self._device_online)
+        self.link = DeviceLink(address, topics, self.writer, self.metrics)
+        self.http = HttpServer(
+            create_app(svc, store, on_change=self._poke, metrics=self.metrics.snapshot),
+            cfg.http.host,
+            cfg.http.port,
+        )
+        base_url = (cfg.http.public_url or self.http.url).rstrip("/")
+        self.dispatcher = Dispatcher(
+            svc.db,
+            self.clock,
+            cfg.dispatch,
+            signer,
+            self.link,
+            Timer(self.clock),
+            audio_url=lambda sha, ext: f"{base_url}/audio/{sha}.{ext}",
+        )
+        self.writer.start()
+        self.link.start()
+        self.http.start()
+        self.dispatcher.start()
+
+        self._write_runtime(data)
+        if cfg.simulation.villages:
+            configs = provision(
+                svc.db,
+                data / "sim",
+                cfg.simulation.villages,
+                self.broker_url,
+                {signer.kid: signer.public_b64},
+                topics.prefix,
+                cfg.simulation.sink,
+            )
+            self.agents = AgentProcesses(configs, data / "sim" / "logs")
+            self.agents.start()
+
+    def _write_runtime(self, data: Path) -> None:
+        """Where this instance listens, for the CLI, scripts and tests (ports may have been moved)."""
+        assert self.http is not None
+        info = {"api_url": self.http.url, "broker_url": self.broker_url, "pid": os.getpid()}
+        tmp = data / "runtime.json.tmp"
+        tmp.write_text(json.dumps(info), encoding="utf-8")
+        tmp.replace(data / "runtime.json")
+
+    def _device_online(self, device_id: str) -> None:
+        if self.dispatcher:
+            self.dispatcher.on_device_online(device_id)
+
+    def _poke(self) -> None:
+        if self.dispatcher:
+            self.dispatcher.poke()
+
+    def stop(self) -> None:
+        for part in (self.agents, self.dispatcher, self.http, self.link, self.writer, self.broker):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:
+                    log.exception("while stopping %s", type(part).__name__)
+        if self.services:
+            self.services.db.dispose()
+
+    def banner(self) -> str:
+        assert self.http is not None
+        api = self.http.url
+        lines = [
+            f"loa đang chạy — xã {self.config.general.commune}",
+            f"  API:        {api}/api/v1/health",
+            f"  Âm thanh:   {api}/audio/<sha256>.mp3",
+            f"  Broker:     {self.broker_url}{' (do loa quản lý)' if self.broker else ''}",
+            f"  Dữ liệu:    {Path(self.config.general.data_dir).resolve()}",
+        ]
+        if self.agents:
+            lines.append(
+                f"  Mô phỏng:   {self.config.simulation.villages} thôn (loa + bảng LED), "
+                f"tệp đã phát trong {Path(self.config.general.data_dir).resolve() / 'sim'}"
+            )
+        lines += [
+            "Thử ngay / try it:",
+            f"  curl -s -X POST {api}/api/v1/announcements -H 'Content-Type: application/json' "
+            '-d \'{"text": "UBND xã thông báo: 7h30 sáng mai họp thôn.", "zones": ["all"], "at": "+10s"}\'',
+            "  .venv/bin/loa status",
+        ]
+        return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="daemon.py", description="loa broadcaster daemon")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="TOML config (default: $LOA_CONFIG or built-in)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=config.general.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    daemon = Daemon(config)
+    stop = threading.Event()
+
+    def _signal(signum: int, _frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _signal)
+    signal.signal(signal.SIGINT, _signal)
+    try:
+        daemon.start()
+    except Exception as exc:
+        log.error("cannot start: %s", exc)
+        daemon.stop()
+        return 1
+    print(daemon.banner(), flush=True)
+    stop.wait()
+    log.info("stopping")
+    daemon.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,210 @@
-def main() -> None: ...
+"""`loa`: the command line for the officer's helpers and the technician.
+
+Commands that change data work on the database directly (the daemon picks the change up within its
+reconcile interval), so they also work while the daemon is down. Errors print in Vietnamese with the
+English code and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import getpass
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from broadcaster.config import ConfigError, load_config
+from broadcaster.service import BadInput
+from schedules.clock import SystemClock
+
+
+def _config(args: argparse.Namespace) -> Any:
+    return load_config(args.config)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "cli"
+
+
+def cmd_announce(args: argparse.Namespace) -> int:
+    from broadcaster import service
+    from broadcaster.app import build_services
+
+    svc = build_services(_config(args), SystemClock())
+    text = sys.stdin.read() if args.text == "-" else args.text
+    result = service.announce(
+        svc,
+        text,
+        args.zone or ["all"],
+        args.at,
+        title=args.title,
+        priority=args.priority,
+        actor=args.user or _user(),
+    )
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(f"Đã lưu thông báo #{result['id']}: {result['title']}")
+        for b in result["broadcasts"]:
+            print(f"  phát tại {b['zone']} lúc {b['start_at_local']} (lượt phát #{b['id']})")
+        print(f"  âm thanh: {result['audio']['duration_ms'] / 1000:.1f} s, giọng {result['audio']['engine']}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from broadcaster import service
+    from broadcaster.app import build_services
+
+    svc = build_services(_config(args), SystemClock())
+    devices = service.list_devices(svc)
+    deliveries = service.recent_deliveries(svc, args.limit)
+    if args.json:
+        print(json.dumps({"devices": devices, "deliveries": deliveries}, ensure_ascii=False, indent=2))
+        return 0
+    print("Thiết bị / devices:")
+    for d in devices:
+        state = "trực tuyến" if d["online"] else "mất kết nối"
+        print(f"  {d['id']:<20} {d['kind']:<8} {d['village']:<12} {state:<12} {d['last_seen'] or '-'}")
+    print("Lượt phát gần đây / recent deliveries:")
+    for r in deliveries:
+        err = f"{r['start_error_ms']:+.1f} ms" if r["start_error_ms"] is not None else ""
+        where = f"#{r['broadcast']:<5} {r['start_at_local']} {r['device']:<20}"
+        print(f"  {where} {r['status']:<10} {err} {r['reason']}")
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from broadcaster.agents.base import AgentConfig
+    from broadcaster.agents.led import LedAgent
+    from broadcaster.agents.speaker import SpeakerAgent
+
+    if args.config_file:
+        cfg = AgentConfig.load(args.config_file)
+    else:
+        if not (args.id and args.broker and args.key):
+            print(
+                "Cần --config FILE, hoặc đủ --id, --broker và --key (agent_config_missing)", file=sys.stderr
+            )
+            return 2
+        keys = dict(k.split(":", 1) for k in args.key)
+        cfg = AgentConfig(
+            device_id=args.id,
+            kind=args.kind,
+            broker_url=args.broker,
+            public_keys=keys,
+            state_dir=args.state_dir or f"agent-state/{args.id}",
+            sink=args.sink,
+        )
+    if args.sink_override:
+        cfg.sink = args.sink_override
+    agent = SpeakerAgent(cfg) if args.kind == "speaker" else LedAgent(cfg)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: agent._stop.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        agent.run_forever()
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from broadcaster.db import Database
+
+    cfg = _config(args)
+    Path(cfg.general.data_dir).mkdir(parents=True, exist_ok=True)
+    Database(cfg.database_url).upgrade()
+    print("Cơ sở dữ liệu đã cập nhật / database is at the latest schema")
+    return 0
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    import shutil
+
+    from broadcaster.app import audio_pipeline
+
+    cfg = _config(args)
+    if args.engine:
+        cfg.speech.engine = args.engine
+    stored = audio_pipeline(cfg).render(args.text)
+    shutil.copyfile(stored.path, args.output)
+    print(f"{args.output}: {stored.duration_ms / 1000:.1f} s, {stored.engine}, sha256 {stored.sha256[:12]}")
+    return 0
+
+
+def cmd_normalize(args: argparse.Namespace) -> int:
+    from audio.normalize import normalize
+
+    lexicon = _config(args).speech.lexicon
+    for line in sys.stdin:
+        print(normalize(line.rstrip("\n"), lexicon))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="loa", description="Loa truyền thanh thông minh cấp xã")
+    p.add_argument("--config", type=Path, default=None, help="TOML config (default: $LOA_CONFIG)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    a = sub.add_parser("announce", help="lưu một thông báo và lên lịch phát")
+    a.add_argument("text", help="nội dung ('-' để đọc từ stdin)")
+    a.add_argument("--zone", action="append", help="khu vực (lặp lại được); mặc định: all")
+    a.add_argument("--at", default=None, help="17:30 | 2026-11-25 06:00 | +5m | now")
+    a.add_argument("--title", default=None)
+    a.add_argument("--priority", default="normal", choices=["normal", "priority", "emergency"])
+    a.add_argument("--user", default=None, help="người thực hiện (ghi vào nhật ký)")
+    a.add_argument("--json", action="store_true")
+    a.set_defaults(func=cmd_announce)
+
+    s = sub.add_parser("status", help="thiết bị và các lượt phát gần đây")
+    s.add_argument("--limit", type=int, default=20)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_status)
+
+    g = sub.add_parser("agent", help="chạy tác tử thiết bị (loa hoặc bảng LED)")
+    g.add_argument("kind", choices=["speaker", "led"])
+    g.add_argument(
+        "--config", dest="config_file", type=Path, default=None, help="tệp cấu hình thiết bị (JSON)"
+    )
+    g.add_argument("--id")
+    g.add_argument("--broker", help="mqtt://user:pass@host:port")
+    g.add_argument("--key", action="append", help="KID:BASE64 khóa công khai của daemon")
+    g.add_argument("--state-dir", default=None)
+    g.add_argument("--sink", default="file", choices=["auto", "file", "null", "ffplay", "aplay"])
+    g.add_argument("--sink-override", default=None, choices=["auto", "file", "null", "ffplay", "aplay"])
+    g.set_defaults(func=cmd_agent)
+
+    d = sub.add_parser("db", help="cơ sở dữ liệu")
+    d.add_argument("action", choices=["upgrade"])
+    d.set_defaults(func=cmd_db)
+
+    y = sub.add_parser("say", help="nghe thử: đọc văn bản ra tệp âm thanh")
+    y.add_argument("text")
+    y.add_argument("-o", "--output", type=Path, required=True)
+    y.add_argument("--engine", choices=["espeak", "gtts", "gtts+espeak"], default=None)
+    y.set_defaults(func=cmd_say)
+
+    n = sub.add_parser("normalize", help="in cách đọc của từng dòng trên stdin")
+    n.set_defaults(func=cmd_normalize)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except BadInput as exc:
+        print(f"Lỗi: {exc.message_vi} ({exc.code})", file=sys.stderr)
+        return 2
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,33 @@
+# Two commands set everything up on a fresh Debian/Ubuntu machine:
+#   make run    start the daemon with embedded defaults (SQLite, offline speech, managed Mosquitto, 2 villages)
+#   make test   run the test suite (real Mosquitto, SQLite and PostgreSQL, ffmpeg, espeak-ng)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?=
+
+.PHONY: run test lint bench setup setup-test clean
+
+run: setup
+	$(BIN)/python daemon.py $(if $(CONFIG),--config $(CONFIG),)
+
+test: setup-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: setup-test
+	$(BIN)/python bench/render.py
+	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/fanout.py
+
+setup:
+	@PYTHON=$(PYTHON) sh scripts/bootstrap.sh run
+
+setup-test:
+	@PYTHON=$(PYTHON) sh scripts/bootstrap.sh test
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache .hypothesis

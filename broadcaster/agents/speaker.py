@@ -1,0 +1,134 @@
+"""The speaker agent: fetch the audio early, check its hash, start on the dot, report how close it was."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from broadcaster import protocol
+from broadcaster.agents.base import AgentConfig, DeviceAgent, wait_until
+from broadcaster.agents.sinks import Sink, make_sink
+
+log = logging.getLogger(__name__)
+
+RANK = {p: i for i, p in enumerate(protocol.PRIORITIES)}
+DOWNLOAD_TIMEOUT_S = 20
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class SpeakerAgent(DeviceAgent):
+    kind = "speaker"
+
+    def __init__(self, config: AgentConfig, sink: Sink | None = None) -> None:
+        super().__init__(config)
+        self.cache_dir = self.state_dir / "audio"
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        self.sink = sink or make_sink(config.sink, self.state_dir / "played")
+        self.volume = 80
+        self._play_lock = threading.Lock()
+        self._current: tuple[str, int, threading.Event] | None = None  # (command id, rank, preempted)
+
+    def status_extra(self) -> dict[str, Any]:
+        return {**super().status_extra(), "volume": self.volume, "sink": self.sink.name}
+
+    def handle(self, command: dict[str, Any]) -> None:
+        ctype = command.get("type")
+        if ctype == "play":
+            self._play(command)
+        elif ctype == "stop":
+            self._preempt_current()
+            self.ack(command["id"], "done")
+        elif ctype == "volume":
+            level = command.get("body", {}).get("level")
+            if not isinstance(level, int) or not 0 <= level <= 100:
+                self.ack(command["id"], "failed", reason="bad_volume")
+                return
+            self.volume = level
+            self.ack(command["id"], "done", volume=level)
+        else:
+            super().handle(command)
+
+    def fetch(self, audio: dict[str, Any]) -> Path:
+        sha = audio["sha256"]
+        path = self.cache_dir / f"{sha}.{audio.get('format') or 'mp3'}"
+        if path.exists() and sha256_file(path) == sha:
+            return path
+        tmp = path.with_suffix(".part")
+        with urllib.request.urlopen(audio["url"], timeout=DOWNLOAD_TIMEOUT_S) as resp, tmp.open("wb") as out:
+            while chunk := resp.read(1 << 16):
+                out.write(chunk)
+        got = sha256_file(tmp)
+        if got != sha:
+            tmp.unlink(missing_ok=True)
+            raise ValueError(f"hash_mismatch: expected {sha[:12]}, got {got[:12]}")
+        tmp.replace(path)
+        return path
+
+    def _play(self, command: dict[str, Any]) -> None:
+        cid = command["id"]
+        self.ack(cid, "received")
+        body = command.get("body") or {}
+        audio = body.get("audio")
+        if not isinstance(audio, dict) or not isinstance(audio.get("sha256"), str):
+            self.ack(cid, "failed", reason="stream_unsupported" if "stream" in body else "bad_body")
+            return
+        try:
+            path = self.fetch(audio)
+        except Exception as exc:
+            self.ack(cid, "failed", reason=f"download_failed: {exc}"[:200])
+            return
+        self.ack(cid, "downloaded")
+        start = protocol.parse_time(command["start_at"]).timestamp()
+        expires = protocol.parse_time(command["expires_at"]).timestamp()
+        if not wait_until(start, self._stop):
+            return
+        rank = RANK.get(command.get("priority", "normal"), 1)
+        preempted = threading.Event()
+        with self._play_lock:
+            if self._current is not None:
+                if rank >= self._current[1]:
+                    self._current[2].set()
+                    self.sink.stop()
+                else:
+                    # A lower priority item waits for the one on air; it may start late or expire.
+                    self._play_lock.release()
+                    try:
+                        while self._current is not None and time.time() < expires:
+                            time.sleep(0.05)
+                    finally:
+                        self._play_lock.acquire()
+            now = time.time()
+            if now >= expires:
+                self.ack(cid, "expired", reason="expired_before_start")
+                return
+            self._current = (cid, rank, preempted)
+        error_ms = (now - start) * 1000
+        self.ack(cid, "playing", start_error_ms=round(error_ms, 3))
+        try:
+            self.sink.play(path, int(audio.get("duration_ms") or 0), now)
+        finally:
+            with self._play_lock:
+                if self._current is not None and self._current[0] == cid:
+                    self._current = None
+        if preempted.is_set():
+            self.ack(cid, "failed", reason="preempted")
+        else:
+            self.ack(cid, "done")
+
+    def _preempt_current(self) -> None:
+        with self._play_lock:
+            if self._current is not None:
+                self._current[2].set()
+                self.sink.stop()

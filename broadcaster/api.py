@@ -1,0 +1,179 @@
+"""The JSON HTTP API (v1, documented in docs/api.md) and the audio files devices download.
+
+Every error is `{"error": {"code": <English code for programs>, "message": <Vietnamese for people>}}`
+with a 4xx status; nothing is stored when a request is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from audio import AudioStore
+from broadcaster import service
+from broadcaster.service import BadInput, Services
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "v1"
+_AUDIO_NAME = re.compile(r"^([0-9a-f]{64})\.(mp3|ogg|opus|wav)$")
+
+
+class AnnouncementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(description="What to say, as written; numbers and abbreviations are read out properly.")
+    zones: list[str] = Field(default=["all"], description="Zone ids; 'all' is the whole commune.")
+    at: str | None = Field(
+        default=None,
+        description="Start: '17:30', '2026-11-25 06:00' (Asia/Ho_Chi_Minh), ISO 8601, '+5m'; null = now.",
+    )
+    title: str | None = Field(default=None, description="Shown on LED boards; defaults to the first line.")
+    priority: str = Field(default="normal", description="normal | priority | emergency")
+
+
+def _actor(request: Request) -> str:
+    # Until the web UI brings sign-in, the API is bound to localhost and callers name themselves.
+    return (request.headers.get("x-loa-user") or "api").strip()[:100] or "api"
+
+
+def create_app(
+    svc: Services,
+    store: AudioStore,
+    *,
+    on_change: Callable[[], None] | None = None,
+    metrics: Callable[[], dict[str, int]] | None = None,
+) -> FastAPI:
+    app = FastAPI(title="loa", version="1.0.0", openapi_url=f"/api/{API_VERSION}/openapi.json", docs_url=None)
+
+    @app.exception_handler(BadInput)
+    async def _bad_input(_request: Request, exc: BadInput) -> JSONResponse:
+        return JSONResponse(exc.as_json(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = ", ".join(".".join(str(p) for p in e["loc"] if p != "body") for e in exc.errors())
+        return JSONResponse(
+            {"error": {"code": "invalid_request", "message": f"Yêu cầu không hợp lệ ở trường: {fields}."}},
+            status_code=422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = "not_found" if exc.status_code == 404 else "http_error"
+        return JSONResponse(
+            {"error": {"code": code, "message": "Không tìm thấy."}}, status_code=exc.status_code
+        )
+
+    @app.get(f"/api/{API_VERSION}/health")
+    def health() -> dict[str, Any]:
+        return {"ok": True, "version": API_VERSION}
+
+    @app.post(f"/api/{API_VERSION}/announcements", status_code=201)
+    def create_announcement(body: AnnouncementIn, request: Request) -> dict[str, Any]:
+        result = service.announce(
+            svc,
+            body.text,
+            body.zones,
+            body.at,
+            title=body.title,
+            priority=body.priority,
+            actor=_actor(request),
+        )
+        if on_change:
+            on_change()
+        return result
+
+    @app.get(f"/api/{API_VERSION}/announcements/{{announcement_id}}")
+    def read_announcement(announcement_id: int) -> dict[str, Any]:
+        return service.get_announcement(svc, announcement_id)
+
+    @app.get(f"/api/{API_VERSION}/broadcasts")
+    def read_broadcasts(limit: int = 50) -> list[dict[str, Any]]:
+        return service.list_broadcasts(svc, max(1, min(limit, 500)))
+
+    @app.get(f"/api/{API_VERSION}/devices")
+    def read_devices() -> list[dict[str, Any]]:
+        return service.list_devices(svc)
+
+    @app.get(f"/api/{API_VERSION}/zones")
+    def read_zones() -> list[dict[str, Any]]:
+        return service.list_zones(svc)
+
+    @app.get(f"/api/{API_VERSION}/deliveries")
+    def read_deliveries(limit: int = 50) -> list[dict[str, Any]]:
+        return service.recent_deliveries(svc, max(1, min(limit, 500)))
+
+    @app.get(f"/api/{API_VERSION}/metrics")
+    def read_metrics() -> dict[str, int]:
+        return metrics() if metrics else {}
+
+    @app.get("/audio/{name}")
+    def audio_file(name: str) -> FileResponse:
+        m = _AUDIO_NAME.match(name)
+        if not m:
+            raise BadInput("not_found", "Không có tệp âm thanh này.", 404)
+        path = store.path_for(m.group(1))
+        if not path.exists():
+            raise BadInput("not_found", "Không có tệp âm thanh này.", 404)
+        return FileResponse(path, media_type="audio/mpeg" if m.group(2) == "mp3" else "audio/ogg")
+
+    return app
+
+
+def bind_socket(host: str, preferred: int) -> socket.socket:
+    """Bind the preferred port, or any free one if it is taken (8080 often is)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, preferred))
+    except OSError:
+        log.warning("port %s is taken; the API uses a free port instead", preferred)
+        sock.bind((host, 0))
+    sock.listen(256)
+    sock.set_inheritable(True)
+    return sock
+
+
+class HttpServer:
+    """uvicorn on its own thread, on a socket we bound ourselves so the port is known before start."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        self.sock = bind_socket(host, port)
+        self.host, self.port = self.sock.getsockname()[:2]
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+        )
+        self._thread = threading.Thread(target=self._run, name="http", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _run(self) -> None:
+        asyncio.run(self.server.serve(sockets=[self.sock]))
+
+    def start(self, timeout: float = 10.0) -> None:
+        self._thread.start()
+        deadline = threading.Event()
+        for _ in range(int(timeout / 0.05)):
+            if self.server.started:
+                return
+            deadline.wait(0.05)
+        raise RuntimeError("HTTP server did not start")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=5)
+        self.sock.close()

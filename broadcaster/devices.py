@@ -1,0 +1,346 @@
+"""The daemon's side of the device protocol: one MQTT connection in, one batched database writer out.
+
+Acks, status and telemetry from thousands of speakers arrive on paho's network thread; writing each one
+in its own transaction would make the database the bottleneck of a commune-wide bulletin. So the
+network thread only parses and queues, and `EventWriter` commits whatever has queued up, in one
+transaction per batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcaster import protocol
+from broadcaster.db import (
+    DELIVERY_RANK,
+    FINAL_DELIVERY,
+    Broadcast,
+    BroadcastStatus,
+    Command,
+    Database,
+    Delivery,
+    DeliveryStatus,
+    Device,
+)
+from broadcaster.mqtt import (
+    BrokerAddress,
+    Connected,
+    connect,
+    new_client,
+    on_connect_wrapper,
+    publish_properties,
+)
+from schedules.clock import Clock
+
+log = logging.getLogger(__name__)
+
+ACK_TO_DELIVERY = {
+    "received": DeliveryStatus.RECEIVED,
+    "downloaded": DeliveryStatus.DOWNLOADED,
+    "playing": DeliveryStatus.PLAYING,
+    "done": DeliveryStatus.DONE,
+    "failed": DeliveryStatus.FAILED,
+    "expired": DeliveryStatus.EXPIRED,
+    "rejected": DeliveryStatus.FAILED,
+}
+
+
+@dataclass
+class Metrics:
+    """Counters of what the daemon refused from devices; logged once per kind, then only counted."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def bump(self, name: str, detail: str = "") -> None:
+        with self._lock:
+            first = self.counts[name] == 0
+            self.counts[name] += 1
+        if first:
+            log.warning("dropped device message (%s) %s; further ones are only counted", name, detail)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+
+def apply_delivery_update(delivery: Delivery, state: DeliveryStatus, at: datetime, reason: str = "") -> bool:
+    """Move a delivery forward; never backwards, never out of a final state. True if it moved."""
+    current = delivery.status
+    if current in FINAL_DELIVERY:
+        return False
+    if state not in FINAL_DELIVERY and DELIVERY_RANK[state] <= DELIVERY_RANK[current]:
+        return False
+    delivery.status = state
+    delivery.updated_at = at
+    if reason:
+        delivery.reason = reason[:300]
+    return True
+
+
+def finish_broadcast_if_complete(session: Session, broadcast_id: int) -> None:
+    statuses = session.scalars(select(Delivery.status).where(Delivery.broadcast_id == broadcast_id)).all()
+    if statuses and all(s in FINAL_DELIVERY for s in statuses):
+        b = session.get(Broadcast, broadcast_id)
+        if b is not None and b.status is BroadcastStatus.DISPATCHED:
+            b.status = BroadcastStatus.DONE
+
+
+class EventWriter:
+    """Drains device events into the database in batches, on its own thread."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        metrics: Metrics,
+        on_device_online: Callable[[str], None] | None = None,
+        max_batch: int = 2000,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.metrics = metrics
+        self.on_device_online = on_device_online
+        self.max_batch = max_batch
+        self._queue: queue.SimpleQueue[tuple[str, str, Any, datetime] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
+        self._idle = threading.Event()
+        self._idle.set()
+        self.batches = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def put(self, kind: str, device_id: str, data: Any) -> None:
+        self._idle.clear()
+        self._queue.put((kind, device_id, data, self.clock.now()))
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is committed (tests, shutdown)."""
+        return self._idle.wait(timeout)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            try:
+                online = self._write(batch)
+            except Exception:
+                log.exception("could not write %d device events", len(batch))
+                online = []
+            self.batches += 1
+            for device_id in online:
+                if self.on_device_online:
+                    self.on_device_online(device_id)
+            if self._queue.empty():
+                self._idle.set()
+            if stop:
+                return
+
+    def _write(self, batch: list[tuple[str, str, Any, datetime]]) -> list[str]:
+        came_online: list[str] = []
+        with self.db.session() as session:
+            touched: set[int] = set()
+            for kind, device_id, data, at in batch:
+                if kind == "sent":
+                    self._sent(session, data, at)
+                elif kind == "ack":
+                    bid = self._ack(session, device_id, data, at)
+                    if bid is not None:
+                        touched.add(bid)
+                elif kind == "status":
+                    if self._status(session, device_id, data, at):
+                        came_online.append(device_id)
+                elif kind == "tele":
+                    self._tele(session, device_id, data, at)
+            session.flush()
+            for bid in touched:
+                finish_broadcast_if_complete(session, bid)
+        return came_online
+
+    def _sent(self, session: Session, command_id: str, at: datetime) -> None:
+        cmd = session.get(Command, command_id)
+        if cmd is None:
+            return
+        if cmd.sent_at is None:
+            cmd.sent_at = at
+        if cmd.delivery_id is not None:
+            d = session.get(Delivery, cmd.delivery_id)
+            if d is not None:
+                apply_delivery_update(d, DeliveryStatus.SENT, at)
+
+    def _ack(self, session: Session, device_id: str, ack: dict[str, Any], at: datetime) -> int | None:
+        cmd_id, state = ack.get("cmd"), ack.get("state")
+        if not isinstance(cmd_id, str) or state not in ACK_TO_DELIVERY:
+            self.metrics.bump("malformed_ack", f"from {device_id!r}")
+            return None
+        cmd = session.get(Command, cmd_id)
+        if cmd is None or cmd.device_id != device_id:
+            self.metrics.bump("ack_for_unknown_command", f"{cmd_id!r} from {device_id!r}")
+            return None
+        if cmd.acked_at is None:
+            cmd.acked_at = at
+        if cmd.delivery_id is None:
+            return None
+        delivery = session.get(Delivery, cmd.delivery_id)
+        if delivery is None:
+            return None
+        reason = str(ack.get("reason") or "")
+        if state == "rejected":
+            reason = f"rejected: {reason}"
+        moved = apply_delivery_update(delivery, ACK_TO_DELIVERY[state], at, reason)
+        err = ack.get("start_error_ms")
+        if moved and isinstance(err, (int, float)) and not isinstance(err, bool):
+            delivery.start_error_ms = float(err)
+        return delivery.broadcast_id if moved and delivery.status in FINAL_DELIVERY else None
+
+    def _status(self, session: Session, device_id: str, status: dict[str, Any], at: datetime) -> bool:
+        device = session.get(Device, device_id)
+        if device is None:
+            self.metrics.bump("unknown_device", repr(device_id))
+            return False
+        online = bool(status.get("online"))
+        was = device.online
+        device.online = online
+        device.last_seen = at
+        for key in ("firmware", "volume", "signal"):
+            if key in status and isinstance(status[key], (str, int)) and not isinstance(status[key], bool):
+                setattr(device, key, status[key] if key != "firmware" else str(status[key])[:64])
+        return online and not was
+
+    def _tele(self, session: Session, device_id: str, tele: dict[str, Any], at: datetime) -> None:
+        device = session.get(Device, device_id)
+        if device is None:
+            self.metrics.bump("unknown_device", repr(device_id))
+            return
+        device.last_seen = at
+        for key in ("volume", "signal"):
+            if isinstance(tele.get(key), int):
+                setattr(device, key, tele[key])
+
+
+class DeviceLink:
+    """The daemon's MQTT client: publishes signed commands, hands incoming device messages to the writer."""
+
+    def __init__(
+        self,
+        address: BrokerAddress,
+        topics: protocol.Topics,
+        writer: EventWriter,
+        metrics: Metrics,
+        client_id: str = "loa-daemon",
+    ) -> None:
+        self.address = address
+        self.topics = topics
+        self.writer = writer
+        self.metrics = metrics
+        self.client = new_client(client_id)
+        self._latch = Connected()
+        self._pending: dict[int, str] = {}
+        self._early: set[int] = set()
+        self._lock = threading.Lock()
+        self.client.on_connect = on_connect_wrapper(self._latch, self._subscribe)
+        self.client.on_message = self._on_message
+        self.client.on_publish = self._on_publish
+        self.client.on_disconnect = self._on_disconnect
+        self.connected = threading.Event()
+
+    def _subscribe(self, client: mqtt.Client) -> None:
+        # Shared subscriptions: several daemon instances may split the acks between them.
+        for topic in (self.topics.all_acks(), self.topics.all_status(), self.topics.all_tele()):
+            client.subscribe(f"$share/loa/{topic}", qos=1)
+        self.connected.set()
+        log.info("connected to broker %s", self.address.display())
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        self.connected.clear()
+
+    def start(self, timeout: float = 10.0) -> None:
+        connect(self.client, self.address, persistent=True)
+        self.client.loop_start()
+        if not self._latch.wait(timeout):
+            self.client.loop_stop()
+            raise RuntimeError(
+                f"cannot connect to broker {self.address.display()} {self._latch.reason}".strip()
+            )
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def publish(self, device_id: str, command_id: str, payload: bytes, expiry_s: float) -> None:
+        info = self.client.publish(
+            self.topics.cmd(device_id), payload, qos=1, properties=publish_properties(expiry_s)
+        )
+        with self._lock:
+            if info.mid in self._early:
+                self._early.discard(info.mid)
+                done = True
+            else:
+                self._pending[info.mid] = command_id
+                done = False
+        if done:
+            self.writer.put("sent", device_id, command_id)
+
+    def _on_publish(
+        self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Properties
+    ) -> None:
+        with self._lock:
+            command_id = self._pending.pop(mid, None)
+            if command_id is None:
+                self._early.add(mid)
+                return
+        if not reason.is_failure:
+            self.writer.put("sent", "", command_id)
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        where = self.topics.device_of(msg.topic)
+        if where is None:
+            self.metrics.bump("unexpected_topic", msg.topic)
+            return
+        device_id, kind = where
+        if len(msg.payload) > protocol.MAX_PAYLOAD_BYTES:
+            self.metrics.bump("oversized_payload", f"{len(msg.payload)} bytes from {device_id!r}")
+            return
+        if not msg.payload and kind == "status":
+            return  # a cleared retained status
+        try:
+            data = json.loads(msg.payload)
+        except (UnicodeDecodeError, ValueError):
+            self.metrics.bump("malformed_json", f"from {device_id!r} on {kind}")
+            return
+        if not isinstance(data, dict):
+            self.metrics.bump("malformed_json", f"from {device_id!r} on {kind}")
+            return
+        if kind in ("ack", "status", "tele"):
+            self.writer.put(kind, device_id, data)

@@ -1,0 +1,298 @@
+"""From planned broadcasts to signed commands in the outbox, and from the outbox onto the wire.
+
+APScheduler only wakes us up: jobs carry a broadcast id and nothing else. Every decision is made by
+re-reading the database, so a restart, a second wake-up or a CLI that wrote directly to the database
+all end the same way. A broadcast moves PLANNED -> DISPATCHED through a conditional UPDATE, which is
+what makes "airs exactly once" hold even when two paths race to dispatch it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from schedules.timer import Timer
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.orm import Session
+
+from broadcaster import protocol
+from broadcaster.config import DispatchConfig
+from broadcaster.db import (
+    FINAL_DELIVERY,
+    Announcement,
+    Broadcast,
+    BroadcastStatus,
+    Command,
+    Database,
+    Delivery,
+    DeliveryStatus,
+    Device,
+    DeviceKind,
+    Zone,
+)
+from broadcaster.devices import DeviceLink, apply_delivery_update, finish_broadcast_if_complete
+from broadcaster.service import devices_in
+from schedules.clock import Clock
+
+log = logging.getLogger(__name__)
+
+LATE_TOLERANCE_S = 1.0  # dispatched later than this past start_at counts as late
+LATE_PREP_S = 3.0  # a late airing starts this long after dispatch, so devices can fetch the audio
+RESEND_AFTER_S = 15.0  # an unacknowledged command to an online device goes out again after this
+TIMER_HORIZON_S = 900.0  # broadcasts further ahead wait for a later reconcile, not in the timer
+
+
+@dataclass
+class Outgoing:
+    device_id: str
+    command_id: str
+    payload: bytes
+    expires_at: datetime
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        settings: DispatchConfig,
+        signer: protocol.Signer,
+        link: DeviceLink,
+        timer: Timer,
+        audio_url: Callable[[str, str], str],
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+        self.signer = signer
+        self.link = link
+        self.timer = timer
+        self.audio_url = audio_url
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self.timer.start()
+        self.resend_pending(only_unsent=False)
+        self.reconcile()
+        self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self.timer.shutdown()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.reconcile_s):
+            try:
+                self.reconcile()
+            except Exception:
+                log.exception("reconcile failed; will retry")
+
+    def poke(self) -> None:
+        """Called after a new announcement in this process, so it need not wait for the next reconcile."""
+        threading.Thread(target=self.reconcile, name="reconcile-poke", daemon=True).start()
+
+    # ------------------------------------------------------------ planning -> outbox
+
+    def lead_for(self, priority: str) -> timedelta:
+        s = self.settings.emergency_lead_s if priority == "emergency" else self.settings.lead_s
+        return timedelta(seconds=s)
+
+    def reconcile(self) -> None:
+        with self._lock:
+            now = self.clock.now()
+            horizon = now + timedelta(seconds=self.settings.lead_s + TIMER_HORIZON_S)
+            due: list[int] = []
+            with self.db.session() as session:
+                rows = session.execute(
+                    select(Broadcast.id, Broadcast.start_at, Broadcast.expires_at, Announcement.priority)
+                    .join(Announcement, Broadcast.announcement_id == Announcement.id)
+                    .where(Broadcast.status == BroadcastStatus.PLANNED, Broadcast.start_at <= horizon)
+                    .order_by(Broadcast.start_at)
+                ).all()
+                for bid, start_at, expires_at, priority in rows:
+                    if now >= expires_at:
+                        self._mark_missed(session, bid, "Quá thời hạn phát khi hệ thống chưa gửi được lệnh")
+                        continue
+                    fire_at = start_at - self.lead_for(priority)
+                    if fire_at <= now:
+                        due.append(bid)
+                    else:
+                        self.timer.schedule(f"dispatch:{bid}", fire_at, self._on_timer)
+                self._expire_deliveries(session, now)
+        for bid in due:
+            self.dispatch(bid)
+        self.resend_pending(only_unsent=True)
+
+    def _on_timer(self, job_id: str) -> None:
+        try:
+            self.dispatch(int(job_id.split(":", 1)[1]))
+        except Exception:
+            log.exception("dispatch of %s failed; reconcile will retry", job_id)
+
+    def _mark_missed(self, session: Session, broadcast_id: int, reason: str) -> None:
+        session.execute(
+            update(Broadcast)
+            .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.PLANNED)
+            .values(status=BroadcastStatus.MISSED, reason=reason)
+        )
+        log.warning("broadcast %s missed: %s", broadcast_id, reason)
+
+    def _expire_deliveries(self, session: Session, now: datetime) -> None:
+        rows = session.execute(
+            select(Delivery, Command)
+            .join(Command, Command.delivery_id == Delivery.id)
+            .where(Command.expires_at <= now, Delivery.status.not_in(list(FINAL_DELIVERY)))
+        ).all()
+        touched = set()
+        for delivery, _cmd in rows:
+            # A device that started playing but never reported the end: keep it "playing" until the
+            # broadcast itself is long over, then call it expired with that reason.
+            reason = "Thiết bị không xác nhận trước khi lệnh hết hạn"
+            if apply_delivery_update(delivery, DeliveryStatus.EXPIRED, now, reason):
+                touched.add(delivery.broadcast_id)
+        for bid in touched:
+            finish_broadcast_if_complete(session, bid)
+
+    def dispatch(self, broadcast_id: int) -> int:
+        """Turn one planned broadcast into commands, once. Returns how many commands were queued."""
+        now = self.clock.now()
+        outgoing: list[Outgoing] = []
+        with self.db.session() as session:
+            result = session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.PLANNED)
+                .values(status=BroadcastStatus.DISPATCHED, dispatched_at=now)
+            )
+            claimed = cast(CursorResult[Any], result).rowcount
+            if claimed != 1:
+                return 0
+            b = session.get(Broadcast, broadcast_id)
+            assert b is not None
+            if now >= b.expires_at:
+                b.status = BroadcastStatus.MISSED
+                b.reason = "Quá thời hạn phát"
+                return 0
+            start_at = b.start_at
+            if now > b.start_at + timedelta(seconds=LATE_TOLERANCE_S):
+                start_at = now + timedelta(seconds=LATE_PREP_S)
+                b.late = True
+                b.reason = f"Phát trễ {int((start_at - b.start_at).total_seconds())} giây"
+            zone = session.get(Zone, b.zone_id)
+            assert zone is not None
+            item = b.announcement
+            for device in devices_in(session, zone):
+                body = self._body_for(device, item)
+                if body is None:
+                    continue
+                delivery = Delivery(broadcast_id=b.id, device_id=device.id, updated_at=now)
+                session.add(delivery)
+                session.flush()
+                ctype: protocol.CommandType = "play" if device.kind is DeviceKind.SPEAKER else "led.show"
+                message = protocol.make_command(
+                    self.signer,
+                    ctype,
+                    body,
+                    issued_at=now,
+                    start_at=start_at,
+                    expires_at=b.expires_at,
+                    priority=item.priority,
+                )
+                payload = protocol.encode(message)
+                session.add(
+                    Command(
+                        id=message["id"],
+                        device_id=device.id,
+                        delivery_id=delivery.id,
+                        type=ctype,
+                        payload=payload.decode("utf-8"),
+                        created_at=now,
+                        expires_at=b.expires_at,
+                        send_count=1,
+                    )
+                )
+                outgoing.append(Outgoing(device.id, message["id"], payload, b.expires_at))
+            if not outgoing:
+                b.status = BroadcastStatus.DONE
+                b.reason = "Không có thiết bị nào trong khu vực"
+        log.info("broadcast %s dispatched to %d devices", broadcast_id, len(outgoing))
+        self._publish(outgoing)
+        return len(outgoing)
+
+    def _body_for(self, device: Device, item: Announcement) -> dict[str, object] | None:
+        if item.audio_sha256 is None:
+            return None
+        if device.kind is DeviceKind.SPEAKER:
+            return {
+                "title": item.title,
+                "audio": {
+                    "url": self.audio_url(item.audio_sha256, item.audio_ext),
+                    "sha256": item.audio_sha256,
+                    "size": item.audio_size,
+                    "duration_ms": item.audio_duration_ms,
+                    "format": item.audio_ext,
+                },
+            }
+        text = item.title if device.diacritics else protocol.strip_diacritics(item.title)
+        return {
+            "text": text,
+            "duration_s": max(5, round((item.audio_duration_ms or 0) / 1000)),
+            "scroll_speed": 2,
+            "diacritics": device.diacritics,
+        }
+
+    # ------------------------------------------------------------ outbox -> wire
+
+    def _publish(self, outgoing: list[Outgoing]) -> None:
+        now = self.clock.now()
+        for o in outgoing:
+            remaining = (o.expires_at - now).total_seconds()
+            if remaining <= 0:
+                continue
+            self.link.publish(o.device_id, o.command_id, o.payload, remaining)
+
+    def resend_pending(self, *, only_unsent: bool, device_id: str | None = None) -> int:
+        """Publish outbox commands that are not yet acknowledged and not expired.
+
+        only_unsent: just those the broker has not confirmed for RESEND_AFTER_S (a crash between commit and
+        publish, a broker down), plus those an online device has not acknowledged for as long (the broker
+        may have dropped them).
+        Devices ignore a command id they have already seen, so sending twice never plays twice.
+        """
+        now = self.clock.now()
+        with self.db.session() as session:
+            q = select(Command).where(Command.acked_at.is_(None), Command.expires_at > now)
+            if device_id is not None:
+                q = q.where(Command.device_id == device_id)
+            if only_unsent:
+                stale = now - timedelta(seconds=RESEND_AFTER_S)
+                online = select(Device.id).where(Device.online.is_(True))
+                q = q.where(
+                    (Command.sent_at.is_(None) & (Command.created_at < stale))
+                    | ((Command.sent_at < stale) & Command.device_id.in_(online))
+                )
+            commands = list(session.scalars(q.order_by(Command.created_at)))
+            for c in commands:
+                c.send_count += 1
+                if c.sent_at is not None:
+                    c.sent_at = now  # restart the resend clock
+            outgoing = [
+                Outgoing(c.device_id, c.id, c.payload.encode("utf-8"), c.expires_at) for c in commands
+            ]
+        self._publish(outgoing)
+        return len(outgoing)
+
+    def on_device_online(self, device_id: str) -> None:
+        n = self.resend_pending(only_unsent=False, device_id=device_id)
+        if n:
+            log.info("device %s is back: re-sent %d pending commands", device_id, n)

@@ -1,0 +1,126 @@
+"""Running the real daemon and real device agents as processes, the way a commune runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from broadcaster import protocol
+from broadcaster.db import Database
+from broadcaster.service import ensure_commune
+from broadcaster.simulate import AgentProcesses, provision
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def write_config(path: Path, data_dir: Path, database_url: str, broker_url: str, **dispatch: float) -> Path:
+    lines = [
+        "[general]",
+        f'data_dir = "{data_dir}"',
+        'log_level = "INFO"',
+        "[database]",
+        f'url = "{database_url}"',
+        "[broker]",
+        f'url = "{broker_url}"',
+        "[http]",
+        "port = 0",
+        "[speech]",
+        "chimes = false",
+        "[simulation]",
+        "villages = 0",
+        "[dispatch]",
+        *(f"{k} = {v}" for k, v in dispatch.items()),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+class DaemonProcess:
+    def __init__(self, config: Path, data_dir: Path, log: Path) -> None:
+        self.config = config
+        self.data_dir = data_dir
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.api_url = ""
+
+    def start(self, timeout: float = 30) -> DaemonProcess:
+        runtime = self.data_dir / "runtime.json"
+        runtime.unlink(missing_ok=True)
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "daemon.py"), "--config", str(self.config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+        out.close()
+
+        def ready() -> dict[str, Any] | None:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            if not runtime.exists():
+                return None
+            info: dict[str, Any] = json.loads(runtime.read_text())
+            return info if info.get("pid") == self.proc.pid else None
+
+        self.api_url = wait_for(ready, timeout, "daemon start")["api_url"]
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            self.proc.wait(timeout=15)
+
+    def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
+        return httpx.post(self.api_url + path, json=body, timeout=60)
+
+
+def village_fleet(
+    tmp: Path, database_url: str, broker_url: str, villages: int = 2
+) -> tuple[AgentProcesses, protocol.Signer]:
+    """Villages with a speaker and an LED board each, as separate agent processes with file sinks."""
+    signer = protocol.load_or_create_signer(tmp / "data" / "keys" / "daemon-ed25519.pem")
+    db = Database(database_url)
+    db.upgrade()
+    with db.session() as session:
+        ensure_commune(session, "Xã thử nghiệm")
+    configs = provision(
+        db,
+        tmp / "fleet",
+        villages,
+        broker_url,
+        {signer.kid: signer.public_b64},
+        protocol.DEFAULT_PREFIX,
+        "file",
+    )
+    db.dispose()
+    agents = AgentProcesses(configs, tmp / "fleet" / "logs")
+    agents.start()
+    return agents, signer
+
+
+def played(state_dir: Path) -> list[dict[str, Any]]:
+    log = state_dir / "played" / "played.jsonl"
+    if not log.exists():
+        return []
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]

@@ -1,0 +1,154 @@
+"""The HTTP API over real HTTP: documented examples, bad input, and nothing half-written."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from broadcaster.api import HttpServer, create_app
+from broadcaster.app import build_services
+from broadcaster.config import load_config
+from broadcaster.db import Announcement, AuditEntry, Broadcast, Database
+from broadcaster.service import Services, add_village
+from schedules.clock import SystemClock
+
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+PAIR = re.compile(
+    r"<!-- request: (\w+) (\S+) -->\s*(?:```json\n(.*?)```)?\s*<!-- response: (\d+) -->\s*```json\n(.*?)```",
+    re.S,
+)
+
+
+def documented_examples() -> list[tuple[str, str, Any, int, Any]]:
+    return [
+        (m, p, json.loads(req) if req else None, int(status), json.loads(resp))
+        for m, p, req, status, resp in PAIR.findall(DOC)
+    ]
+
+
+@pytest.fixture
+def api(tmp_path: Path, database_url: str) -> Iterator[tuple[str, Services]]:
+    cfg = load_config(
+        None,
+        environ={
+            "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
+            "LOA_DATABASE_URL": database_url,
+            "LOA_SPEECH_CHIMES": "false",
+        },
+    )
+    svc = build_services(cfg, SystemClock())
+    with svc.db.session() as s:
+        add_village(s, "thon-1", "Thôn 1")
+        add_village(s, "thon-2", "Thôn 2")
+    server = HttpServer(create_app(svc, svc.audio.store), "127.0.0.1", 0)
+    server.start()
+    yield server.url, svc
+    server.stop()
+    svc.db.dispose()
+
+
+def _stored(db: Database) -> tuple[int, int, int]:
+    with db.session() as s:
+        return (
+            s.scalar(select(func.count()).select_from(Announcement)) or 0,
+            s.scalar(select(func.count()).select_from(Broadcast)) or 0,
+            s.scalar(select(func.count()).select_from(AuditEntry)) or 0,
+        )
+
+
+def _same_shape(expected: Any, actual: Any, path: str = "") -> None:
+    if isinstance(expected, dict):
+        assert isinstance(actual, dict), path
+        assert set(expected) == set(actual), f"{path}: {set(expected) ^ set(actual)}"
+        for k in expected:
+            _same_shape(expected[k], actual[k], f"{path}.{k}")
+    elif isinstance(expected, list) and expected:
+        assert isinstance(actual, list) and len(actual) == len(expected), path
+        for i, (e, a) in enumerate(zip(expected, actual, strict=True)):
+            _same_shape(e, a, f"{path}[{i}]")
+
+
+def test_the_documented_examples_hold(api: tuple[str, Services]) -> None:
+    url, _ = api
+    examples = documented_examples()
+    assert len(examples) >= 5
+    for method, path, body, status, expected in examples:
+        resp = httpx.request(method, url + path, json=body, timeout=60)
+        assert resp.status_code == status, (path, body, resp.text)
+        got = resp.json()
+        if "error" in expected:
+            assert got == expected  # codes and Vietnamese messages are part of the contract
+        else:
+            _same_shape(expected, got)
+            for key in ("title", "priority"):
+                if key in expected:
+                    assert got[key] == expected[key]
+
+
+def test_an_announcement_is_stored_with_its_audio_and_audited(api: tuple[str, Services]) -> None:
+    url, svc = api
+    resp = httpx.post(
+        url + "/api/v1/announcements",
+        json={"text": "Kính thưa bà con, 17h chiều nay họp thôn.", "at": "+2h"},
+        headers={"X-Loa-User": "cán bộ văn hóa"},
+        timeout=60,
+    )
+    assert resp.status_code == 201, resp.text
+    item = resp.json()
+    assert item["created_by"] == "cán bộ văn hóa"
+    assert [b["zone"] for b in item["broadcasts"]] == ["all"]
+    audio = httpx.get(url + item["audio"]["url"], timeout=10)
+    assert audio.status_code == 200 and audio.content[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
+    assert httpx.get(f"{url}/api/v1/announcements/{item['id']}", timeout=10).json()["id"] == item["id"]
+    with svc.db.session() as s:
+        entry = s.scalars(select(AuditEntry)).one()
+        assert entry.actor == "cán bộ văn hóa" and entry.action == "announce"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"text": ""}, 400, "empty_text"),
+        ({"text": " \n\t "}, 400, "empty_text"),
+        ({"text": "Họp", "at": "+0s"}, 201, None),
+        ({"text": "Họp", "at": "2001-01-01T00:00:00Z"}, 400, "time_in_past"),
+        ({"text": "Họp", "at": "sáng mai"}, 400, "bad_time"),
+        ({"text": "Họp", "zones": []}, 400, "no_zone"),
+        ({"text": "Họp", "zones": ["all", "thon-7"]}, 404, "unknown_zone"),
+        ({"text": "Họp", "priority": "urgent"}, 400, "bad_priority"),
+        ({"text": "Họp", "colour": "red"}, 422, "invalid_request"),
+        ({"zones": ["all"]}, 422, "invalid_request"),
+        ({"text": 5}, 422, "invalid_request"),
+    ],
+)
+def test_bad_input_is_refused_and_nothing_is_stored(
+    api: tuple[str, Services], body: dict[str, Any], status: int, code: str | None
+) -> None:
+    url, svc = api
+    resp = httpx.post(url + "/api/v1/announcements", json=body, timeout=60)
+    assert resp.status_code == status, resp.text
+    if code is None:
+        assert _stored(svc.db) == (1, 1, 1)
+        return
+    assert resp.json()["error"]["code"] == code
+    assert resp.json()["error"]["message"]
+    assert _stored(svc.db) == (0, 0, 0)
+
+
+def test_malformed_json_and_unknown_paths(api: tuple[str, Services]) -> None:
+    url, svc = api
+    resp = httpx.post(
+        url + "/api/v1/announcements", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid_request"
+    assert httpx.get(url + "/api/v1/announcements/999").json()["error"]["code"] == "not_found"
+    assert httpx.get(url + "/audio/" + "0" * 64 + ".mp3").status_code == 404
+    assert httpx.get(url + "/audio/../../etc/passwd").status_code == 404
+    assert _stored(svc.db) == (0, 0, 0)

@@ -1,0 +1,93 @@
+"""The `loa` command as a person types it: output, exit codes, and nothing stored on bad input."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from broadcaster.db import Announcement, Broadcast, Database
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def loa(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
+        "LOA_SPEECH_CHIMES": "false",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "broadcaster.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+
+
+def _count(tmp_path: Path) -> tuple[int, int]:
+    db = Database(f"sqlite:///{tmp_path / 'data' / 'loa.sqlite3'}")
+    with db.session() as s:
+        out = (
+            s.scalar(select(func.count()).select_from(Announcement)) or 0,
+            s.scalar(select(func.count()).select_from(Broadcast)) or 0,
+        )
+    db.dispose()
+    return out
+
+
+def test_announce_stores_and_reports_in_vietnamese(tmp_path: Path) -> None:
+    r = loa(
+        tmp_path,
+        "announce",
+        "Thông báo họp thôn lúc 19h.",
+        "--zone",
+        "all",
+        "--at",
+        "+1h",
+        "--title",
+        "Họp thôn",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Đã lưu thông báo #1: Họp thôn" in r.stdout
+    assert _count(tmp_path) == (1, 1)
+    s = loa(tmp_path, "status")
+    assert s.returncode == 0 and "Thiết bị" in s.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["announce", "   "], "empty_text"),
+        (["announce", "Họp", "--at", "2001-01-01 07:00"], "time_in_past"),
+        (["announce", "Họp", "--zone", "thon-9"], "unknown_zone"),
+    ],
+)
+def test_bad_announce_exits_nonzero_and_stores_nothing(tmp_path: Path, args: list[str], code: str) -> None:
+    r = loa(tmp_path, *args)
+    assert r.returncode == 2
+    assert f"({code})" in r.stderr and r.stderr.startswith("Lỗi:")
+    assert _count(tmp_path) == (0, 0)
+
+
+def test_unreadable_config_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[speech]\nengine = "robot"\n')
+    r = loa(tmp_path, "--config", str(bad), "announce", "x")
+    assert r.returncode == 2 and "speech.engine" in r.stderr
+
+
+def test_normalize_reads_stdin_line_by_line(tmp_path: Path) -> None:
+    r = loa(tmp_path, "normalize", stdin="UBND xã họp lúc 7h30\nGọi 114\n")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 2
+    assert "ủy ban nhân dân" in lines[0].lower() and "bảy giờ ba mươi" in lines[0]
+    assert not any(ch.isdigit() for ch in r.stdout)

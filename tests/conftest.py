@@ -1,0 +1,70 @@
+"""Shared fixtures: real services, started by the tests themselves on free ports.
+
+- `broker`: a real Mosquitto (our ManagedBroker) on a free port, per test.
+- `database_url`: parametrized over a SQLite file and PostgreSQL (a throw-away schema in the `test`
+  database on 127.0.0.1:5432, or LOA_TEST_POSTGRES_URL); PostgreSQL cases skip with a visible reason
+  only when no PostgreSQL answers.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from broadcaster.broker import BrokerSettings, ManagedBroker
+
+POSTGRES_URL = os.environ.get("LOA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"no PostgreSQL answers at {POSTGRES_URL}: {type(exc).__name__}"
+    return None
+
+
+_PG_PROBLEM = _postgres_available()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[ManagedBroker]:
+    b = ManagedBroker(tmp_path / "broker", BrokerSettings(port=0))
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'loa.sqlite3'}"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    if _PG_PROBLEM:
+        pytest.skip(_PG_PROBLEM)
+    schema = f"loa_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    return str(request.getfixturevalue(name))
