@@ -24,7 +24,7 @@ from schedules.timer import Timer
 
 from broadcaster import protocol
 from broadcaster.api import HttpServer, create_app
-from broadcaster.app import audio_store, build_services
+from broadcaster.app import build_services
 from broadcaster.broker import BrokerSettings, ManagedBroker
 from broadcaster.config import Config, ConfigError, load_config
 from broadcaster.devices import DeviceLink, EventWriter, Metrics
@@ -71,7 +71,7 @@ class Daemon:
             address = BrokerAddress.parse(self.broker.url)
         self.broker_url = address.display()
 
-        store = audio_store(cfg)
+        store = svc.audio.store
         self.writer = EventWriter(svc.db, self.clock, self.metrics, on_device_online=self._device_online)
         self.link = DeviceLink(address, topics, self.writer, self.metrics)
         self.http = HttpServer(

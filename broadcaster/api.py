@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -45,7 +46,8 @@ class AnnouncementIn(BaseModel):
 
 def _actor(request: Request) -> str:
     # Until the web UI brings sign-in, the API is bound to localhost and callers name themselves.
-    return (request.headers.get("x-loa-user") or "api").strip()[:100] or "api"
+    # Header values are ASCII, so a Vietnamese name arrives percent-encoded (UTF-8).
+    return unquote(request.headers.get("x-loa-user") or "api").strip()[:100] or "api"
 
 
 def create_app(
@@ -124,10 +126,10 @@ def create_app(
         m = _AUDIO_NAME.match(name)
         if not m:
             raise BadInput("not_found", "Không có tệp âm thanh này.", 404)
-        path = store.path_for(m.group(1))
-        if not path.exists():
+        stored = store.open(m.group(1))
+        if stored is None or not stored.path.exists():
             raise BadInput("not_found", "Không có tệp âm thanh này.", 404)
-        return FileResponse(path, media_type="audio/mpeg" if m.group(2) == "mp3" else "audio/ogg")
+        return FileResponse(stored.path, media_type="audio/mpeg" if m.group(2) == "mp3" else "audio/ogg")
 
     return app
 

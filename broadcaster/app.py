@@ -27,9 +27,14 @@ def audio_store(config: Config) -> AudioStore:
 
 def audio_pipeline(config: Config, store: AudioStore | None = None) -> AudioPipeline:
     speech = config.speech
-    engine = build_engine(
-        speech.engine, voice=speech.voice, tld=speech.gtts_tld, timeout=speech.gtts_timeout_s
-    )
+    per_engine: dict[str, dict[str, object]] = {
+        "espeak": {"voice": speech.voice},
+        "gtts": {"lang": "vi", "tld": speech.gtts_tld, "read_timeout": speech.gtts_timeout_s},
+    }
+    if "+" in speech.engine:
+        engine = build_engine(speech.engine, **per_engine)
+    else:
+        engine = build_engine(speech.engine, **per_engine[speech.engine])
     return AudioPipeline(
         store or audio_store(config), engine, render_settings(speech), lexicon=speech.lexicon
     )

@@ -117,6 +117,9 @@ class Device(Base):
     volume: Mapped[int | None] = mapped_column(default=None)
     signal: Mapped[int | None] = mapped_column(default=None)
     diacritics: Mapped[bool] = mapped_column(default=True)  # LED boards that cannot show Vietnamese marks
+    # Mosquitto password-file hash of the device's broker password; the password itself is only
+    # ever in the provisioning file handed to the technician.
+    broker_password_hash: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -97,7 +98,7 @@ def test_an_announcement_is_stored_with_its_audio_and_audited(api: tuple[str, Se
     resp = httpx.post(
         url + "/api/v1/announcements",
         json={"text": "Kính thưa bà con, 17h chiều nay họp thôn.", "at": "+2h"},
-        headers={"X-Loa-User": "cán bộ văn hóa"},
+        headers={"X-Loa-User": quote("cán bộ văn hóa")},
         timeout=60,
     )
     assert resp.status_code == 201, resp.text

@@ -53,3 +53,16 @@ def test_invalid_config_names_the_key(tmp_path: Path, text: str, env: dict[str, 
 def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="không tìm thấy"):
         load_config(tmp_path / "nope.toml", environ={})
+
+
+def test_the_example_documents_every_key() -> None:
+    import tomllib
+
+    from broadcaster.config import Config
+
+    example = tomllib.loads((ROOT / "config.example.toml").read_text(encoding="utf-8"))
+    for section, model in Config.model_fields.items():
+        assert section in example, section
+        assert model.annotation is not None
+        fields = set(model.annotation.model_fields)  # type: ignore[union-attr]
+        assert fields == set(example[section]), (section, fields ^ set(example[section]))

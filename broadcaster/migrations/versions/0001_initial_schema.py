@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 18:46:06.109297
+Create Date: 2026-11-24 18:55:33.433649
 """
 
 from __future__ import annotations
@@ -111,6 +111,7 @@ def upgrade() -> None:
         sa.Column("volume", sa.Integer(), nullable=True),
         sa.Column("signal", sa.Integer(), nullable=True),
         sa.Column("diacritics", sa.Boolean(), nullable=False),
+        sa.Column("broker_password_hash", sa.String(length=200), nullable=False),
         sa.Column("created_at", broadcaster.db.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["village_id"],

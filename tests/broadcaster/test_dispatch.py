@@ -1,0 +1,256 @@
+"""The dispatcher and the device link against a real broker and database, with a controlled clock."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlalchemy import func, select
+
+from broadcaster import protocol
+from broadcaster.broker import ManagedBroker
+from broadcaster.config import DispatchConfig
+from broadcaster.db import (
+    Announcement,
+    Broadcast,
+    BroadcastStatus,
+    Command,
+    Database,
+    Delivery,
+    DeliveryStatus,
+    DeviceKind,
+)
+from broadcaster.devices import DeviceLink, EventWriter, Metrics
+from broadcaster.dispatch import Dispatcher
+from broadcaster.mqtt import BrokerAddress, connect, new_client
+from broadcaster.service import add_device, add_village, ensure_commune
+from schedules.clock import FakeClock
+from schedules.timer import Timer
+from tests.broadcaster.harness import wait_for
+
+T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)  # 07:00 in the commune
+
+
+@dataclass
+class Rig:
+    db: Database
+    clock: FakeClock
+    dispatcher: Dispatcher
+    writer: EventWriter
+    link: DeviceLink
+    metrics: Metrics
+    broker: ManagedBroker
+    signer: protocol.Signer
+
+
+@pytest.fixture
+def rig(tmp_path: Path, broker: ManagedBroker, database_url: str) -> Iterator[Rig]:
+    db = Database(database_url)
+    db.upgrade()
+    with db.session() as s:
+        ensure_commune(s, "Xã thử")
+        for n in (1, 2):
+            add_village(s, f"thon-{n}", f"Thôn {n}")
+            add_device(s, f"thon-{n}-loa", DeviceKind.SPEAKER, f"thon-{n}")
+    clock = FakeClock(T0)
+    metrics = Metrics()
+    signer = protocol.load_or_create_signer(tmp_path / "k.pem")
+    holder: dict[str, Dispatcher] = {}
+    writer = EventWriter(db, clock, metrics, on_device_online=lambda d: holder["d"].on_device_online(d))
+    link = DeviceLink(BrokerAddress.parse(broker.url), protocol.Topics(), writer, metrics)
+    dispatcher = Dispatcher(
+        db,
+        clock,
+        DispatchConfig(lead_s=30, validity_s=600),
+        signer,
+        link,
+        Timer(clock),
+        audio_url=lambda sha, ext: f"http://127.0.0.1:1/audio/{sha}.{ext}",
+    )
+    holder["d"] = dispatcher
+    writer.start()
+    link.start()
+    yield Rig(db, clock, dispatcher, writer, link, metrics, broker, signer)
+    link.stop()
+    writer.stop()
+    db.dispose()
+
+
+def plan(db: Database, start_at: datetime, zone: str = "all") -> int:
+    with db.session() as s:
+        a = Announcement(
+            title="Họp thôn",
+            text="Họp thôn",
+            created_at=T0,
+            created_by="t",
+            audio_sha256="a" * 64,
+            audio_size=10,
+            audio_duration_ms=1000,
+        )
+        s.add(a)
+        s.flush()
+        b = Broadcast(
+            announcement_id=a.id, zone_id=zone, start_at=start_at, expires_at=start_at + timedelta(minutes=10)
+        )
+        s.add(b)
+        s.flush()
+        return b.id
+
+
+class Listener:
+    """A bare MQTT client in a device's place: records what reaches its command topic."""
+
+    def __init__(self, broker: ManagedBroker, device_id: str) -> None:
+        self.got: list[dict[str, Any]] = []
+        self.subscribed = threading.Event()
+        self.client = new_client(device_id)
+        self.client.on_connect = lambda c, *_: c.subscribe(protocol.Topics().cmd(device_id), qos=1)
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client.on_message = lambda _c, _u, m: self.got.append(json.loads(m.payload))
+        connect(self.client, BrokerAddress.parse(broker.url), persistent=True)
+        self.client.loop_start()
+        assert self.subscribed.wait(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def _count(db: Database, model: type) -> int:
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(model)) or 0
+
+
+def test_racing_dispatches_produce_one_set_of_commands(rig: Rig) -> None:
+    bid = plan(rig.db, T0 + timedelta(seconds=20))
+    results: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(rig.dispatcher.dispatch(bid))) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [0, 0, 0, 2]
+    assert _count(rig.db, Command) == 2 and _count(rig.db, Delivery) == 2
+
+
+def test_an_airing_past_its_validity_is_missed_with_a_reason(rig: Rig) -> None:
+    bid = plan(rig.db, T0 - timedelta(minutes=11))
+    rig.dispatcher.reconcile()
+    with rig.db.session() as s:
+        b = s.get(Broadcast, bid)
+        assert b is not None and b.status is BroadcastStatus.MISSED and "thời hạn" in b.reason
+    assert _count(rig.db, Command) == 0
+
+
+def test_an_airing_still_valid_after_downtime_plays_late_and_says_so(rig: Rig) -> None:
+    listener = Listener(rig.broker, "thon-1-loa")
+    try:
+        bid = plan(rig.db, T0 - timedelta(minutes=2))
+        rig.dispatcher.reconcile()
+        wait_for(lambda: listener.got, 5, "the late command")
+        cmd = listener.got[0]
+        assert protocol.parse_time(cmd["start_at"]) == T0 + timedelta(seconds=3)
+        with rig.db.session() as s:
+            b = s.get(Broadcast, bid)
+            assert b is not None and b.late and b.status is BroadcastStatus.DISPATCHED and "trễ" in b.reason
+    finally:
+        listener.close()
+
+
+def test_future_airings_wait_for_their_lead_time(rig: Rig) -> None:
+    bid = plan(rig.db, T0 + timedelta(minutes=5))
+    rig.dispatcher.reconcile()
+    assert _count(rig.db, Command) == 0
+    assert f"dispatch:{bid}" in rig.dispatcher.timer.scheduled_ids()
+    rig.clock.advance(timedelta(minutes=4, seconds=31))
+    rig.dispatcher.reconcile()
+    assert _count(rig.db, Command) == 2
+
+
+def test_commands_reach_devices_signed_and_are_marked_sent(rig: Rig) -> None:
+    listener = Listener(rig.broker, "thon-2-loa")
+    try:
+        bid = plan(rig.db, T0 + timedelta(seconds=10), zone="thon-2")
+        assert rig.dispatcher.dispatch(bid) == 1
+        wait_for(lambda: listener.got, 5, "the command")
+        keys = {rig.signer.kid: rig.signer.private.public_key()}
+        protocol.check_command(listener.got[0], keys, T0, seen=set())
+        assert rig.writer.flush()
+        wait_for(lambda: _delivery_status(rig.db) == [DeliveryStatus.SENT], 5, "delivery sent")
+    finally:
+        listener.close()
+
+
+def _delivery_status(db: Database) -> list[DeliveryStatus]:
+    with db.session() as s:
+        return list(s.scalars(select(Delivery.status).order_by(Delivery.id)))
+
+
+def test_an_offline_device_gets_its_pending_command_when_it_comes_back(rig: Rig) -> None:
+    bid = plan(rig.db, T0 + timedelta(seconds=10), zone="thon-1")
+    rig.dispatcher.dispatch(bid)  # nobody listening, and no session at the broker for this device yet
+    listener = Listener(rig.broker, "thon-1-loa")
+    try:
+        assert listener.got == []
+        status = protocol.encode(protocol.make_status(True, T0))
+        listener.client.publish(protocol.Topics().status("thon-1-loa"), status, qos=1, retain=True)
+        wait_for(lambda: listener.got, 5, "the re-sent command")
+        assert listener.got[0]["type"] == "play"
+    finally:
+        listener.close()
+
+
+def test_acks_move_deliveries_forward_only_and_bad_messages_are_counted(rig: Rig) -> None:
+    listener = Listener(rig.broker, "thon-1-loa")
+    try:
+        bid = plan(rig.db, T0 + timedelta(seconds=10), zone="thon-1")
+        rig.dispatcher.dispatch(bid)
+        wait_for(lambda: listener.got, 5, "the command")
+        cid = listener.got[0]["id"]
+        ack_topic = protocol.Topics().ack("thon-1-loa")
+        pub = listener.client.publish
+        for state, extra in (("playing", {"start_error_ms": 1.5}), ("received", {}), ("done", {})):
+            pub(
+                ack_topic, protocol.encode(protocol.make_ack(cid, state, T0, **extra)), qos=1
+            ).wait_for_publish()
+        pub(ack_topic, b"{not json", qos=1).wait_for_publish()
+        pub(
+            ack_topic, protocol.encode(protocol.make_ack("no-such-command", "done", T0)), qos=1
+        ).wait_for_publish()
+        pub(protocol.Topics().ack("intruder"), protocol.encode(protocol.make_ack(cid, "failed", T0)), qos=1)
+        pub(ack_topic, b"x" * (protocol.MAX_PAYLOAD_BYTES + 1), qos=1).wait_for_publish()
+        expected = {"malformed_json": 1, "ack_for_unknown_command": 2, "oversized_payload": 1}
+        wait_for(
+            lambda: rig.metrics.snapshot() == expected, 5, f"bad messages counted {rig.metrics.snapshot()}"
+        )
+        assert rig.writer.flush()
+        with rig.db.session() as s:
+            d = s.scalars(select(Delivery)).one()
+            assert d.status is DeliveryStatus.DONE and d.start_error_ms == 1.5
+            b = s.get(Broadcast, bid)
+            assert b is not None and b.status is BroadcastStatus.DONE
+    finally:
+        listener.close()
+
+
+def test_the_writer_commits_acks_in_batches(rig: Rig) -> None:
+    bid = plan(rig.db, T0 + timedelta(seconds=10))
+    rig.dispatcher.dispatch(bid)
+    assert rig.writer.flush()
+    with rig.db.session() as s:
+        commands = list(s.scalars(select(Command)))
+    before = rig.writer.batches
+    for _ in range(50):
+        for c in commands:
+            rig.writer.put("ack", c.device_id, protocol.make_ack(c.id, "received", T0))
+    assert rig.writer.flush()
+    assert rig.writer.batches - before < 50  # 100 acks, far fewer commits
