@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schedules.timer import Timer
-
 from broadcaster import protocol
 from broadcaster.api import HttpServer, create_app
 from broadcaster.app import build_services
@@ -33,6 +31,7 @@ from broadcaster.mqtt import BrokerAddress
 from broadcaster.service import Services
 from broadcaster.simulate import AgentProcesses, provision
 from schedules.clock import Clock, SystemClock
+from schedules.timer import Timer
 
 log = logging.getLogger("loa")
 

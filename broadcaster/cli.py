@@ -190,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("normalize", help="in cách đọc của từng dòng trên stdin")
     n.set_defaults(func=cmd_normalize)
+    from broadcaster import cli_admin
+
+    cli_admin.register(sub)
     return p
 
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from schedules.timer import Timer
 from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
@@ -37,6 +36,7 @@ from broadcaster.db import (
 from broadcaster.devices import DeviceLink, apply_delivery_update, finish_broadcast_if_complete
 from broadcaster.service import devices_in
 from schedules.clock import Clock
+from schedules.timer import Timer
 
 log = logging.getLogger(__name__)
 

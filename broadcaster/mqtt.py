@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -90,12 +91,20 @@ def publish_properties(expiry_s: float | None) -> Properties | None:
 
 
 def connect(
-    client: mqtt.Client, address: BrokerAddress, *, persistent: bool = True, keepalive: int = 30
+    client: mqtt.Client,
+    address: BrokerAddress,
+    *,
+    persistent: bool = True,
+    keepalive: int = 30,
+    ca_file: str | Path | None = None,
 ) -> None:
+    """Start connecting in the background. With mqtts://, the server certificate and host name are always
+    verified: against `ca_file` (a commune's own CA, see broadcaster.security.make_ca) or else the
+    system's trust store."""
     if address.username:
         client.username_pw_set(address.username, address.password)
     if address.tls:
-        client.tls_set()
+        client.tls_set(ca_certs=str(ca_file) if ca_file else None)
     client.connect_async(
         address.host,
         address.port,

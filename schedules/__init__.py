@@ -1,0 +1,122 @@
+"""Time and priority for loa: what goes on air, where, and when. No I/O in here.
+
+This package knows nothing about loudspeakers, MQTT, audio files or the database; the
+broadcaster wires it up. Instants are aware UTC datetimes (naive ones are read as UTC, as the
+database hands them back); days and times of day that people type are Asia/Ho_Chi_Minh.
+
+Public API
+----------
+Kinds of airing (`schedules.model`):
+    Priority                      BACKGROUND < NORMAL < PRIORITY < EMERGENCY (TT 39/2020/TT-BTTTT)
+    Airing                        one thing to play once: targets, duration, earliest, valid_until
+    notice(id, title, duration, targets, *, now, at=None, valid_until=None, priority=NORMAL,
+           order_key=0, window_id=None) -> Airing          one-off at `at`, or ASAP when None
+    NoticeSeries(...).airings(start, end) -> list[Airing]   recurring notice
+    RelayProgramme(...).airings(start, end) -> list[Airing] higher station's stream, fixed hours
+    EmergencyAlert(...).airings(now) -> list[Airing]        repeated N times with a gap
+    BulletinProgramme(...).windows(start, end) -> list[BulletinWindow]
+    Placement                     an airing placed at `start` in `villages` (+ code, explanation)
+
+Recurrence (`schedules.recurrence`):
+    Recurrence.daily / for_days / on_weekdays / weekly / every_n_days
+    occurrences(rule, start, end) -> list[datetime]          UTC firings in [start, end)
+    parse_recurrence(spec, *, today) -> Recurrence           "06:00 và 17:00 trong 3 ngày"
+
+Zones (`schedules.zones`): Zone, ZoneKind, ZoneTree.expand(targets) -> villages, QuietHours.
+
+Planning (`schedules.planner`):
+    plan(tree, requests, *, now, existing=(), windows=(), quiet_hours=None) -> Plan
+    Plan.placements / conflicts / changed / dropped, Plan.timeline(village)
+
+Firing: classify_firing(planned_start, valid_until, now, *, duration=0, tolerance=10 s)
+        -> Firing.ON_TIME | LATE | MISSED
+Timer:  Timer(clock).schedule(job_id, run_at, callback) / cancel / scheduled_ids / start / shutdown
+Export: to_ics(placements, zone_name, *, stamp=None) -> str
+Speech: bulletin_heading(when) -> "Bản tin sáng ngày hai mươi lăm tháng năm"
+Errors: ScheduleError(code, message_vi), ErrorCode
+
+Wiring it to a database
+-----------------------
+    tree = ZoneTree(zone_rows)                       # communes, villages, groups
+    existing = [row_to_placement(r) for r in db.placements_from(now - timedelta(hours=3))]
+    windows = [w for bp in bulletin_programmes for w in bp.windows(now, now + horizon)]
+    request = notice("n42", "Họp thôn", timedelta(minutes=2), {"thon-1"}, now=now, at=t)
+    result = plan(tree, [request], now=now, existing=existing, windows=windows)
+    show(result.conflicts, [p.explanation for p in result.changed])   # officer confirms
+    db.delete(result.dropped); db.upsert(result.changed)               # then commit
+    for p in result.changed: timer.schedule(placement_job_id(p), p.start, fire)
+    def fire(job_id): p = db.load(job_id)
+        match classify_firing(p.start, p.airing.valid_until, clock.now(), duration=p.airing.duration): ...
+"""
+
+from schedules.clock import LOCAL_TZ, Clock, FakeClock, SystemClock, to_local, utc
+from schedules.errors import ErrorCode, ScheduleError
+from schedules.firing import ON_TIME_TOLERANCE, Firing, classify_firing
+from schedules.heading import bulletin_heading, read_date, read_day_number
+from schedules.ics import to_ics
+from schedules.model import (
+    DEFAULT_VALIDITY,
+    FRAMING_KINDS,
+    Airing,
+    AiringKind,
+    BulletinProgramme,
+    BulletinWindow,
+    EmergencyAlert,
+    NoticeSeries,
+    Placement,
+    Priority,
+    RelayProgramme,
+    notice,
+    occurrence_id,
+)
+from schedules.planner import MIN_RELAY_PIECE, Conflict, PlacementCode, Plan, plan
+from schedules.recurrence import Frequency, Recurrence, occurrences, parse_recurrence
+from schedules.timer import Timer
+from schedules.zones import DEFAULT_QUIET_HOURS, NO_QUIET_HOURS, QuietHours, Zone, ZoneKind, ZoneTree
+
+__all__ = [
+    "DEFAULT_QUIET_HOURS",
+    "DEFAULT_VALIDITY",
+    "FRAMING_KINDS",
+    "LOCAL_TZ",
+    "MIN_RELAY_PIECE",
+    "NO_QUIET_HOURS",
+    "ON_TIME_TOLERANCE",
+    "Airing",
+    "AiringKind",
+    "BulletinProgramme",
+    "BulletinWindow",
+    "Clock",
+    "Conflict",
+    "EmergencyAlert",
+    "ErrorCode",
+    "FakeClock",
+    "Firing",
+    "Frequency",
+    "NoticeSeries",
+    "Placement",
+    "PlacementCode",
+    "Plan",
+    "Priority",
+    "QuietHours",
+    "Recurrence",
+    "RelayProgramme",
+    "ScheduleError",
+    "SystemClock",
+    "Timer",
+    "Zone",
+    "ZoneKind",
+    "ZoneTree",
+    "bulletin_heading",
+    "classify_firing",
+    "notice",
+    "occurrence_id",
+    "occurrences",
+    "parse_recurrence",
+    "plan",
+    "read_date",
+    "read_day_number",
+    "to_ics",
+    "to_local",
+    "utc",
+]
