@@ -10,6 +10,7 @@ clock ────┘        │                └─> Dispatcher ─> DeviceLi
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from broadcaster import protocol
 from broadcaster.api import HttpServer, create_app
@@ -49,10 +50,12 @@ class Daemon:
     agents: AgentProcesses | None = None
     metrics: Metrics = field(default_factory=Metrics)
     broker_url: str = ""
+    _lock_file: TextIO | None = None
 
     def start(self) -> None:
         cfg = self.config
         data = Path(cfg.general.data_dir).resolve()
+        self._lock_data_dir(data)
         svc = self.services = build_services(cfg, self.clock)
         signer = protocol.load_or_create_signer(data / "keys" / "daemon-ed25519.pem")
         topics = protocol.Topics(cfg.broker.topic_prefix)
@@ -72,7 +75,7 @@ class Daemon:
 
         store = svc.audio.store
         self.writer = EventWriter(svc.db, self.clock, self.metrics, on_device_online=self._device_online)
-        self.link = DeviceLink(address, topics, self.writer, self.metrics)
+        self.link = DeviceLink(address, topics, self.writer, self.metrics, client_id=f"loa-daemon-{signer.kid}")
         self.http = HttpServer(
             create_app(svc, store, on_change=self._poke, metrics=self.metrics.snapshot),
             cfg.http.host,
@@ -107,6 +110,26 @@ class Daemon:
             self.agents = AgentProcesses(configs, data / "sim" / "logs")
             self.agents.start()
 
+    def _lock_data_dir(self, data: Path) -> None:
+        """Two daemons on one data folder would fight over the broker session and the devices."""
+        data.mkdir(parents=True, exist_ok=True)
+        self._lock_file = (data / "daemon.lock").open("a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.seek(0)
+            other = self._lock_file.read().strip() or "?"
+            self._lock_file.close()
+            self._lock_file = None
+            raise RuntimeError(
+                f"một daemon loa khác đang chạy với thư mục dữ liệu {data} (pid {other}) / "
+                "another daemon already uses this data folder"
+            ) from None
+        self._lock_file.seek(0)
+        self._lock_file.truncate()
+        self._lock_file.write(str(os.getpid()))
+        self._lock_file.flush()
+
     def _write_runtime(self, data: Path) -> None:
         """Where this instance listens, for the CLI, scripts and tests (ports may have been moved)."""
         assert self.http is not None
@@ -132,6 +155,9 @@ class Daemon:
                     log.exception("while stopping %s", type(part).__name__)
         if self.services:
             self.services.db.dispose()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
 
     def banner(self) -> str:
         assert self.http is not None
@@ -168,9 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=config.general.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=config.general.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("alembic", "apscheduler"):  # start-up chatter that tells an operator nothing
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     daemon = Daemon(config)
     stop = threading.Event()
 

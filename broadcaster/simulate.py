@@ -73,7 +73,7 @@ class AgentProcesses:
         kind = AgentConfig.load(cfg).kind
         out = (self.log_dir / f"{cfg.stem}.log").open("ab")
         self.procs[cfg] = subprocess.Popen(
-            [sys.executable, "-m", "broadcaster.cli", "agent", kind, "--config", str(cfg)],
+            [sys.executable, "-m", "broadcaster.cli", "agent", kind, "--config", str(cfg), "--exit-with-parent"],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

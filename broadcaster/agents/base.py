@@ -147,6 +147,7 @@ class DeviceAgent:
         }
         self.seen = SeenCommands(self.state_dir / "seen.json")
         self.refused: dict[str, int] = {}
+        self._parent_pid: int | None = None
         self._stop = threading.Event()
         self._latch = Connected()
         address = BrokerAddress.parse(config.broker_url)
@@ -195,11 +196,18 @@ class DeviceAgent:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def exit_with_parent(self, parent_pid: int) -> None:
+        """Simulated devices must not outlive the daemon that started them (a killed daemon's orphans
+        would share client ids with the next run's agents and knock each other off the broker)."""
+        self._parent_pid = parent_pid
+
     def run_forever(self) -> None:
         self.start(timeout=60)
         try:
             while not self._stop.wait(1.0):
-                pass
+                if self._parent_pid is not None and os.getppid() != self._parent_pid:
+                    log.warning("%s: parent process is gone; stopping", self.device_id)
+                    break
         finally:
             self.stop()
 
