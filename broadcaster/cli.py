@@ -12,6 +12,7 @@ import contextlib
 import getpass
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if args.sink_override:
         cfg.sink = args.sink_override
     agent = SpeakerAgent(cfg) if args.kind == "speaker" else LedAgent(cfg)
+    if args.exit_with_parent:
+        agent.exit_with_parent(os.getppid())
     import signal
 
     signal.signal(signal.SIGTERM, lambda *_: agent._stop.set())
@@ -176,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--state-dir", default=None)
     g.add_argument("--sink", default="file", choices=["auto", "file", "null", "ffplay", "aplay"])
     g.add_argument("--sink-override", default=None, choices=["auto", "file", "null", "ffplay", "aplay"])
+    g.add_argument("--exit-with-parent", action="store_true", help="dừng khi tiến trình cha dừng (mô phỏng)")
     g.set_defaults(func=cmd_agent)
 
     d = sub.add_parser("db", help="cơ sở dữ liệu")
