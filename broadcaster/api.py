@@ -12,19 +12,21 @@ import re
 import socket
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote
 
 import uvicorn
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audio import AudioStore
 from broadcaster import service
 from broadcaster.service import BadInput, Services
+from schedules.clock import LOCAL_TZ
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,17 @@ class AnnouncementIn(BaseModel):
     )
     title: str | None = Field(default=None, description="Shown on LED boards; defaults to the first line.")
     priority: str = Field(default="normal", description="normal | priority | emergency")
+
+
+def _instant(text: str | None) -> datetime | None:
+    """A query-string instant: ISO 8601 (an offset-less one is Asia/Ho_Chi_Minh)."""
+    if not text:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise BadInput("bad_time", f"Không hiểu thời điểm {text!r}; dùng dạng 2026-11-25T06:00.") from exc
+    return when if when.tzinfo else when.replace(tzinfo=LOCAL_TZ)
 
 
 def _actor(request: Request) -> str:
@@ -74,9 +87,7 @@ def create_app(
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = "not_found" if exc.status_code == 404 else "http_error"
-        return JSONResponse(
-            {"error": {"code": code, "message": "Không tìm thấy."}}, status_code=exc.status_code
-        )
+        return JSONResponse({"error": {"code": code, "message": "Không tìm thấy."}}, status_code=exc.status_code)
 
     @app.get(f"/api/{API_VERSION}/health")
     def health() -> dict[str, Any]:
@@ -112,6 +123,18 @@ def create_app(
     @app.get(f"/api/{API_VERSION}/zones")
     def read_zones() -> list[dict[str, Any]]:
         return service.list_zones(svc)
+
+    @app.get(f"/api/{API_VERSION}/timeline")
+    def read_timeline(
+        zone: str | None = None,
+        start: str | None = Query(None, alias="from"),
+        end: str | None = Query(None, alias="to"),
+    ) -> list[dict[str, Any]]:
+        return service.timeline(svc, zone, _instant(start), _instant(end))
+
+    @app.get(f"/api/{API_VERSION}/zones/{{zone_id}}/calendar.ics")
+    def read_calendar(zone_id: str) -> Response:
+        return Response(service.calendar(svc, zone_id), media_type="text/calendar; charset=utf-8")
 
     @app.get(f"/api/{API_VERSION}/deliveries")
     def read_deliveries(limit: int = 50) -> list[dict[str, Any]]:
@@ -154,9 +177,7 @@ class HttpServer:
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
         self.sock = bind_socket(host, port)
         self.host, self.port = self.sock.getsockname()[:2]
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-        )
+        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
 
     @property

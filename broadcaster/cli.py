@@ -89,9 +89,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         cfg = AgentConfig.load(args.config_file)
     else:
         if not (args.id and args.broker and args.key):
-            print(
-                "Cần --config FILE, hoặc đủ --id, --broker và --key (agent_config_missing)", file=sys.stderr
-            )
+            print("Cần --config FILE, hoặc đủ --id, --broker và --key (agent_config_missing)", file=sys.stderr)
             return 2
         keys = dict(k.split(":", 1) for k in args.key)
         cfg = AgentConfig(
@@ -112,6 +110,69 @@ def cmd_agent(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: agent._stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         agent.run_forever()
+    return 0
+
+
+def _local_day(text: str | None, end: bool = False) -> Any:
+    """--from/--to as a local date (the whole day) or anything `loa announce --at` accepts."""
+    from datetime import datetime, time, timedelta
+
+    from schedules.clock import LOCAL_TZ
+    from schedules.when import parse_when
+
+    if text is None:
+        return None
+    try:
+        day = datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        return parse_when(text, datetime.now(LOCAL_TZ), allow_past_s=10**9)
+    return datetime.combine(day + timedelta(days=1 if end else 0), time(0), LOCAL_TZ)
+
+
+def cmd_timeline(args: argparse.Namespace) -> int:
+    from broadcaster import service
+    from broadcaster.app import build_services
+    from schedules.when import WhenError
+
+    svc = build_services(_config(args), SystemClock())
+    try:
+        start, end = _local_day(args.from_), _local_day(args.to, end=True)
+    except WhenError as exc:
+        raise BadInput(exc.code, exc.message_vi) from exc
+    if args.ics:
+        if not args.zone:
+            raise BadInput("no_zone", "Cần --zone để xuất lịch .ics.")
+        sys.stdout.write(service.calendar(svc, args.zone))
+        return 0
+    rows = service.timeline(svc, args.zone, start, end)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    if not rows:
+        print("Không có lượt phát nào trong khoảng này.")
+    for r in rows:
+        print(f"  {r['start_at_local']}  {r['zone_name']:<12} {r['priority']:<9} {r['status']:<10} {r['title']}")
+        if r["explanation"]:
+            print(f"      {r['explanation']}")
+    return 0
+
+
+def cmd_zone(args: argparse.Namespace) -> int:
+    from broadcaster import service
+    from broadcaster.app import build_services
+
+    svc = build_services(_config(args), SystemClock())
+    if args.action == "add":
+        if not args.id:
+            print("Cần mã khu vực (zone_id_missing)", file=sys.stderr)
+            return 2
+        z = service.add_zone(
+            svc, args.id, args.name or args.id, args.kind, args.members or [], actor=args.user or _user()
+        )
+        print(f"Đã thêm {z['kind']} {z['id']} ({z['name']})")
+        return 0
+    for z in service.list_zones(svc):
+        print(f"  {z['id']:<16} {z['kind']:<8} {z['name']}")
     return 0
 
 
@@ -170,9 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("agent", help="chạy tác tử thiết bị (loa hoặc bảng LED)")
     g.add_argument("kind", choices=["speaker", "led"])
-    g.add_argument(
-        "--config", dest="config_file", type=Path, default=None, help="tệp cấu hình thiết bị (JSON)"
-    )
+    g.add_argument("--config", dest="config_file", type=Path, default=None, help="tệp cấu hình thiết bị (JSON)")
     g.add_argument("--id")
     g.add_argument("--broker", help="mqtt://user:pass@host:port")
     g.add_argument("--key", action="append", help="KID:BASE64 khóa công khai của daemon")
@@ -181,6 +240,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sink-override", default=None, choices=["auto", "file", "null", "ffplay", "aplay"])
     g.add_argument("--exit-with-parent", action="store_true", help="dừng khi tiến trình cha dừng (mô phỏng)")
     g.set_defaults(func=cmd_agent)
+
+    t = sub.add_parser("timeline", help="lịch phát theo khu vực")
+    t.add_argument("--zone", default=None)
+    t.add_argument("--from", dest="from_", default=None, help="YYYY-MM-DD (giờ Việt Nam) hoặc 17:30, +1h")
+    t.add_argument("--to", default=None, help="YYYY-MM-DD (cả ngày đó) hoặc 17:30, +1h")
+    t.add_argument("--ics", action="store_true", help="xuất tệp lịch iCalendar (.ics) cho điện thoại")
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_timeline)
+
+    z = sub.add_parser("zone", help="thôn và nhóm thôn")
+    z.add_argument("action", choices=["add", "list"])
+    z.add_argument("id", nargs="?")
+    z.add_argument("--name", default=None)
+    z.add_argument("--kind", default="village", choices=["village", "group"])
+    z.add_argument("--members", nargs="*", help="các thôn của nhóm")
+    z.add_argument("--user", default=None)
+    z.set_defaults(func=cmd_zone)
 
     d = sub.add_parser("db", help="cơ sở dữ liệu")
     d.add_argument("action", choices=["upgrade"])

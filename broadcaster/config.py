@@ -98,6 +98,13 @@ class DispatchConfig(_Section):
     )
 
 
+class ScheduleConfig(_Section):
+    quiet_start: str = Field("21:30", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Quiet hours begin (local).")
+    quiet_end: str = Field("05:00", pattern=r"^([01]\d|2[0-3]):[0-5]\d$", description="Quiet hours end (local).")
+    emergency_repeats: int = Field(3, ge=1, le=10, description="How many times an emergency alert plays.")
+    emergency_gap_s: float = Field(60.0, ge=0, le=3600, description="Silence between the repeats of an alert.")
+
+
 class SimulationConfig(_Section):
     villages: int = Field(2, ge=0, le=50, description="Simulated villages; 0 disables the simulation.")
     sink: Literal["auto", "file", "null", "ffplay", "aplay"] = Field(
@@ -112,6 +119,7 @@ class Config(_Section):
     http: HttpConfig = HttpConfig()
     speech: SpeechConfig = SpeechConfig()
     dispatch: DispatchConfig = DispatchConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
     simulation: SimulationConfig = SimulationConfig()
 
     @property

@@ -95,6 +95,9 @@ class Zone(Base):
     name: Mapped[str] = mapped_column(String(200))
     kind: Mapped[ZoneKind] = mapped_column(Enum(ZoneKind, native_enum=False, length=16))
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("zones.id"), default=None)
+    # Local wall-clock "HH:MM" bounds of this zone's quiet hours; None means the configured default.
+    quiet_start: Mapped[str | None] = mapped_column(String(5), default=None)
+    quiet_end: Mapped[str | None] = mapped_column(String(5), default=None)
 
 
 class ZoneMember(Base):
@@ -140,7 +143,11 @@ class Announcement(Base):
 
 
 class Broadcast(Base):
-    """One planned airing of one item in one zone."""
+    """One planned airing of one item in one zone (a village, as placed by the planner).
+
+    Rows that share `airing_id` and `start_at` are one placement of the planner: the villages of a
+    group start together.
+    """
 
     __tablename__ = "broadcasts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -148,6 +155,12 @@ class Broadcast(Base):
     zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id"))
     start_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+    airing_id: Mapped[str] = mapped_column(String(80), default="")
+    kind: Mapped[str] = mapped_column(String(16), default="notice")
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    duration_ms: Mapped[int] = mapped_column(default=0)
+    code: Mapped[str] = mapped_column(String(40), default="")  # why it is placed where it is (planner code)
+    explanation: Mapped[str] = mapped_column(String(500), default="")  # the same, for the officer
     status: Mapped[BroadcastStatus] = mapped_column(
         Enum(BroadcastStatus, native_enum=False, length=16), default=BroadcastStatus.PLANNED
     )

@@ -115,8 +115,7 @@ class Dispatcher:
             due: list[int] = []
             with self.db.session() as session:
                 rows = session.execute(
-                    select(Broadcast.id, Broadcast.start_at, Broadcast.expires_at, Announcement.priority)
-                    .join(Announcement, Broadcast.announcement_id == Announcement.id)
+                    select(Broadcast.id, Broadcast.start_at, Broadcast.expires_at, Broadcast.priority)
                     .where(Broadcast.status == BroadcastStatus.PLANNED, Broadcast.start_at <= horizon)
                     .order_by(Broadcast.start_at)
                 ).all()
@@ -192,7 +191,7 @@ class Dispatcher:
             assert zone is not None
             item = b.announcement
             for device in devices_in(session, zone):
-                body = self._body_for(device, item)
+                body = self._body_for(device, item, b)
                 if body is None:
                     continue
                 delivery = Delivery(broadcast_id=b.id, device_id=device.id, updated_at=now)
@@ -206,7 +205,7 @@ class Dispatcher:
                     issued_at=now,
                     start_at=start_at,
                     expires_at=b.expires_at,
-                    priority=item.priority,
+                    priority=b.priority,
                 )
                 payload = protocol.encode(message)
                 session.add(
@@ -229,7 +228,7 @@ class Dispatcher:
         self._publish(outgoing)
         return len(outgoing)
 
-    def _body_for(self, device: Device, item: Announcement) -> dict[str, object] | None:
+    def _body_for(self, device: Device, item: Announcement, b: Broadcast) -> dict[str, object] | None:
         if item.audio_sha256 is None:
             return None
         if device.kind is DeviceKind.SPEAKER:
@@ -246,7 +245,7 @@ class Dispatcher:
         text = item.title if device.diacritics else protocol.strip_diacritics(item.title)
         return {
             "text": text,
-            "duration_s": max(5, round((item.audio_duration_ms or 0) / 1000)),
+            "duration_s": max(5, round((b.duration_ms or item.audio_duration_ms or 0) / 1000)),
             "scroll_speed": 2,
             "diacritics": device.diacritics,
         }

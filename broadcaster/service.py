@@ -7,8 +7,9 @@ the officer.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -30,10 +31,13 @@ from broadcaster.db import (
     ZoneMember,
     audit,
 )
+from broadcaster.planning import PRIORITY_OF, apply_plan, placement_view, plan_new
+from schedules import Airing, AiringKind, EmergencyAlert, Placement, QuietHours, ScheduleError, notice, to_ics
 from schedules.clock import Clock, to_local
 from schedules.when import WhenError, parse_when
 
 COMMUNE_ZONE = "all"
+ZONE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 PRIORITIES = ("normal", "priority", "emergency")
 MAX_TEXT_CHARS = 20_000
 
@@ -82,6 +86,47 @@ def add_village(session: Session, village_id: str, name: str) -> Zone:
     return zone
 
 
+def add_zone(
+    svc: Services,
+    zone_id: str,
+    name: str,
+    kind: str,
+    members: list[str],
+    *,
+    actor: str,
+    quiet: tuple[str, str] | None = None,
+) -> dict[str, Any]:
+    """A village of the commune, or a named group of existing villages."""
+    if not ZONE_ID.match(zone_id or ""):
+        raise BadInput("bad_zone_id", "Mã khu vực chỉ gồm chữ thường không dấu, số và dấu '-' (ví dụ: thon-3).")
+    if kind not in ("village", "group"):
+        raise BadInput("bad_zone_kind", "Loại khu vực phải là village (thôn) hoặc group (nhóm thôn).")
+    with svc.db.session() as session:
+        if session.get(Zone, zone_id) is not None:
+            raise BadInput("zone_exists", f"Khu vực '{zone_id}' đã có.", 409)
+        if kind == "group":
+            if not members:
+                raise BadInput("empty_group", "Nhóm cần ít nhất một thôn.")
+            for m in members:
+                z = session.get(Zone, m)
+                if z is None or z.kind is not ZoneKind.VILLAGE:
+                    raise BadInput("unknown_zone", f"Không có thôn '{m}'.", 404)
+        zone = Zone(
+            id=zone_id,
+            name=name.strip() or zone_id,
+            parent_id=COMMUNE_ZONE,
+            kind=ZoneKind.VILLAGE if kind == "village" else ZoneKind.GROUP,
+        )
+        if quiet is not None:
+            zone.quiet_start, zone.quiet_end = quiet
+        session.add(zone)
+        session.flush()
+        for m in members if kind == "group" else []:
+            session.add(ZoneMember(group_id=zone_id, village_id=m))
+        audit(session, svc.clock.now(), actor, "zone.add", zone=zone_id, kind=kind, members=members)
+    return {"id": zone_id, "name": zone.name, "kind": kind, "members": members}
+
+
 def add_device(session: Session, device_id: str, kind: DeviceKind, village_id: str, name: str = "") -> Device:
     device = session.get(Device, device_id)
     if device is None:
@@ -98,9 +143,7 @@ def villages_of(session: Session, zone: Zone) -> list[str]:
         return list(session.scalars(select(Zone.id).where(Zone.kind == ZoneKind.VILLAGE).order_by(Zone.id)))
     return list(
         session.scalars(
-            select(ZoneMember.village_id)
-            .where(ZoneMember.group_id == zone.id)
-            .order_by(ZoneMember.village_id)
+            select(ZoneMember.village_id).where(ZoneMember.group_id == zone.id).order_by(ZoneMember.village_id)
         )
     )
 
@@ -133,6 +176,49 @@ def _title_from(text: str) -> str:
     return first if len(first) <= 80 else first[:77].rsplit(" ", 1)[0] + "…"
 
 
+def _requests(
+    svc: Services,
+    now: datetime,
+    airing_id: str,
+    title: str,
+    duration: timedelta,
+    zones: list[str],
+    start: datetime,
+    priority: str,
+) -> list[Airing]:
+    """The planner's view of one announcement: a notice, or an emergency alert and its repeats."""
+    validity = timedelta(seconds=svc.config.dispatch.validity_s)
+    if priority == "emergency":
+        sched = svc.config.schedule
+        alert = EmergencyAlert(
+            id=airing_id,
+            title=title,
+            duration=duration,
+            targets=frozenset(zones),
+            repeats=sched.emergency_repeats,
+            gap=timedelta(seconds=sched.emergency_gap_s),
+            validity=max(validity, duration * 2),
+        )
+        return alert.airings(start)
+    return [
+        notice(
+            airing_id,
+            title,
+            duration,
+            frozenset(zones),
+            now=now,
+            at=start,
+            valid_until=start + max(validity, duration * 2),
+            priority=PRIORITY_OF[priority],
+        )
+    ]
+
+
+def default_quiet_hours(svc: Services) -> QuietHours:
+    s = svc.config.schedule
+    return QuietHours(time.fromisoformat(s.quiet_start), time.fromisoformat(s.quiet_end))
+
+
 def announce(
     svc: Services,
     text: str,
@@ -142,8 +228,15 @@ def announce(
     title: str | None = None,
     priority: str = "normal",
     actor: str = "cli",
+    preview: bool = False,
 ) -> dict[str, Any]:
-    """Store an announcement, its audio and one broadcast per zone; the daemon dispatches from there."""
+    """Store an announcement and its audio, and place it on the timeline of every village it targets.
+
+    The planner may move it (a clash, quiet hours) and may move other planned items (a priority
+    item goes first, an emergency cuts in); each placement carries the reason. With `preview`
+    nothing is stored and the officer sees where everything would go. A conflict the planner
+    cannot resolve (say, a normal notice that only fits in quiet hours) refuses the whole request.
+    """
     if not isinstance(text, str) or not text.strip():
         raise BadInput("empty_text", "Nội dung thông báo đang trống.")
     if len(text) > MAX_TEXT_CHARS:
@@ -167,9 +260,13 @@ def announce(
         stored = svc.audio.render(text)
     except AudioError as exc:
         raise BadInput(f"audio_{exc.code}", exc.message_vi, 422) from exc
+    title = (title or "").strip() or _title_from(text)
+    duration = timedelta(milliseconds=max(1000, stored.duration_ms))
+    now = svc.clock.now()
+    start = max(start, now)  # rendering a long text takes time; that delay is not the officer's error
     with svc.db.session() as session:
         item = Announcement(
-            title=(title or "").strip() or _title_from(text),
+            title=title,
             text=text.strip(),
             priority=priority,
             created_at=now,
@@ -182,20 +279,44 @@ def announce(
         )
         session.add(item)
         session.flush()
-        for zid in zone_ids:
-            session.add(
-                Broadcast(
-                    announcement_id=item.id,
-                    zone_id=zid,
-                    start_at=start,
-                    expires_at=start + timedelta(seconds=dispatch.validity_s),
-                )
-            )
+        try:
+            requests = _requests(svc, now, f"a{item.id}", title, duration, zone_ids, start, priority)
+            result, groups = plan_new(session, requests, now, default_quiet_hours(svc))
+        except ScheduleError as exc:
+            raise BadInput(str(exc.code), exc.message_vi) from exc
+        mine = {a.id for a in requests}
+        refused = [c for c in result.conflicts if c.airing.id in mine]
+        if refused:
+            raise BadInput(str(refused[0].code), " ".join(c.message_vi for c in refused), 409)
+        names = {z.id: z.name for z in session.scalars(select(Zone))}
+        placements = [placement_view(p, names) for p in result.placements if p.airing.id in mine]
+        moved = [placement_view(p, names) for p in result.changed if p.airing.id not in mine]
+        if preview:
+            session.rollback()
+            return {
+                "preview": True,
+                "title": title,
+                "placements": placements,
+                "moved": moved,
+                "audio": {"duration_ms": stored.duration_ms, "engine": stored.engine},
+            }
+        apply_plan(session, result, groups, {a: item.id for a in mine})
         audit(
-            session, now, actor, "announce", announcement=item.id, zones=zone_ids, start_at=start.isoformat()
+            session,
+            now,
+            actor,
+            "announce",
+            announcement=item.id,
+            zones=zone_ids,
+            start_at=start.isoformat(),
+            priority=priority,
         )
         session.flush()
-        return announcement_view(session, item)
+        session.refresh(item)
+        view = announcement_view(session, item)
+        view["placements"] = placements
+        view["moved"] = moved
+        return view
 
 
 def announcement_view(session: Session, item: Announcement) -> dict[str, Any]:
@@ -219,9 +340,7 @@ def announcement_view(session: Session, item: Announcement) -> dict[str, Any]:
 def broadcast_view(session: Session, b: Broadcast) -> dict[str, Any]:
     counts = dict(
         session.execute(
-            select(Delivery.status, func.count())
-            .where(Delivery.broadcast_id == b.id)
-            .group_by(Delivery.status)
+            select(Delivery.status, func.count()).where(Delivery.broadcast_id == b.id).group_by(Delivery.status)
         ).all()
     )
     total = sum(counts.values())
@@ -236,6 +355,8 @@ def broadcast_view(session: Session, b: Broadcast) -> dict[str, Any]:
         "status": b.status.value,
         "late": b.late,
         "reason": b.reason,
+        "priority": b.priority,
+        "explanation": b.explanation,
         "deliveries": {s.value: n for s, n in counts.items()},
         "summary": f"{done}/{total} thiết bị đã phát xong" if total else "chưa gửi",
     }
@@ -279,9 +400,7 @@ def device_view(d: Device) -> dict[str, Any]:
 
 def list_devices(svc: Services) -> list[dict[str, Any]]:
     with svc.db.session() as session:
-        return [
-            device_view(d) for d in session.scalars(select(Device).order_by(Device.village_id, Device.id))
-        ]
+        return [device_view(d) for d in session.scalars(select(Device).order_by(Device.village_id, Device.id))]
 
 
 def recent_deliveries(svc: Services, limit: int = 20) -> list[dict[str, Any]]:
@@ -316,3 +435,75 @@ def pending_broadcasts(session: Session, until: datetime) -> list[Broadcast]:
             .order_by(Broadcast.start_at)
         )
     )
+
+
+def timeline(
+    svc: Services, zone: str | None = None, start: datetime | None = None, end: datetime | None = None
+) -> list[dict[str, Any]]:
+    """What airs where, in order: the officer's programme view (and the source of the .ics export)."""
+    now = svc.clock.now()
+    start = start or now - timedelta(hours=1)
+    end = end or start + timedelta(days=7)
+    if end <= start:
+        raise BadInput("end_before_start", "Thời điểm kết thúc phải sau thời điểm bắt đầu.")
+    with svc.db.session() as session:
+        q = (
+            select(Broadcast, Announcement)
+            .join(Announcement, Broadcast.announcement_id == Announcement.id)
+            .where(Broadcast.start_at >= start, Broadcast.start_at < end, Broadcast.status != BroadcastStatus.CANCELLED)
+            .order_by(Broadcast.start_at, Broadcast.zone_id)
+        )
+        if zone is not None:
+            (z,) = resolve_zones(session, [zone])
+            q = q.where(Broadcast.zone_id.in_(villages_of(session, z)))
+        names = {z.id: z.name for z in session.scalars(select(Zone))}
+        return [
+            {
+                "broadcast": b.id,
+                "announcement": a.id,
+                "title": a.title,
+                "zone": b.zone_id,
+                "zone_name": names.get(b.zone_id, b.zone_id),
+                "start_at": b.start_at.isoformat(),
+                "end_at": (b.start_at + timedelta(milliseconds=b.duration_ms)).isoformat(),
+                "start_at_local": to_local(b.start_at).strftime("%H:%M:%S %d/%m/%Y"),
+                "priority": b.priority,
+                "status": b.status.value,
+                "explanation": b.explanation,
+            }
+            for b, a in session.execute(q).all()
+        ]
+
+
+def calendar(svc: Services, zone: str) -> str:
+    """An iCalendar file of a zone's planned airings, for the officer's phone."""
+    rows = timeline(svc, zone, svc.clock.now() - timedelta(days=1), svc.clock.now() + timedelta(days=60))
+    with svc.db.session() as session:
+        (z,) = resolve_zones(session, [zone])
+        zone_name = z.name
+    merged: dict[tuple[int, str], dict[str, Any]] = {}
+    for r in rows:  # one event per airing, however many villages hear it
+        merged.setdefault((r["announcement"], r["start_at"]), r)
+    placements = [
+        Placement(
+            airing=Airing(
+                id=f"b{r['broadcast']}",
+                title=r["title"],
+                kind=AiringKind.EMERGENCY if r["priority"] == "emergency" else AiringKind.NOTICE,
+                priority=PRIORITY_OF[r["priority"]],
+                duration=max(
+                    timedelta(seconds=1), datetime.fromisoformat(r["end_at"]) - datetime.fromisoformat(r["start_at"])
+                ),
+                targets=frozenset({r["zone"]}),
+                earliest=datetime.fromisoformat(r["start_at"]),
+                valid_until=datetime.fromisoformat(r["end_at"]) + timedelta(hours=1),
+            ),
+            villages=frozenset({r["zone"]}),
+            start=datetime.fromisoformat(r["start_at"]),
+            end=datetime.fromisoformat(r["end_at"]),
+            code="",
+            explanation=r["explanation"],
+        )
+        for r in merged.values()
+    ]
+    return to_ics(placements, zone_name, stamp=svc.clock.now())

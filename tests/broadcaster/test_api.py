@@ -42,6 +42,9 @@ def api(tmp_path: Path, database_url: str) -> Iterator[tuple[str, Services]]:
             "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
             "LOA_DATABASE_URL": database_url,
             "LOA_SPEECH_CHIMES": "false",
+            # real-clock tests must not depend on the hour they run at: no quiet hours here
+            "LOA_SCHEDULE_QUIET_START": "00:00",
+            "LOA_SCHEDULE_QUIET_END": "00:00",
         },
     )
     svc = build_services(cfg, SystemClock())
@@ -104,7 +107,9 @@ def test_an_announcement_is_stored_with_its_audio_and_audited(api: tuple[str, Se
     assert resp.status_code == 201, resp.text
     item = resp.json()
     assert item["created_by"] == "cán bộ văn hóa"
-    assert [b["zone"] for b in item["broadcasts"]] == ["all"]
+    # "all" is placed village by village, and the villages start together
+    assert [b["zone"] for b in item["broadcasts"]] == ["thon-1", "thon-2"]
+    assert len({b["start_at"] for b in item["broadcasts"]}) == 1
     audio = httpx.get(url + item["audio"]["url"], timeout=10)
     assert audio.status_code == 200 and audio.content[:3] in (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2")
     assert httpx.get(f"{url}/api/v1/announcements/{item['id']}", timeout=10).json()["id"] == item["id"]
@@ -136,7 +141,7 @@ def test_bad_input_is_refused_and_nothing_is_stored(
     resp = httpx.post(url + "/api/v1/announcements", json=body, timeout=60)
     assert resp.status_code == status, resp.text
     if code is None:
-        assert _stored(svc.db) == (1, 1, 1)
+        assert _stored(svc.db) == (1, 2, 1)  # one announcement, a broadcast per village, one audit entry
         return
     assert resp.json()["error"]["code"] == code
     assert resp.json()["error"]["message"]

@@ -20,6 +20,8 @@ def loa(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProc
         **os.environ,
         "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
         "LOA_SPEECH_CHIMES": "false",
+        "LOA_SCHEDULE_QUIET_START": "00:00",  # independent of the hour the test runs at
+        "LOA_SCHEDULE_QUIET_END": "00:00",
     }
     return subprocess.run(
         [sys.executable, "-m", "broadcaster.cli", *args],
@@ -44,6 +46,7 @@ def _count(tmp_path: Path) -> tuple[int, int]:
 
 
 def test_announce_stores_and_reports_in_vietnamese(tmp_path: Path) -> None:
+    assert loa(tmp_path, "zone", "add", "thon-1", "--name", "Thôn 1").returncode == 0
     r = loa(
         tmp_path,
         "announce",
@@ -58,6 +61,7 @@ def test_announce_stores_and_reports_in_vietnamese(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "Đã lưu thông báo #1: Họp thôn" in r.stdout
     assert _count(tmp_path) == (1, 1)
+    assert "thon-1" in loa(tmp_path, "zone", "list").stdout
     s = loa(tmp_path, "status")
     assert s.returncode == 0 and "Thiết bị" in s.stdout
 
@@ -71,10 +75,23 @@ def test_announce_stores_and_reports_in_vietnamese(tmp_path: Path) -> None:
     ],
 )
 def test_bad_announce_exits_nonzero_and_stores_nothing(tmp_path: Path, args: list[str], code: str) -> None:
+    assert loa(tmp_path, "zone", "add", "thon-1").returncode == 0
     r = loa(tmp_path, *args)
     assert r.returncode == 2
     assert f"({code})" in r.stderr and r.stderr.startswith("Lỗi:")
     assert _count(tmp_path) == (0, 0)
+
+
+def test_zones_refuse_bad_input(tmp_path: Path) -> None:
+    assert loa(tmp_path, "zone", "add", "thon-1").returncode == 0
+    for args, code in (
+        (["zone", "add", "thon-1"], "zone_exists"),
+        (["zone", "add", "Thôn 2"], "bad_zone_id"),
+        (["zone", "add", "nhom-a", "--kind", "group", "--members", "thon-1", "thon-9"], "unknown_zone"),
+    ):
+        r = loa(tmp_path, *args)
+        assert r.returncode == 2 and f"({code})" in r.stderr, r.stderr
+    assert loa(tmp_path, "zone", "add", "nhom-a", "--kind", "group", "--members", "thon-1").returncode == 0
 
 
 def test_unreadable_config_is_a_clear_error(tmp_path: Path) -> None:

@@ -98,8 +98,10 @@ def test_announcement_airs_on_both_speakers_in_sync(
             copy = tmp_path / "fleet" / speaker / "played" / plays[0]["file"]
             assert hashlib.sha256(copy.read_bytes()).hexdigest() == item["audio"]["sha256"]
         with db.session() as s:
-            b = s.scalars(select(Broadcast).where(Broadcast.announcement_id == item["id"])).one()
-            assert b.status is BroadcastStatus.DONE and not b.late
+            rows = s.scalars(select(Broadcast).where(Broadcast.announcement_id == item["id"])).all()
+            assert sorted(b.zone_id for b in rows) == ["thon-1", "thon-2"]  # placed village by village
+            assert all(b.status is BroadcastStatus.DONE and not b.late for b in rows)
+            assert len({b.start_at for b in rows}) == 1
     finally:
         daemon.stop()
         agents.stop()

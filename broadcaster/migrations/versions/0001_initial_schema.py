@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 18:55:33.433649
+Create Date: 2026-11-24 19:11:31.441745
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("parent_id", sa.String(length=64), nullable=True),
+        sa.Column("quiet_start", sa.String(length=5), nullable=True),
+        sa.Column("quiet_end", sa.String(length=5), nullable=True),
         sa.ForeignKeyConstraint(
             ["parent_id"],
             ["zones.id"],
@@ -67,6 +69,12 @@ def upgrade() -> None:
         sa.Column("zone_id", sa.String(length=64), nullable=False),
         sa.Column("start_at", broadcaster.db.UTCDateTime(), nullable=False),
         sa.Column("expires_at", broadcaster.db.UTCDateTime(), nullable=False),
+        sa.Column("airing_id", sa.String(length=80), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("priority", sa.String(length=16), nullable=False),
+        sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.Column("code", sa.String(length=40), nullable=False),
+        sa.Column("explanation", sa.String(length=500), nullable=False),
         sa.Column(
             "status",
             sa.Enum(
@@ -100,9 +108,7 @@ def upgrade() -> None:
     op.create_table(
         "devices",
         sa.Column("id", sa.String(length=64), nullable=False),
-        sa.Column(
-            "kind", sa.Enum("SPEAKER", "LED", name="devicekind", native_enum=False, length=16), nullable=False
-        ),
+        sa.Column("kind", sa.Enum("SPEAKER", "LED", name="devicekind", native_enum=False, length=16), nullable=False),
         sa.Column("village_id", sa.String(length=64), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("online", sa.Boolean(), nullable=False),
@@ -192,9 +198,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("commands", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_commands_device_pending", ["device_id", "acked_at", "expires_at"], unique=False
-        )
+        batch_op.create_index("ix_commands_device_pending", ["device_id", "acked_at", "expires_at"], unique=False)
 
     # ### end Alembic commands ###
 

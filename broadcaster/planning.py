@@ -1,0 +1,199 @@
+"""Between the database and the pure planner in `schedules/`: rows in, placements out, rows back.
+
+The planner decides; this module only translates. Broadcast rows that share an airing id and a start
+are one placement (the villages of a group start together), so reading the timeline back is a
+group-by, and writing a plan is an upsert keyed by (airing, start, village).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcaster.db import Broadcast, BroadcastStatus, Zone, ZoneMember
+from broadcaster.db import ZoneKind as DbZoneKind
+from schedules import (
+    Airing,
+    AiringKind,
+    Placement,
+    Plan,
+    Priority,
+    QuietHours,
+    ZoneKind,
+    ZoneTree,
+    plan,
+)
+from schedules import Zone as PlanZone
+
+PRIORITY_OF = {
+    "background": Priority.BACKGROUND,
+    "normal": Priority.NORMAL,
+    "priority": Priority.PRIORITY,
+    "emergency": Priority.EMERGENCY,
+}
+NAME_OF = {v: k for k, v in PRIORITY_OF.items()}
+LOOKBACK = timedelta(hours=3)  # placements that may still be on air, so nothing is planned over them
+LIVE = (BroadcastStatus.PLANNED, BroadcastStatus.DISPATCHED)
+
+
+def zone_tree(session: Session) -> ZoneTree:
+    zones = list(session.scalars(select(Zone)))
+    members: dict[str, set[str]] = defaultdict(set)
+    for m in session.scalars(select(ZoneMember)):
+        members[m.group_id].add(m.village_id)
+    return ZoneTree(
+        PlanZone(
+            id=z.id,
+            name=z.name,
+            kind=ZoneKind(z.kind.value),
+            parent=z.parent_id,
+            members=frozenset(members.get(z.id, ())),
+        )
+        for z in zones
+    )
+
+
+def _hm(text: str) -> time:
+    hour, minute = text.split(":")
+    return time(int(hour), int(minute))
+
+
+def quiet_hours(session: Session, default: QuietHours) -> dict[str, QuietHours]:
+    """Per-zone quiet hours from the zones table; the commune carries the configured default."""
+    out: dict[str, QuietHours] = {}
+    for z in session.scalars(select(Zone)):
+        if z.quiet_start and z.quiet_end:
+            out[z.id] = QuietHours(_hm(z.quiet_start), _hm(z.quiet_end))
+        elif z.kind is DbZoneKind.COMMUNE:
+            out[z.id] = default
+    return out
+
+
+@dataclass
+class _Group:
+    rows: list[Broadcast]
+
+    @property
+    def first(self) -> Broadcast:
+        return self.rows[0]
+
+
+def existing_placements(session: Session, now: datetime) -> tuple[list[Placement], dict[tuple[str, datetime], _Group]]:
+    """The live timeline, as the planner's placements, plus the rows behind each one."""
+    rows = session.scalars(
+        select(Broadcast)
+        .where(Broadcast.status.in_(LIVE), Broadcast.expires_at > now - LOOKBACK, Broadcast.airing_id != "")
+        .order_by(Broadcast.start_at, Broadcast.id)
+    ).all()
+    groups: dict[tuple[str, datetime], _Group] = {}
+    for b in rows:
+        groups.setdefault((b.airing_id, b.start_at), _Group([])).rows.append(b)
+    placements = []
+    for (airing_id, start), g in groups.items():
+        b = g.first
+        duration = timedelta(milliseconds=max(1, b.duration_ms))
+        villages = frozenset(r.zone_id for r in g.rows)
+        airing = Airing(
+            id=airing_id,
+            title=b.announcement.title,
+            kind=AiringKind(b.kind),
+            priority=PRIORITY_OF[b.priority],
+            duration=duration,
+            targets=villages,
+            earliest=start,
+            valid_until=max(b.expires_at, start + duration),
+        )
+        placements.append(
+            Placement(
+                airing=airing,
+                villages=villages,
+                start=start,
+                end=start + duration,
+                code=b.code,
+                explanation=b.explanation,
+                dispatched=any(r.status is not BroadcastStatus.PLANNED for r in g.rows),
+            )
+        )
+    return placements, groups
+
+
+def plan_new(
+    session: Session, requests: list[Airing], now: datetime, default_quiet: QuietHours
+) -> tuple[Plan, dict[tuple[str, datetime], _Group]]:
+    tree = zone_tree(session)
+    existing, groups = existing_placements(session, now)
+    result = plan(tree, requests, now=now, existing=existing, quiet_hours=quiet_hours(session, default_quiet))
+    return result, groups
+
+
+def apply_plan(
+    session: Session,
+    result: Plan,
+    groups: dict[tuple[str, datetime], _Group],
+    announcement_of: dict[str, int],
+) -> list[Broadcast]:
+    """Write the plan: cancel what it dropped, update what it moved, insert what is new."""
+    kept = {(p.airing.id, p.start) for p in result.placements}
+    for p in result.dropped:
+        g = groups.get((p.airing.id, p.start))
+        if g is None or (p.airing.id, p.start) in kept:
+            continue
+        for row in g.rows:
+            if row.status is BroadcastStatus.PLANNED:
+                row.status = BroadcastStatus.CANCELLED
+                row.reason = "Đã được xếp lại lịch"
+    written: list[Broadcast] = []
+    for p in result.changed:
+        g = groups.get((p.airing.id, p.start))
+        by_zone = {r.zone_id: r for r in g.rows} if g else {}
+        announcement_id = announcement_of.get(p.airing.id) or (g.first.announcement_id if g else None)
+        if announcement_id is None:
+            # another airing of an announcement that was on the timeline already (a replay after a cut)
+            announcement_id = next(
+                (grp.first.announcement_id for (aid, _), grp in groups.items() if aid == p.airing.id), None
+            )
+        if announcement_id is None:
+            continue  # a bulletin frame or relay piece: not an announcement of ours
+        for village in sorted(p.villages):
+            found = by_zone.get(village)
+            if found is None:
+                row = Broadcast(
+                    announcement_id=announcement_id,
+                    zone_id=village,
+                    start_at=p.start,
+                    expires_at=p.airing.valid_until,
+                    airing_id=p.airing.id,
+                    kind=p.airing.kind.value,
+                    priority=NAME_OF[p.airing.priority],
+                    duration_ms=int(p.airing.duration.total_seconds() * 1000),
+                )
+                session.add(row)
+            else:
+                row = found
+            row.code = str(p.code)
+            row.explanation = p.explanation[:500]
+            written.append(row)
+    session.flush()
+    return written
+
+
+def placement_view(p: Placement, tree_names: dict[str, str]) -> dict[str, Any]:
+    from schedules.clock import to_local
+
+    return {
+        "airing": p.airing.id,
+        "title": p.airing.title,
+        "villages": sorted(p.villages),
+        "village_names": [tree_names.get(v, v) for v in sorted(p.villages)],
+        "start_at": p.start.isoformat(),
+        "start_at_local": to_local(p.start).strftime("%H:%M:%S %d/%m/%Y"),
+        "end_at_local": to_local(p.end).strftime("%H:%M:%S"),
+        "priority": NAME_OF[p.airing.priority],
+        "code": str(p.code),
+        "explanation": p.explanation,
+    }

@@ -1,0 +1,128 @@
+"""Announcements through the planner and into the database, with the clock in the test's hand."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from broadcaster import service
+from broadcaster.app import build_services
+from broadcaster.config import load_config
+from broadcaster.db import Broadcast, BroadcastStatus
+from broadcaster.service import BadInput, Services
+from schedules.clock import LOCAL_TZ, FakeClock
+
+MORNING = datetime(2026, 11, 25, 7, 0, tzinfo=LOCAL_TZ)
+NIGHT = datetime(2026, 11, 25, 22, 0, tzinfo=LOCAL_TZ)
+
+
+@pytest.fixture
+def svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
+    cfg = load_config(
+        None,
+        environ={
+            "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
+            "LOA_DATABASE_URL": database_url,
+            "LOA_SPEECH_CHIMES": "false",
+        },
+    )
+    services = build_services(cfg, FakeClock(MORNING))
+    services.config.schedule.emergency_repeats = 2
+    service.add_zone(services, "thon-1", "Thôn 1", "village", [], actor="t")
+    service.add_zone(services, "thon-2", "Thôn 2", "village", [], actor="t")
+    service.add_zone(services, "thon-3", "Thôn 3", "village", [], actor="t")
+    service.add_zone(services, "nhom-bac", "Các thôn phía bắc", "group", ["thon-1", "thon-2"], actor="t")
+    yield services
+    services.db.dispose()
+
+
+def _rows(svc: Services, announcement_id: int) -> list[Broadcast]:
+    with svc.db.session() as s:
+        return list(
+            s.scalars(
+                select(Broadcast)
+                .where(Broadcast.announcement_id == announcement_id, Broadcast.status != BroadcastStatus.CANCELLED)
+                .order_by(Broadcast.start_at, Broadcast.zone_id)
+            )
+        )
+
+
+def test_a_clash_moves_the_second_item_after_the_first_and_says_why(svc: Services) -> None:
+    at = (MORNING + timedelta(minutes=30)).isoformat()
+    first = service.announce(svc, "Thông báo lịch tiêm chủng cho trẻ em.", ["thon-1"], at)
+    second = service.announce(svc, "Thông báo họp chi bộ.", ["thon-1"], at)
+    a, b = _rows(svc, first["id"])[0], _rows(svc, second["id"])[0]
+    assert b.start_at >= a.start_at + timedelta(milliseconds=a.duration_ms)
+    assert second["placements"][0]["code"] == "moved"
+    assert "Thông báo lịch tiêm chủng" in second["placements"][0]["explanation"]
+
+
+def test_a_group_starts_together_in_all_its_villages(svc: Services) -> None:
+    item = service.announce(svc, "Thông báo nạo vét kênh mương.", ["nhom-bac"], "+10m")
+    rows = _rows(svc, item["id"])
+    assert [r.zone_id for r in rows] == ["thon-1", "thon-2"]
+    assert rows[0].start_at == rows[1].start_at
+
+
+def test_quiet_hours_refuse_a_normal_notice_and_store_nothing(svc: Services) -> None:
+    assert isinstance(svc.clock, FakeClock)
+    svc.clock.set(NIGHT)
+    with pytest.raises(BadInput) as err:
+        service.announce(svc, "Thông báo họp thôn.", ["thon-3"], "+5m")
+    assert err.value.code == "in_quiet_hours" and err.value.status == 409
+    assert "yên tĩnh" in err.value.message_vi
+    assert service.timeline(svc, None, NIGHT - timedelta(hours=1), NIGHT + timedelta(days=1)) == []
+
+
+def test_an_emergency_sounds_in_quiet_hours_and_repeats(svc: Services) -> None:
+    assert isinstance(svc.clock, FakeClock)
+    svc.clock.set(NIGHT)
+    item = service.announce(
+        svc, "Khẩn cấp: nước lũ đang lên, bà con di chuyển lên vùng cao.", ["all"], None, priority="emergency"
+    )
+    rows = _rows(svc, item["id"])
+    assert {r.zone_id for r in rows} == {"thon-1", "thon-2", "thon-3"}
+    starts = sorted({r.start_at for r in rows})
+    assert len(starts) == 2  # two repeats (configured), each in every village at once
+    assert starts[1] - starts[0] >= timedelta(seconds=60)
+    assert all(r.priority == "emergency" for r in rows)
+
+
+def test_an_emergency_pushes_a_planned_notice_and_the_officer_sees_it(svc: Services) -> None:
+    notice = service.announce(svc, "Thông báo thu quỹ phòng chống thiên tai.", ["thon-2"], "+4s")
+    before = _rows(svc, notice["id"])[0].start_at
+    alert = service.announce(
+        svc, "Khẩn cấp: bão số 3 đổ bộ, bà con chằng chống nhà cửa.", ["thon-2"], None, priority="emergency"
+    )
+    assert [m["airing"] for m in alert["moved"]] == [f"a{notice['id']}"]
+    after = _rows(svc, notice["id"])[0].start_at
+    assert after > before
+    alert_rows = _rows(svc, alert["id"])
+    for r in alert_rows:
+        end = r.start_at + timedelta(milliseconds=r.duration_ms)
+        assert not (r.start_at < after < end)
+
+
+def test_a_preview_shows_the_placement_and_stores_nothing(svc: Services) -> None:
+    result = service.announce(svc, "Thông báo mất điện.", ["thon-1"], "+1h", preview=True)
+    assert result["preview"] is True and result["placements"][0]["villages"] == ["thon-1"]
+    assert service.timeline(svc) == []
+
+
+def test_timeline_and_calendar_per_zone(svc: Services) -> None:
+    service.announce(svc, "Thông báo họp thôn 1.", ["thon-1"], "+1h", title="Họp thôn 1")
+    service.announce(svc, "Thông báo họp cả xã.", ["all"], "+2h", title="Họp toàn xã")
+    rows = service.timeline(svc, "thon-2")
+    assert [r["title"] for r in rows] == ["Họp toàn xã"]
+    assert [r["title"] for r in service.timeline(svc, "thon-1")] == ["Họp thôn 1", "Họp toàn xã"]
+    ics = service.calendar(svc, "thon-1")
+    assert ics.startswith("BEGIN:VCALENDAR\r\n") and ics.count("BEGIN:VEVENT") == 2
+    assert "SUMMARY:Họp thôn 1" in ics
+    with pytest.raises(BadInput, match="unknown_zone"):
+        service.timeline(svc, "thon-9")
+    with pytest.raises(BadInput, match="end_before_start"):
+        service.timeline(svc, None, MORNING, MORNING - timedelta(hours=1))
