@@ -140,6 +140,10 @@ def create_app(
     def read_deliveries(limit: int = 50) -> list[dict[str, Any]]:
         return service.recent_deliveries(svc, max(1, min(limit, 500)))
 
+    @app.get(f"/api/{API_VERSION}/warnings")
+    def read_warnings() -> list[dict[str, Any]]:
+        return service.offline_warnings(svc)
+
     @app.get(f"/api/{API_VERSION}/metrics")
     def read_metrics() -> dict[str, int]:
         return metrics() if metrics else {}

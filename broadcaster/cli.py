@@ -65,9 +65,16 @@ def cmd_status(args: argparse.Namespace) -> int:
     svc = build_services(_config(args), SystemClock())
     devices = service.list_devices(svc)
     deliveries = service.recent_deliveries(svc, args.limit)
+    warnings = service.offline_warnings(svc)
     if args.json:
-        print(json.dumps({"devices": devices, "deliveries": deliveries}, ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {"devices": devices, "deliveries": deliveries, "warnings": warnings}, ensure_ascii=False, indent=2
+            )
+        )
         return 0
+    for w in warnings:
+        print(f"CẢNH BÁO: {w['message']}")
     print("Thiết bị / devices:")
     for d in devices:
         state = "trực tuyến" if d["online"] else "mất kết nối"

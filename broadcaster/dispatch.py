@@ -35,6 +35,7 @@ from broadcaster.db import (
 )
 from broadcaster.devices import DeviceLink, apply_delivery_update, finish_broadcast_if_complete
 from broadcaster.service import devices_in
+from schedules import Firing, classify_firing
 from schedules.clock import Clock
 from schedules.timer import Timer
 
@@ -178,12 +179,19 @@ class Dispatcher:
                 return 0
             b = session.get(Broadcast, broadcast_id)
             assert b is not None
-            if now >= b.expires_at:
+            verdict = classify_firing(
+                b.start_at,
+                b.expires_at,
+                now,
+                duration=timedelta(milliseconds=b.duration_ms),
+                tolerance=timedelta(seconds=LATE_TOLERANCE_S),
+            )
+            if verdict is Firing.MISSED:
                 b.status = BroadcastStatus.MISSED
-                b.reason = "Quá thời hạn phát"
+                b.reason = "Quá thời hạn phát: không còn kịp phát trọn trước khi hết hiệu lực"
                 return 0
             start_at = b.start_at
-            if now > b.start_at + timedelta(seconds=LATE_TOLERANCE_S):
+            if verdict is Firing.LATE:
                 start_at = now + timedelta(seconds=LATE_PREP_S)
                 b.late = True
                 b.reason = f"Phát trễ {int((start_at - b.start_at).total_seconds())} giây"

@@ -507,3 +507,38 @@ def calendar(svc: Services, zone: str) -> str:
         for r in merged.values()
     ]
     return to_ics(placements, zone_name, stamp=svc.clock.now())
+
+
+def offline_warnings(svc: Services, within: timedelta = timedelta(minutes=30)) -> list[dict[str, Any]]:
+    """Airings coming up soon in villages where a speaker is offline: the officer can still call the
+    technician, or the village head, before the village misses the item."""
+    now = svc.clock.now()
+    with svc.db.session() as session:
+        upcoming = session.scalars(
+            select(Broadcast)
+            .where(
+                Broadcast.status == BroadcastStatus.PLANNED,
+                Broadcast.start_at >= now,
+                Broadcast.start_at <= now + within,
+            )
+            .order_by(Broadcast.start_at)
+        ).all()
+        offline: dict[str, list[str]] = {}
+        for d in session.scalars(
+            select(Device).where(Device.kind == DeviceKind.SPEAKER, Device.online.is_(False)).order_by(Device.id)
+        ):
+            offline.setdefault(d.village_id, []).append(d.id)
+        names = {z.id: z.name for z in session.scalars(select(Zone))}
+        return [
+            {
+                "broadcast": b.id,
+                "title": b.announcement.title,
+                "zone": b.zone_id,
+                "start_at_local": to_local(b.start_at).strftime("%H:%M %d/%m"),
+                "offline_speakers": offline[b.zone_id],
+                "message": f"{names.get(b.zone_id, b.zone_id)}: {len(offline[b.zone_id])} loa mất kết nối, "
+                f"'{b.announcement.title}' phát lúc {to_local(b.start_at):%H:%M}",
+            }
+            for b in upcoming
+            if b.zone_id in offline
+        ]

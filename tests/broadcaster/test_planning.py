@@ -126,3 +126,18 @@ def test_timeline_and_calendar_per_zone(svc: Services) -> None:
         service.timeline(svc, "thon-9")
     with pytest.raises(BadInput, match="end_before_start"):
         service.timeline(svc, None, MORNING, MORNING - timedelta(hours=1))
+
+
+def test_offline_speakers_before_an_airing_are_flagged(svc: Services) -> None:
+    from broadcaster.db import DeviceKind
+    from broadcaster.service import add_device
+
+    with svc.db.session() as s:
+        add_device(s, "thon-1-loa", DeviceKind.SPEAKER, "thon-1")
+        online = add_device(s, "thon-2-loa", DeviceKind.SPEAKER, "thon-2")
+        online.online = True
+    service.announce(svc, "Thông báo họp thôn.", ["all"], "+10m", title="Họp thôn")
+    warnings = service.offline_warnings(svc)
+    assert [(w["zone"], w["offline_speakers"]) for w in warnings] == [("thon-1", ["thon-1-loa"])]
+    assert "Thôn 1: 1 loa mất kết nối, 'Họp thôn'" in warnings[0]["message"]
+    assert service.offline_warnings(svc, within=timedelta(minutes=5)) == []
