@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from broadcaster import protocol
+from broadcaster import protocol, security
 from broadcaster.api import HttpServer, create_app
 from broadcaster.app import build_services
 from broadcaster.broker import BrokerSettings, ManagedBroker
@@ -29,6 +29,7 @@ from broadcaster.config import Config, ConfigError, load_config
 from broadcaster.devices import DeviceLink, EventWriter, Metrics
 from broadcaster.dispatch import Dispatcher
 from broadcaster.mqtt import BrokerAddress
+from broadcaster.programmes import expand_programmes
 from broadcaster.service import Services
 from broadcaster.simulate import AgentProcesses, provision
 from schedules.clock import Clock, SystemClock
@@ -48,6 +49,7 @@ class Daemon:
     writer: EventWriter | None = None
     link: DeviceLink | None = None
     agents: AgentProcesses | None = None
+    access: security.BrokerAccess | None = None
     metrics: Metrics = field(default_factory=Metrics)
     broker_url: str = ""
     _lock_file: TextIO | None = None
@@ -65,12 +67,20 @@ class Daemon:
             if cfg.broker.password:
                 address = address.with_credentials(address.username or "loa-daemon", cfg.broker.password)
         else:
+            user, password = security.daemon_credentials(cfg)
+            self.access = security.BrokerAccess(svc.db, data / "broker", user, password, topics.prefix)
             self.broker = ManagedBroker(
                 data / "broker",
-                BrokerSettings(host=cfg.broker.host, port=cfg.broker.port, binary=cfg.broker.mosquitto),
+                BrokerSettings(
+                    host=cfg.broker.host,
+                    port=cfg.broker.port,
+                    binary=cfg.broker.mosquitto,
+                    extra_lines=self.access.write(),
+                ),
             )
             self.broker.start()
-            address = BrokerAddress.parse(self.broker.url)
+            self.access.watch(self.broker)
+            address = BrokerAddress.parse(self.broker.url).with_credentials(user, password)
         self.broker_url = address.display()
 
         store = svc.audio.store
@@ -90,6 +100,7 @@ class Daemon:
             self.link,
             Timer(self.clock),
             audio_url=lambda sha, ext: f"{base_url}/audio/{sha}.{ext}",
+            expand=lambda: expand_programmes(svc),
         )
         self.writer.start()
         self.link.start()
@@ -102,11 +113,13 @@ class Daemon:
                 svc.db,
                 data / "sim",
                 cfg.simulation.villages,
-                self.broker_url,
+                self.broker.url if self.broker else self.broker_url,
                 {signer.kid: signer.public_b64},
                 topics.prefix,
                 cfg.simulation.sink,
             )
+            if self.access and self.broker:
+                self.access.refresh(self.broker)  # the new credentials, before the agents dial in
             self.agents = AgentProcesses(configs, data / "sim" / "logs")
             self.agents.start()
 
@@ -147,7 +160,7 @@ class Daemon:
             self.dispatcher.poke()
 
     def stop(self) -> None:
-        for part in (self.agents, self.dispatcher, self.http, self.link, self.writer, self.broker):
+        for part in (self.agents, self.dispatcher, self.http, self.link, self.writer, self.access, self.broker):
             if part is not None:
                 try:
                     part.stop()
@@ -185,9 +198,7 @@ class Daemon:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="daemon.py", description="loa broadcaster daemon")
-    parser.add_argument(
-        "--config", type=Path, default=None, help="TOML config (default: $LOA_CONFIG or built-in)"
-    )
+    parser.add_argument("--config", type=Path, default=None, help="TOML config (default: $LOA_CONFIG or built-in)")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)

@@ -164,6 +164,36 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_programme(args: argparse.Namespace) -> int:
+    from broadcaster.app import build_services
+    from broadcaster.programmes import add_programme, list_programmes
+
+    svc = build_services(_config(args), SystemClock())
+    if args.action == "list":
+        for p in list_programmes(svc):
+            where = ", ".join(p["zones"])
+            print(f"  #{p['id']:<4} {p['kind']:<7} {p['recurrence']:<28} {where:<16} {p['title']}")
+        return 0
+    if not args.title:
+        raise BadInput("empty_title", "Chương trình cần có tên (--title).")
+    result = add_programme(
+        svc,
+        args.kind,
+        args.title,
+        args.zone or ["all"],
+        args.when,
+        stream_url=args.stream,
+        duration_s=args.duration,
+        text=args.text,
+        priority=args.priority,
+        actor=args.user or _user(),
+    )
+    print(f"Đã lưu chương trình #{result['id']}: {result['title']} ({result['recurrence']})")
+    for p in result["placements"]:
+        print(f"  {p['start_at_local']}  {', '.join(p['villages'])}  {p['explanation']}")
+    return 0
+
+
 def cmd_zone(args: argparse.Namespace) -> int:
     from broadcaster import service
     from broadcaster.app import build_services
@@ -256,6 +286,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_timeline)
 
+    pr = sub.add_parser("programme", help="tiếp sóng và thông báo lặp lại theo lịch")
+    pr.add_argument("action", choices=["add", "list"])
+    pr.add_argument("--kind", default="relay", choices=["relay", "notice"])
+    pr.add_argument("--title", default=None)
+    pr.add_argument("--when", default="06:00", help='ví dụ: "06:00", "06:00 và 17:00 trong 3 ngày", "weekdays 06:30"')
+    pr.add_argument("--zone", action="append")
+    pr.add_argument("--stream", default=None, help="địa chỉ luồng http(s) để tiếp sóng")
+    pr.add_argument("--duration", type=float, default=None, help="thời lượng tiếp sóng (giây)")
+    pr.add_argument("--text", default=None, help="nội dung thông báo lặp lại")
+    pr.add_argument("--priority", default="normal", choices=["normal", "priority"])
+    pr.add_argument("--user", default=None)
+    pr.set_defaults(func=cmd_programme)
+
     z = sub.add_parser("zone", help="thôn và nhóm thôn")
     z.add_argument("action", choices=["add", "list"])
     z.add_argument("id", nargs="?")
@@ -280,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     from broadcaster import cli_admin
 
     cli_admin.register(sub)
+    __import__("broadcaster.fleet").fleet.register(sub)  # loa simulate (broadcaster/fleet.py)
     return p
 
 

@@ -142,6 +142,29 @@ class Announcement(Base):
     broadcasts: Mapped[list[Broadcast]] = relationship(back_populates="announcement")
 
 
+class Programme(Base):
+    """Something that airs by a rule: a relay of a higher station's stream, or a recurring notice.
+
+    The daemon expands each programme into broadcasts a day or so ahead, through the planner; the
+    airing ids are derived from the occurrence time, so expanding twice never duplicates anything.
+    """
+
+    __tablename__ = "programmes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "relay" | "notice"
+    title: Mapped[str] = mapped_column(String(300))
+    targets: Mapped[str] = mapped_column(Text)  # JSON list of zone ids
+    recurrence: Mapped[str] = mapped_column(String(300))  # as the officer typed it
+    starts_on: Mapped[str] = mapped_column(String(10))  # local date the rule was read against
+    duration_ms: Mapped[int]
+    stream_url: Mapped[str | None] = mapped_column(String(500), default=None)
+    announcement_id: Mapped[int | None] = mapped_column(ForeignKey("announcements.id"), default=None)
+    priority: Mapped[str] = mapped_column(String(16), default="normal")
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+
+
 class Broadcast(Base):
     """One planned airing of one item in one zone (a village, as placed by the planner).
 
@@ -151,7 +174,9 @@ class Broadcast(Base):
 
     __tablename__ = "broadcasts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    announcement_id: Mapped[int] = mapped_column(ForeignKey("announcements.id"))
+    announcement_id: Mapped[int | None] = mapped_column(ForeignKey("announcements.id"), default=None)
+    programme_id: Mapped[int | None] = mapped_column(ForeignKey("programmes.id"), default=None)
+    title: Mapped[str] = mapped_column(String(300), default="")
     zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id"))
     start_at: Mapped[datetime]
     expires_at: Mapped[datetime]
@@ -167,10 +192,14 @@ class Broadcast(Base):
     late: Mapped[bool] = mapped_column(default=False)
     reason: Mapped[str] = mapped_column(String(300), default="")
     dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
-    announcement: Mapped[Announcement] = relationship(back_populates="broadcasts")
+    announcement: Mapped[Announcement | None] = relationship(back_populates="broadcasts")
+    programme: Mapped[Programme | None] = relationship()
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="broadcast")
 
-    __table_args__ = (Index("ix_broadcasts_status_start", "status", "start_at"),)
+    __table_args__ = (
+        Index("ix_broadcasts_status_start", "status", "start_at"),
+        Index("ix_broadcasts_airing", "airing_id"),
+    )
 
 
 class Delivery(Base):

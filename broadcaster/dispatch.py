@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ LATE_TOLERANCE_S = 1.0  # dispatched later than this past start_at counts as lat
 LATE_PREP_S = 3.0  # a late airing starts this long after dispatch, so devices can fetch the audio
 RESEND_AFTER_S = 15.0  # an unacknowledged command to an online device goes out again after this
 TIMER_HORIZON_S = 900.0  # broadcasts further ahead wait for a later reconcile, not in the timer
+EXPAND_EVERY_S = 300.0  # programmes are expanded 36 h ahead, so a few minutes' delay costs nothing
 
 
 @dataclass
@@ -65,6 +67,7 @@ class Dispatcher:
         link: DeviceLink,
         timer: Timer,
         audio_url: Callable[[str, str], str],
+        expand: Callable[[], int] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -73,6 +76,8 @@ class Dispatcher:
         self.link = link
         self.timer = timer
         self.audio_url = audio_url
+        self.expand = expand  # turns programmes into planned broadcasts; run now and then
+        self._last_expand = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -82,6 +87,7 @@ class Dispatcher:
     def start(self) -> None:
         self.timer.start()
         self.resend_pending(only_unsent=False)
+        self._maybe_expand()
         self.reconcile()
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
         self._thread.start()
@@ -95,9 +101,18 @@ class Dispatcher:
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.reconcile_s):
             try:
+                self._maybe_expand()
                 self.reconcile()
             except Exception:
                 log.exception("reconcile failed; will retry")
+
+    def _maybe_expand(self) -> None:
+        if self.expand is None or time.monotonic() - self._last_expand < EXPAND_EVERY_S:
+            return
+        self._last_expand = time.monotonic()
+        placed = self.expand()
+        if placed:
+            log.info("planned %d programme airings", placed)
 
     def poke(self) -> None:
         """Called after a new announcement in this process, so it need not wait for the next reconcile."""
@@ -236,10 +251,12 @@ class Dispatcher:
         self._publish(outgoing)
         return len(outgoing)
 
-    def _body_for(self, device: Device, item: Announcement, b: Broadcast) -> dict[str, object] | None:
-        if item.audio_sha256 is None:
-            return None
+    def _body_for(self, device: Device, item: Announcement | None, b: Broadcast) -> dict[str, object] | None:
+        if device.kind is DeviceKind.SPEAKER and b.programme and b.programme.stream_url and b.kind == "relay":
+            return {"title": b.title, "stream": {"url": b.programme.stream_url, "duration_s": b.duration_ms / 1000}}
         if device.kind is DeviceKind.SPEAKER:
+            if item is None or item.audio_sha256 is None:
+                return None
             return {
                 "title": item.title,
                 "audio": {
@@ -250,10 +267,10 @@ class Dispatcher:
                     "format": item.audio_ext,
                 },
             }
-        text = item.title if device.diacritics else protocol.strip_diacritics(item.title)
+        text = b.title if device.diacritics else protocol.strip_diacritics(b.title)
         return {
             "text": text,
-            "duration_s": max(5, round((b.duration_ms or item.audio_duration_ms or 0) / 1000)),
+            "duration_s": max(5, round(b.duration_ms / 1000)),
             "scroll_speed": 2,
             "diacritics": device.diacritics,
         }
@@ -293,9 +310,7 @@ class Dispatcher:
                 c.send_count += 1
                 if c.sent_at is not None:
                     c.sent_at = now  # restart the resend clock
-            outgoing = [
-                Outgoing(c.device_id, c.id, c.payload.encode("utf-8"), c.expires_at) for c in commands
-            ]
+            outgoing = [Outgoing(c.device_id, c.id, c.payload.encode("utf-8"), c.expires_at) for c in commands]
         self._publish(outgoing)
         return len(outgoing)
 

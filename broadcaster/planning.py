@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -98,9 +98,9 @@ def existing_placements(session: Session, now: datetime) -> tuple[list[Placement
         b = g.first
         duration = timedelta(milliseconds=max(1, b.duration_ms))
         villages = frozenset(r.zone_id for r in g.rows)
-        airing = Airing(
+        airing = relay_airing(b, villages) or Airing(
             id=airing_id,
-            title=b.announcement.title,
+            title=b.title,
             kind=AiringKind(b.kind),
             priority=PRIORITY_OF[b.priority],
             duration=duration,
@@ -122,6 +122,34 @@ def existing_placements(session: Session, now: datetime) -> tuple[list[Placement
     return placements, groups
 
 
+def relay_airing(b: Broadcast, villages: frozenset[str]) -> Airing | None:
+    """A relay row may be one piece of a cut relay; the planner needs the whole occurrence back."""
+    prog = b.programme
+    if b.kind != AiringKind.RELAY.value or prog is None or prog.stream_url is None:
+        return None
+    occurrence = datetime.strptime(b.airing_id.rsplit("@", 1)[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    duration = timedelta(milliseconds=prog.duration_ms)
+    return Airing(
+        id=b.airing_id,
+        title=b.title,
+        kind=AiringKind.RELAY,
+        priority=Priority.BACKGROUND,
+        duration=duration,
+        targets=villages,
+        earliest=occurrence,
+        valid_until=occurrence + duration,
+        stream_url=prog.stream_url,
+    )
+
+
+@dataclass(frozen=True)
+class Owner:
+    """What a broadcast row belongs to: an announcement (its audio), a programme, or both."""
+
+    announcement_id: int | None
+    programme_id: int | None = None
+
+
 def plan_new(
     session: Session, requests: list[Airing], now: datetime, default_quiet: QuietHours
 ) -> tuple[Plan, dict[tuple[str, datetime], _Group]]:
@@ -135,7 +163,7 @@ def apply_plan(
     session: Session,
     result: Plan,
     groups: dict[tuple[str, datetime], _Group],
-    announcement_of: dict[str, int],
+    owners: dict[str, Owner],
 ) -> list[Broadcast]:
     """Write the plan: cancel what it dropped, update what it moved, insert what is new."""
     kept = {(p.airing.id, p.start) for p in result.placements}
@@ -151,30 +179,31 @@ def apply_plan(
     for p in result.changed:
         g = groups.get((p.airing.id, p.start))
         by_zone = {r.zone_id: r for r in g.rows} if g else {}
-        announcement_id = announcement_of.get(p.airing.id) or (g.first.announcement_id if g else None)
-        if announcement_id is None:
-            # another airing of an announcement that was on the timeline already (a replay after a cut)
-            announcement_id = next(
-                (grp.first.announcement_id for (aid, _), grp in groups.items() if aid == p.airing.id), None
-            )
-        if announcement_id is None:
-            continue  # a bulletin frame or relay piece: not an announcement of ours
+        owner = owners.get(p.airing.id)
+        if owner is None:
+            # another piece of an airing already on the timeline (a replay after a cut, a cut relay)
+            first = g.first if g else next((grp.first for (aid, _), grp in groups.items() if aid == p.airing.id), None)
+            owner = Owner(first.announcement_id, first.programme_id) if first else None
+        if owner is None:
+            continue  # bulletin framing: not stored until bulletins are
         for village in sorted(p.villages):
             found = by_zone.get(village)
             if found is None:
                 row = Broadcast(
-                    announcement_id=announcement_id,
+                    announcement_id=owner.announcement_id,
+                    programme_id=owner.programme_id,
+                    title=p.airing.title,
                     zone_id=village,
                     start_at=p.start,
                     expires_at=p.airing.valid_until,
                     airing_id=p.airing.id,
                     kind=p.airing.kind.value,
                     priority=NAME_OF[p.airing.priority],
-                    duration_ms=int(p.airing.duration.total_seconds() * 1000),
                 )
                 session.add(row)
             else:
                 row = found
+            row.duration_ms = int((p.end - p.start).total_seconds() * 1000)
             row.code = str(p.code)
             row.explanation = p.explanation[:500]
             written.append(row)

@@ -31,7 +31,7 @@ from broadcaster.db import (
     ZoneMember,
     audit,
 )
-from broadcaster.planning import PRIORITY_OF, apply_plan, placement_view, plan_new
+from broadcaster.planning import PRIORITY_OF, Owner, apply_plan, placement_view, plan_new
 from schedules import Airing, AiringKind, EmergencyAlert, Placement, QuietHours, ScheduleError, notice, to_ics
 from schedules.clock import Clock, to_local
 from schedules.when import WhenError, parse_when
@@ -300,7 +300,7 @@ def announce(
                 "moved": moved,
                 "audio": {"duration_ms": stored.duration_ms, "engine": stored.engine},
             }
-        apply_plan(session, result, groups, {a: item.id for a in mine})
+        apply_plan(session, result, groups, {a: Owner(item.id) for a in mine})
         audit(
             session,
             now,
@@ -373,7 +373,7 @@ def get_announcement(svc: Services, announcement_id: int) -> dict[str, Any]:
 def list_broadcasts(svc: Services, limit: int = 50) -> list[dict[str, Any]]:
     with svc.db.session() as session:
         rows = session.scalars(select(Broadcast).order_by(Broadcast.start_at.desc()).limit(limit))
-        return [{**broadcast_view(session, b), "title": b.announcement.title} for b in rows]
+        return [{**broadcast_view(session, b), "title": b.title} for b in rows]
 
 
 def list_zones(svc: Services) -> list[dict[str, Any]]:
@@ -406,16 +406,15 @@ def list_devices(svc: Services) -> list[dict[str, Any]]:
 def recent_deliveries(svc: Services, limit: int = 20) -> list[dict[str, Any]]:
     with svc.db.session() as session:
         rows = session.execute(
-            select(Delivery, Broadcast, Announcement)
+            select(Delivery, Broadcast)
             .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
-            .join(Announcement, Broadcast.announcement_id == Announcement.id)
             .order_by(Delivery.updated_at.desc(), Delivery.id.desc())
             .limit(limit)
         ).all()
         return [
             {
                 "broadcast": b.id,
-                "title": a.title,
+                "title": b.title,
                 "device": d.device_id,
                 "status": d.status.value,
                 "reason": d.reason,
@@ -423,7 +422,7 @@ def recent_deliveries(svc: Services, limit: int = 20) -> list[dict[str, Any]]:
                 "start_at_local": to_local(b.start_at).strftime("%H:%M:%S %d/%m"),
                 "updated_at": d.updated_at.isoformat(),
             }
-            for d, b, a in rows
+            for d, b in rows
         ]
 
 
@@ -448,8 +447,7 @@ def timeline(
         raise BadInput("end_before_start", "Thời điểm kết thúc phải sau thời điểm bắt đầu.")
     with svc.db.session() as session:
         q = (
-            select(Broadcast, Announcement)
-            .join(Announcement, Broadcast.announcement_id == Announcement.id)
+            select(Broadcast)
             .where(Broadcast.start_at >= start, Broadcast.start_at < end, Broadcast.status != BroadcastStatus.CANCELLED)
             .order_by(Broadcast.start_at, Broadcast.zone_id)
         )
@@ -460,8 +458,10 @@ def timeline(
         return [
             {
                 "broadcast": b.id,
-                "announcement": a.id,
-                "title": a.title,
+                "announcement": b.announcement_id,
+                "programme": b.programme_id,
+                "kind": b.kind,
+                "title": b.title,
                 "zone": b.zone_id,
                 "zone_name": names.get(b.zone_id, b.zone_id),
                 "start_at": b.start_at.isoformat(),
@@ -470,8 +470,9 @@ def timeline(
                 "priority": b.priority,
                 "status": b.status.value,
                 "explanation": b.explanation,
+                "stream_url": b.programme.stream_url if b.programme else None,
             }
-            for b, a in session.execute(q).all()
+            for b in session.scalars(q)
         ]
 
 
@@ -483,13 +484,13 @@ def calendar(svc: Services, zone: str) -> str:
         zone_name = z.name
     merged: dict[tuple[int, str], dict[str, Any]] = {}
     for r in rows:  # one event per airing, however many villages hear it
-        merged.setdefault((r["announcement"], r["start_at"]), r)
+        merged.setdefault((r["title"], r["start_at"]), r)
     placements = [
         Placement(
             airing=Airing(
                 id=f"b{r['broadcast']}",
                 title=r["title"],
-                kind=AiringKind.EMERGENCY if r["priority"] == "emergency" else AiringKind.NOTICE,
+                kind=AiringKind(r["kind"]),
                 priority=PRIORITY_OF[r["priority"]],
                 duration=max(
                     timedelta(seconds=1), datetime.fromisoformat(r["end_at"]) - datetime.fromisoformat(r["start_at"])
@@ -497,6 +498,7 @@ def calendar(svc: Services, zone: str) -> str:
                 targets=frozenset({r["zone"]}),
                 earliest=datetime.fromisoformat(r["start_at"]),
                 valid_until=datetime.fromisoformat(r["end_at"]) + timedelta(hours=1),
+                stream_url=r["stream_url"],
             ),
             villages=frozenset({r["zone"]}),
             start=datetime.fromisoformat(r["start_at"]),
@@ -532,12 +534,12 @@ def offline_warnings(svc: Services, within: timedelta = timedelta(minutes=30)) -
         return [
             {
                 "broadcast": b.id,
-                "title": b.announcement.title,
+                "title": b.title,
                 "zone": b.zone_id,
                 "start_at_local": to_local(b.start_at).strftime("%H:%M %d/%m"),
                 "offline_speakers": offline[b.zone_id],
                 "message": f"{names.get(b.zone_id, b.zone_id)}: {len(offline[b.zone_id])} loa mất kết nối, "
-                f"'{b.announcement.title}' phát lúc {to_local(b.start_at):%H:%M}",
+                f"'{b.title}' phát lúc {to_local(b.start_at):%H:%M}",
             }
             for b in upcoming
             if b.zone_id in offline

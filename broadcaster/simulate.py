@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+from broadcaster import security
 from broadcaster.agents.base import AgentConfig
 from broadcaster.db import Database, DeviceKind
 from broadcaster.service import add_device, add_village
@@ -41,15 +42,18 @@ def provision(
             add_village(session, vid, f"Thôn {n}")
             for kind, suffix in ((DeviceKind.SPEAKER, "loa"), (DeviceKind.LED, "led")):
                 device_id = f"{vid}-{suffix}"
-                add_device(
+                device = add_device(
                     session, device_id, kind, vid, f"{'Loa' if suffix == 'loa' else 'Bảng LED'} thôn {n}"
                 )
+                secret = security.issue_credentials(device)  # new each start; the config file is rewritten too
                 cfg = AgentConfig(
                     device_id=device_id,
                     kind=kind.value,
                     broker_url=broker_url,
                     public_keys=public_keys,
                     topic_prefix=topic_prefix,
+                    username=device_id,
+                    password=secret,
                     state_dir=str(state_root / device_id),
                     sink=sink,
                 )

@@ -35,18 +35,22 @@ Export: to_ics(placements, zone_name, *, stamp=None) -> str
 Speech: bulletin_heading(when) -> "Bản tin sáng ngày hai mươi lăm tháng năm"
 Errors: ScheduleError(code, message_vi), ErrorCode
 
-Wiring it to a database
------------------------
-    tree = ZoneTree(zone_rows)                       # communes, villages, groups
-    existing = [row_to_placement(r) for r in db.placements_from(now - timedelta(hours=3))]
-    windows = [w for bp in bulletin_programmes for w in bp.windows(now, now + horizon)]
-    request = notice("n42", "Họp thôn", timedelta(minutes=2), {"thon-1"}, now=now, at=t)
-    result = plan(tree, [request], now=now, existing=existing, windows=windows)
-    show(result.conflicts, [p.explanation for p in result.changed])   # officer confirms
-    db.delete(result.dropped); db.upsert(result.changed)               # then commit
-    for p in result.changed: timer.schedule(placement_job_id(p), p.start, fire)
-    def fire(job_id): p = db.load(job_id)
-        match classify_firing(p.start, p.airing.valid_until, clock.now(), duration=p.airing.duration): ...
+Wiring it to a database (a sketch: `db` and `send` are the broadcaster's)
+-------------------------------------------------------------------------
+    tree = ZoneTree(db.zones())                                  # communes, villages, groups
+    now = clock.now()
+    existing = db.placements(since=now - timedelta(hours=6))     # Placement rows, dispatched flag set
+    windows = [w for b in db.bulletin_programmes() for w in b.windows(now, now + timedelta(days=2))]
+    req = notice("n42", "Họp thôn", timedelta(minutes=2), {"thon-3"}, now=now, at=local_17h)
+    result = plan(tree, [req], now=now, existing=existing, windows=windows)
+    if officer_confirms(result.conflicts, [p.explanation for p in result.changed]):
+        ids = db.apply(delete=result.dropped, upsert=result.changed)   # one transaction
+        for row_id, p in ids: timer.schedule(row_id, p.start, on_time)  # cancel dropped rows' ids
+    def on_time(row_id): p = db.placement(row_id); send(p) if classify_firing(
+        p.start, p.airing.valid_until, clock.now(), duration=p.airing.duration) is not Firing.MISSED else db.missed(p)
+
+Start-up: rebuild the timer from the database (`timer.scheduled_ids()` tells what is armed);
+anything whose time has passed is scheduled anyway and `classify_firing` decides late/missed.
 """
 
 from schedules.clock import LOCAL_TZ, Clock, FakeClock, SystemClock, to_local, utc

@@ -20,9 +20,9 @@ class WhenError(ValueError):
         self.message_vi = message_vi
 
 
-_RELATIVE = re.compile(r"^\+\s*(\d+(?:\.\d+)?)\s*(s|m|h|giây|phút|giờ)?$")
+_RELATIVE = re.compile(r"^\+\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|giây|phút|giờ|ngày)?$")
 _CLOCK = re.compile(r"^(\d{1,2})[:hH](\d{2})?(?::(\d{2}))?$")
-_UNITS = {"s": 1, "giây": 1, "m": 60, "phút": 60, "h": 3600, "giờ": 3600, None: 60}
+_UNITS = {"s": 1, "giây": 1, "m": 60, "phút": 60, "h": 3600, "giờ": 3600, "d": 86400, "ngày": 86400, None: 60}
 
 
 def parse_when(text: str | None, now: datetime, *, allow_past_s: float = 0.0) -> datetime | None:

@@ -45,6 +45,7 @@ class AgentConfig:
     sink: str = "file"
     diacritics: bool = True
     groups: list[str] = field(default_factory=list)
+    ca_file: str | None = None  # the commune's CA, for mqtts:// brokers with a generated certificate
 
     @classmethod
     def load(cls, path: Path) -> AgentConfig:
@@ -155,9 +156,7 @@ class DeviceAgent:
             address = address.with_credentials(config.username, config.password)
         self.address = address
         self.client = new_client(config.device_id)
-        set_will(
-            self.client, self.topics.status(self.device_id), protocol.encode(protocol.make_status(False))
-        )
+        set_will(self.client, self.topics.status(self.device_id), protocol.encode(protocol.make_status(False)))
         self.client.on_connect = on_connect_wrapper(self._latch, self._on_connected)
         self.client.on_message = self._on_message
 
@@ -175,12 +174,10 @@ class DeviceAgent:
         log.info("%s connected to %s", self.device_id, self.address.display())
 
     def start(self, timeout: float = 10.0) -> None:
-        connect(self.client, self.address, persistent=True)
+        connect(self.client, self.address, persistent=True, ca_file=self.config.ca_file)
         self.client.loop_start()
         if not self._latch.wait(timeout):
-            raise RuntimeError(
-                f"{self.device_id}: cannot connect to {self.address.display()} {self._latch.reason}"
-            )
+            raise RuntimeError(f"{self.device_id}: cannot connect to {self.address.display()} {self._latch.reason}")
 
     def stop(self) -> None:
         self._stop.set()
@@ -237,9 +234,7 @@ class DeviceAgent:
             if last is not None:  # a re-send: tell the daemon where we are, do nothing else
                 self._publish_ack(last)
             return
-        threading.Thread(
-            target=self._handle_safely, args=(command,), name=f"cmd-{cid[:8]}", daemon=True
-        ).start()
+        threading.Thread(target=self._handle_safely, args=(command,), name=f"cmd-{cid[:8]}", daemon=True).start()
 
     def _refuse(self, code: str) -> None:
         self.refused[code] = self.refused.get(code, 0) + 1

@@ -19,6 +19,8 @@ class Sink(Protocol):
 
     def play(self, path: Path, duration_ms: int, started_at: float) -> None: ...
 
+    def play_stream(self, url: str, duration_s: float, started_at: float) -> None: ...
+
     def stop(self) -> None: ...
 
 
@@ -33,6 +35,9 @@ class NullSink:
     def play(self, path: Path, duration_ms: int, started_at: float) -> None:
         self._stop = stop = threading.Event()  # one per play: a stop never leaks into the next item
         stop.wait(duration_ms / 1000)
+
+    def play_stream(self, url: str, duration_s: float, started_at: float) -> None:
+        self.play(Path(url), int(duration_s * 1000), started_at)
 
     def stop(self) -> None:
         self._stop.set()
@@ -53,10 +58,39 @@ class FileSink(NullSink):
         copy = self.out_dir / f"{stamp}-{path.name}"
         shutil.copyfile(path, copy)
         with (self.out_dir / "played.jsonl").open("a", encoding="utf-8") as f:
-            f.write(
-                json.dumps({"started_at": started_at, "file": copy.name, "duration_ms": duration_ms}) + "\n"
-            )
+            f.write(json.dumps({"started_at": started_at, "file": copy.name, "duration_ms": duration_ms}) + "\n")
         super().play(path, duration_ms, started_at)
+
+    def play_stream(self, url: str, duration_s: float, started_at: float) -> None:
+        """Record what the relay carried, for as long as it airs, so a person can check it later."""
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started_at))
+        out = self.out_dir / f"{stamp}-relay.mp3"
+        self._stop = stop = threading.Event()
+        proc = subprocess.Popen(
+            [
+                "ffmpeg",
+                "-nostdin",
+                "-loglevel",
+                "error",
+                "-y",
+                "-t",
+                f"{duration_s:.3f}",
+                "-i",
+                url,
+                "-c",
+                "copy",
+                str(out),
+            ],
+            stdin=subprocess.DEVNULL,
+        )
+        with (self.out_dir / "played.jsonl").open("a", encoding="utf-8") as f:
+            f.write(
+                json.dumps({"started_at": started_at, "stream": url, "file": out.name, "duration_s": duration_s}) + "\n"
+            )
+        stop.wait(duration_s)
+        if proc.poll() is None:
+            proc.terminate()
+        proc.wait()
 
 
 class CommandSink:
@@ -78,6 +112,22 @@ class CommandSink:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
         self._proc.wait()
 
+    def play_stream(self, url: str, duration_s: float, started_at: float) -> None:
+        if self.name == "ffplay":
+            cmd = ["ffplay", "-nodisp", "-autoexit", "-loglevel", "error", "-t", f"{duration_s:.3f}", url]
+        else:
+            cmd = [
+                "sh",
+                "-c",
+                'ffmpeg -loglevel error -t "$2" -i "$1" -f wav - | aplay -q',
+                "sh",
+                url,
+                f"{duration_s:.3f}",
+            ]
+        with self._lock:
+            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        self._proc.wait()
+
     def stop(self) -> None:
         with self._lock:
             if self._proc and self._proc.poll() is None:
@@ -85,11 +135,7 @@ class CommandSink:
 
 
 def has_sound_card() -> bool:
-    return (
-        Path("/dev/snd").is_dir()
-        and any(Path("/dev/snd").glob("pcm*p"))
-        and shutil.which("ffplay") is not None
-    )
+    return Path("/dev/snd").is_dir() and any(Path("/dev/snd").glob("pcm*p")) and shutil.which("ffplay") is not None
 
 
 def make_sink(name: str, out_dir: Path) -> Sink:

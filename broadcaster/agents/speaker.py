@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +81,19 @@ class SpeakerAgent(DeviceAgent):
         cid = command["id"]
         self.ack(cid, "received")
         body = command.get("body") or {}
-        audio = body.get("audio")
+        audio, stream = body.get("audio"), body.get("stream")
+        if isinstance(stream, dict):
+            url, duration = stream.get("url"), stream.get("duration_s")
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                self.ack(cid, "failed", reason="bad_stream_url")
+                return
+            if not isinstance(duration, (int, float)) or duration <= 0:
+                self.ack(cid, "failed", reason="bad_duration")
+                return
+            self._air(command, lambda started: self.sink.play_stream(url, float(duration), started))
+            return
         if not isinstance(audio, dict) or not isinstance(audio.get("sha256"), str):
-            self.ack(cid, "failed", reason="stream_unsupported" if "stream" in body else "bad_body")
+            self.ack(cid, "failed", reason="bad_body")
             return
         try:
             path = self.fetch(audio)
@@ -90,6 +101,12 @@ class SpeakerAgent(DeviceAgent):
             self.ack(cid, "failed", reason=f"download_failed: {exc}"[:200])
             return
         self.ack(cid, "downloaded")
+        duration_ms = int(audio.get("duration_ms") or 0)
+        self._air(command, lambda started: self.sink.play(path, duration_ms, started))
+
+    def _air(self, command: dict[str, Any], run: Callable[[float], None]) -> None:
+        """Start on the dot, make room by priority, report the start error, then the outcome."""
+        cid = command["id"]
         start = protocol.parse_time(command["start_at"]).timestamp()
         expires = protocol.parse_time(command["expires_at"]).timestamp()
         if not wait_until(start, self._stop):
@@ -114,10 +131,9 @@ class SpeakerAgent(DeviceAgent):
                 self.ack(cid, "expired", reason="expired_before_start")
                 return
             self._current = (cid, rank, preempted)
-        error_ms = (now - start) * 1000
-        self.ack(cid, "playing", start_error_ms=round(error_ms, 3))
+        self.ack(cid, "playing", start_error_ms=round((now - start) * 1000, 3))
         try:
-            self.sink.play(path, int(audio.get("duration_ms") or 0), now)
+            run(now)
         finally:
             with self._play_lock:
                 if self._current is not None and self._current[0] == cid:

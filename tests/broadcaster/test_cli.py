@@ -108,3 +108,32 @@ def test_normalize_reads_stdin_line_by_line(tmp_path: Path) -> None:
     assert len(lines) == 2
     assert "ủy ban nhân dân" in lines[0].lower() and "bảy giờ ba mươi" in lines[0]
     assert not any(ch.isdigit() for ch in r.stdout)
+
+
+def test_timeline_and_programmes_from_the_command_line(tmp_path: Path) -> None:
+    assert loa(tmp_path, "zone", "add", "thon-1").returncode == 0
+    r = loa(
+        tmp_path,
+        "programme",
+        "add",
+        "--kind",
+        "relay",
+        "--title",
+        "Thời sự",
+        "--when",
+        "06:00",
+        "--stream",
+        "http://127.0.0.1:9/radio.mp3",
+        "--duration",
+        "900",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "Đã lưu chương trình #1" in r.stdout
+    bad = loa(tmp_path, "programme", "add", "--title", "X", "--stream", "rtsp://x", "--duration", "60")
+    assert bad.returncode == 2 and "(bad_relay_url)" in bad.stderr
+    assert "Thời sự" in loa(tmp_path, "programme", "list").stdout
+    timeline = loa(tmp_path, "timeline", "--zone", "thon-1", "--to", "+2d")
+    assert timeline.returncode == 0 and "Thời sự" in timeline.stdout and "relay" not in timeline.stderr
+    ics = loa(tmp_path, "timeline", "--zone", "thon-1", "--ics")
+    assert ics.stdout.startswith("BEGIN:VCALENDAR") and "SUMMARY:Thời sự" in ics.stdout
+    assert loa(tmp_path, "timeline", "--zone", "thon-9").returncode == 2

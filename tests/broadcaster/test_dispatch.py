@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from broadcaster.devices import DeviceLink, EventWriter, Metrics
 from broadcaster.dispatch import Dispatcher
 from broadcaster.mqtt import BrokerAddress, connect, new_client
 from broadcaster.service import add_device, add_village, ensure_commune
-from schedules.clock import FakeClock
+from schedules.clock import Clock, FakeClock, SystemClock
 from schedules.timer import Timer
 from tests.broadcaster.harness import wait_for
 
@@ -40,7 +41,7 @@ T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)  # 07:00 in the commune
 @dataclass
 class Rig:
     db: Database
-    clock: FakeClock
+    clock: Any
     dispatcher: Dispatcher
     writer: EventWriter
     link: DeviceLink
@@ -51,6 +52,10 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path, broker: ManagedBroker, database_url: str) -> Iterator[Rig]:
+    yield from make_rig(tmp_path, broker, database_url, FakeClock(T0))
+
+
+def make_rig(tmp_path: Path, broker: ManagedBroker, database_url: str, clock: Clock) -> Iterator[Rig]:
     db = Database(database_url)
     db.upgrade()
     with db.session() as s:
@@ -58,7 +63,6 @@ def rig(tmp_path: Path, broker: ManagedBroker, database_url: str) -> Iterator[Ri
         for n in (1, 2):
             add_village(s, f"thon-{n}", f"Thôn {n}")
             add_device(s, f"thon-{n}-loa", DeviceKind.SPEAKER, f"thon-{n}")
-    clock = FakeClock(T0)
     metrics = Metrics()
     signer = protocol.load_or_create_signer(tmp_path / "k.pem")
     holder: dict[str, Dispatcher] = {}
@@ -130,9 +134,7 @@ def _count(db: Database, model: type) -> int:
 def test_racing_dispatches_produce_one_set_of_commands(rig: Rig) -> None:
     bid = plan(rig.db, T0 + timedelta(seconds=20))
     results: list[int] = []
-    threads = [
-        threading.Thread(target=lambda: results.append(rig.dispatcher.dispatch(bid))) for _ in range(4)
-    ]
+    threads = [threading.Thread(target=lambda: results.append(rig.dispatcher.dispatch(bid))) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -218,19 +220,13 @@ def test_acks_move_deliveries_forward_only_and_bad_messages_are_counted(rig: Rig
         ack_topic = protocol.Topics().ack("thon-1-loa")
         pub = listener.client.publish
         for state, extra in (("playing", {"start_error_ms": 1.5}), ("received", {}), ("done", {})):
-            pub(
-                ack_topic, protocol.encode(protocol.make_ack(cid, state, T0, **extra)), qos=1
-            ).wait_for_publish()
+            pub(ack_topic, protocol.encode(protocol.make_ack(cid, state, T0, **extra)), qos=1).wait_for_publish()
         pub(ack_topic, b"{not json", qos=1).wait_for_publish()
-        pub(
-            ack_topic, protocol.encode(protocol.make_ack("no-such-command", "done", T0)), qos=1
-        ).wait_for_publish()
+        pub(ack_topic, protocol.encode(protocol.make_ack("no-such-command", "done", T0)), qos=1).wait_for_publish()
         pub(protocol.Topics().ack("intruder"), protocol.encode(protocol.make_ack(cid, "failed", T0)), qos=1)
         pub(ack_topic, b"x" * (protocol.MAX_PAYLOAD_BYTES + 1), qos=1).wait_for_publish()
         expected = {"malformed_json": 1, "ack_for_unknown_command": 2, "oversized_payload": 1}
-        wait_for(
-            lambda: rig.metrics.snapshot() == expected, 5, f"bad messages counted {rig.metrics.snapshot()}"
-        )
+        wait_for(lambda: rig.metrics.snapshot() == expected, 5, f"bad messages counted {rig.metrics.snapshot()}")
         assert rig.writer.flush()
         with rig.db.session() as s:
             d = s.scalars(select(Delivery)).one()
@@ -253,3 +249,84 @@ def test_the_writer_commits_acks_in_batches(rig: Rig) -> None:
             rig.writer.put("ack", c.device_id, protocol.make_ack(c.id, "received", T0))
     assert rig.writer.flush()
     assert rig.writer.batches - before < 50  # 100 acks, far fewer commits
+
+
+def test_a_relay_plays_the_stream_on_a_real_speaker_for_its_duration(
+    tmp_path: Path, broker: ManagedBroker, sqlite_url: str
+) -> None:
+    """A relay command carries a stream URL and a duration; the speaker records what it aired."""
+    import functools
+    import http.server
+    import subprocess
+
+    from broadcaster.agents.base import AgentConfig
+    from broadcaster.agents.speaker import SpeakerAgent
+    from broadcaster.db import Programme
+
+    media = tmp_path / "www"
+    media.mkdir()
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=5", str(media / "vov1.mp3")],
+        check=True,
+    )
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(media))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    stream_url = f"http://127.0.0.1:{server.server_address[1]}/vov1.mp3"
+
+    rig_iter = make_rig(tmp_path, broker, sqlite_url, SystemClock())
+    rig = next(rig_iter)
+    agent = SpeakerAgent(
+        AgentConfig(
+            device_id="thon-1-loa",
+            kind="speaker",
+            broker_url=broker.url,
+            public_keys={rig.signer.kid: rig.signer.public_b64},
+            state_dir=str(tmp_path / "agent"),
+            sink="file",
+        )
+    )
+    agent.start()
+    try:
+        now = datetime.now(UTC)
+        with rig.db.session() as s:
+            prog = Programme(
+                kind="relay",
+                title="Thời sự VOV1",
+                targets='["thon-1"]',
+                recurrence="06:00",
+                starts_on="2026-11-25",
+                duration_ms=2000,
+                stream_url=stream_url,
+                priority="background",
+                created_at=now,
+                created_by="t",
+            )
+            s.add(prog)
+            s.flush()
+            b = Broadcast(
+                programme_id=prog.id,
+                title=prog.title,
+                zone_id="thon-1",
+                start_at=now + timedelta(seconds=2),
+                expires_at=now + timedelta(seconds=60),
+                airing_id="p1@x",
+                kind="relay",
+                priority="background",
+                duration_ms=2000,
+            )
+            s.add(b)
+            s.flush()
+            bid = b.id
+        assert rig.dispatcher.dispatch(bid) == 1
+        wait_for(lambda: _delivery_status(rig.db) == [DeliveryStatus.DONE], 20, "relay delivery done")
+        log = (tmp_path / "agent" / "played" / "played.jsonl").read_text()
+        entry = json.loads(log.splitlines()[-1])
+        assert entry["stream"] == stream_url and entry["duration_s"] == 2.0
+        recorded = tmp_path / "agent" / "played" / entry["file"]
+        assert recorded.stat().st_size > 1000
+    finally:
+        agent.stop()
+        server.shutdown()
+        with contextlib.suppress(StopIteration):
+            next(rig_iter)

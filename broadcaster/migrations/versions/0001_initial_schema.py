@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 19:11:31.441745
+Create Date: 2026-11-24 19:18:52.250140
 """
 
 from __future__ import annotations
@@ -63,9 +63,66 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
+        "devices",
+        sa.Column("id", sa.String(length=64), nullable=False),
+        sa.Column("kind", sa.Enum("SPEAKER", "LED", name="devicekind", native_enum=False, length=16), nullable=False),
+        sa.Column("village_id", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("online", sa.Boolean(), nullable=False),
+        sa.Column("last_seen", broadcaster.db.UTCDateTime(), nullable=True),
+        sa.Column("firmware", sa.String(length=64), nullable=False),
+        sa.Column("volume", sa.Integer(), nullable=True),
+        sa.Column("signal", sa.Integer(), nullable=True),
+        sa.Column("diacritics", sa.Boolean(), nullable=False),
+        sa.Column("broker_password_hash", sa.String(length=200), nullable=False),
+        sa.Column("created_at", broadcaster.db.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["village_id"],
+            ["zones.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "programmes",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("title", sa.String(length=300), nullable=False),
+        sa.Column("targets", sa.Text(), nullable=False),
+        sa.Column("recurrence", sa.String(length=300), nullable=False),
+        sa.Column("starts_on", sa.String(length=10), nullable=False),
+        sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.Column("stream_url", sa.String(length=500), nullable=True),
+        sa.Column("announcement_id", sa.Integer(), nullable=True),
+        sa.Column("priority", sa.String(length=16), nullable=False),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", broadcaster.db.UTCDateTime(), nullable=False),
+        sa.Column("created_by", sa.String(length=100), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["announcement_id"],
+            ["announcements.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_table(
+        "zone_members",
+        sa.Column("group_id", sa.String(length=64), nullable=False),
+        sa.Column("village_id", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["group_id"],
+            ["zones.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["village_id"],
+            ["zones.id"],
+        ),
+        sa.PrimaryKeyConstraint("group_id", "village_id"),
+    )
+    op.create_table(
         "broadcasts",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
-        sa.Column("announcement_id", sa.Integer(), nullable=False),
+        sa.Column("announcement_id", sa.Integer(), nullable=True),
+        sa.Column("programme_id", sa.Integer(), nullable=True),
+        sa.Column("title", sa.String(length=300), nullable=False),
         sa.Column("zone_id", sa.String(length=64), nullable=False),
         sa.Column("start_at", broadcaster.db.UTCDateTime(), nullable=False),
         sa.Column("expires_at", broadcaster.db.UTCDateTime(), nullable=False),
@@ -97,48 +154,19 @@ def upgrade() -> None:
             ["announcements.id"],
         ),
         sa.ForeignKeyConstraint(
+            ["programme_id"],
+            ["programmes.id"],
+        ),
+        sa.ForeignKeyConstraint(
             ["zone_id"],
             ["zones.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.create_index("ix_broadcasts_airing", ["airing_id"], unique=False)
         batch_op.create_index("ix_broadcasts_status_start", ["status", "start_at"], unique=False)
 
-    op.create_table(
-        "devices",
-        sa.Column("id", sa.String(length=64), nullable=False),
-        sa.Column("kind", sa.Enum("SPEAKER", "LED", name="devicekind", native_enum=False, length=16), nullable=False),
-        sa.Column("village_id", sa.String(length=64), nullable=False),
-        sa.Column("name", sa.String(length=200), nullable=False),
-        sa.Column("online", sa.Boolean(), nullable=False),
-        sa.Column("last_seen", broadcaster.db.UTCDateTime(), nullable=True),
-        sa.Column("firmware", sa.String(length=64), nullable=False),
-        sa.Column("volume", sa.Integer(), nullable=True),
-        sa.Column("signal", sa.Integer(), nullable=True),
-        sa.Column("diacritics", sa.Boolean(), nullable=False),
-        sa.Column("broker_password_hash", sa.String(length=200), nullable=False),
-        sa.Column("created_at", broadcaster.db.UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["village_id"],
-            ["zones.id"],
-        ),
-        sa.PrimaryKeyConstraint("id"),
-    )
-    op.create_table(
-        "zone_members",
-        sa.Column("group_id", sa.String(length=64), nullable=False),
-        sa.Column("village_id", sa.String(length=64), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["group_id"],
-            ["zones.id"],
-        ),
-        sa.ForeignKeyConstraint(
-            ["village_id"],
-            ["zones.id"],
-        ),
-        sa.PrimaryKeyConstraint("group_id", "village_id"),
-    )
     op.create_table(
         "deliveries",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -210,12 +238,14 @@ def downgrade() -> None:
 
     op.drop_table("commands")
     op.drop_table("deliveries")
-    op.drop_table("zone_members")
-    op.drop_table("devices")
     with op.batch_alter_table("broadcasts", schema=None) as batch_op:
         batch_op.drop_index("ix_broadcasts_status_start")
+        batch_op.drop_index("ix_broadcasts_airing")
 
     op.drop_table("broadcasts")
+    op.drop_table("zone_members")
+    op.drop_table("programmes")
+    op.drop_table("devices")
     op.drop_table("zones")
     op.drop_table("audit_log")
     op.drop_table("announcements")

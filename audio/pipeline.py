@@ -1,0 +1,342 @@
+"""Text or an officer's recording in, one loudness-normalized, stored audio file out.
+
+The pipeline speaks sentence by sentence (each normalized first), because that is
+what lets long articles stream to disk, report progress, start playing early, mix
+engines when Google drops out mid-article, and pause exactly where we want.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections import deque
+from collections.abc import Callable, Generator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from audio import render
+from audio.chimes import chime
+from audio.engines import SpeechEngine
+from audio.normalize import normalize, split_paragraphs
+from audio.render import CODECS, AudioError
+from audio.store import AudioStore, StoredAudio, file_sha256
+
+__all__ = ["AudioError", "AudioPipeline", "RenderSettings", "SentenceAudio", "StoredAudio"]
+
+# Bump when the rendering algorithm changes audibly, so old cache entries stop matching.
+PIPELINE_VERSION = 1
+LEAD_MS = 200  # quiet head/tail: speaker amplifiers un-mute with a click on the first samples
+CHIME_GAP_MS = 450
+MAX_UPLOAD_BYTES = 200 * 1024**2
+MAX_RECORDING_MS = 60 * 60 * 1000
+_AUDIO_MAGIC = (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xfa", b"RIFF", b"OggS", b"fLaC",
+                b"\x1aE\xdf\xa3")
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Every knob that changes the output bytes; all of it is part of the cache key."""
+
+    loudness_lufs: float = -16.0
+    true_peak_dbtp: float = -1.5
+    sample_rate: int = 24000
+    channels: int = 1
+    codec: str = "mp3"
+    bitrate: str = "48k"
+    chimes: bool = True
+    sentence_pause_ms: int = 350
+    paragraph_pause_ms: int = 800
+    speaking_rate: float = 1.0
+    trim_silence: bool = True
+
+    def __post_init__(self) -> None:
+        if self.codec not in CODECS:
+            raise ValueError(f"codec must be one of {sorted(CODECS)}, not {self.codec!r}")
+        if not -40.0 <= self.loudness_lufs <= -5.0 or not -9.0 <= self.true_peak_dbtp <= 0.0:
+            raise ValueError("loudness target out of range")
+        if self.channels not in (1, 2) or not 0.5 <= self.speaking_rate <= 2.0:
+            raise ValueError("channels must be 1 or 2 and speaking_rate within 0.5-2.0")
+        if self.codec == "opus" and self.sample_rate not in (8000, 12000, 16000, 24000, 48000):
+            raise ValueError("opus needs a sample rate of 8, 12, 16, 24 or 48 kHz")
+
+    @property
+    def extension(self) -> str:
+        return CODECS[self.codec][0]
+
+
+@dataclass(frozen=True)
+class SentenceAudio:
+    """One spoken sentence, trimmed and at the pipeline's working rate (mono s16le)."""
+
+    index: int
+    total: int
+    paragraph: int
+    text: str
+    spoken: str
+    pcm: bytes
+    sample_rate: int
+    engine: str
+
+
+@dataclass(frozen=True)
+class _Line:
+    paragraph: int
+    text: str
+    spoken: str
+
+
+def _preferred_engine(engine: SpeechEngine) -> str:
+    chain = getattr(engine, "engines", None)
+    return str(chain[0].name) if chain else engine.name
+
+
+class _Assembly:
+    """The program being built: raw PCM appended to a file and, on the way, to a loudness meter.
+
+    It also remembers where the pauses are, because those are the only places where
+    the program may be cut for parallel encoding without an audible seam.
+    """
+
+    def __init__(self, path: Path, rate: int, chimes: bool) -> None:
+        self.path, self.rate, self.chimes = path, rate, chimes
+        self._meter = render.StreamingMeter(rate)
+        self._fh = path.open("wb")
+        self._bytes = 0
+        self._pauses_ms: list[int] = []
+
+    def __enter__(self) -> _Assembly:
+        self.write(render.silence(LEAD_MS, self.rate))
+        if self.chimes:
+            self.write(chime(self.rate, "intro"))
+            self.pause(CHIME_GAP_MS)
+        return self
+
+    def write(self, pcm: bytes) -> None:
+        self._fh.write(pcm)
+        self._meter.feed(pcm)
+        self._bytes += len(pcm)
+
+    def pause(self, ms: int) -> None:
+        self._pauses_ms.append(render.duration_ms(self._bytes, self.rate) + ms // 2)
+        self.write(render.silence(ms, self.rate))
+
+    def close(self) -> float:
+        """Finish the program; returns its integrated loudness (LUFS) before any gain."""
+        if self.chimes:
+            self.pause(CHIME_GAP_MS)
+            self.write(chime(self.rate, "outro"))
+        self.write(render.silence(LEAD_MS, self.rate))
+        self._fh.close()
+        return self._meter.result().integrated
+
+    def cuts(self, parts: int, min_part_ms: int = 60_000) -> list[int]:
+        """Pause midpoints that split the program into `parts` similar lengths."""
+        total = render.duration_ms(self._bytes, self.rate)
+        parts = min(parts, total // min_part_ms)
+        if parts < 2 or not self._pauses_ms:
+            return []
+        chosen = {min(self._pauses_ms, key=lambda p: abs(p - total * k / parts)) for k in range(1, parts)}
+        return sorted(chosen)
+
+    def __exit__(self, *exc: object) -> None:
+        self._fh.close()
+        self._meter.close()
+        render.remove_quietly(self.path)
+
+
+class AudioPipeline:
+    """Renders text with one engine into one store. Thread-safe; one render uses `workers` threads."""
+
+    def __init__(self, store: AudioStore, engine: SpeechEngine, settings: RenderSettings = RenderSettings(),
+                 lexicon: Mapping[str, str] | None = None, *, workers: int = 2) -> None:
+        self.store = store
+        self.engine = engine
+        self.settings = settings
+        self.lexicon = lexicon
+        self.workers = max(1, workers)
+        # Work at the engine's native rate (espeak: 22.05 kHz) so sentences need no resampling;
+        # ffmpeg's soxr resamples once, at the very end.
+        self.work_rate = int(getattr(engine, "sample_rate", None) or settings.sample_rate)
+
+    # -- text -----------------------------------------------------------------------------
+
+    def _plan(self, text: str) -> list[_Line]:
+        lines: list[_Line] = []
+        for p, sentences in enumerate(split_paragraphs(text)):
+            for sentence in sentences:
+                spoken = normalize(sentence, self.lexicon).strip()
+                if any(ch.isalnum() for ch in spoken):
+                    lines.append(_Line(p, sentence, spoken))
+        return lines
+
+    def _key(self, kind: str, content: object) -> str:
+        blob = json.dumps({
+            "v": PIPELINE_VERSION, "kind": kind, "engine": self.engine.name, "voice": self.engine.voice,
+            "engine_signature": str(getattr(self.engine, "signature", "")),
+            "settings": asdict(self.settings), "content": content,
+        }, ensure_ascii=False, sort_keys=True)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+    def cache_key(self, text: str) -> str:
+        """Identity of a render: normalized text (with its paragraph breaks), engine, voice, settings."""
+        return self._key("tts", [[line.paragraph, line.spoken] for line in self._plan(text)])
+
+    # -- synthesis ------------------------------------------------------------------------
+
+    def _speak(self, index: int, total: int, line: _Line, tmp: Path) -> SentenceAudio:
+        out = tmp / f"s{index:05d}"
+        spoke = self.engine.synthesize(line.spoken, out) or self.engine.name
+        try:
+            pcm = render.read_pcm(out, self.work_rate)
+        finally:
+            render.remove_quietly(out)
+        if self.settings.trim_silence:
+            pcm = render.trim_silence(pcm, self.work_rate)
+        pcm = render.change_tempo(pcm, self.work_rate, self.settings.speaking_rate)
+        return SentenceAudio(index, total, line.paragraph, line.text, line.spoken, pcm, self.work_rate, spoke)
+
+    def _speak_lines(self, lines: list[_Line]) -> Generator[SentenceAudio, None, None]:
+        """Synthesize concurrently but yield in order, with bounded lookahead so memory stays flat
+        and the first sentence is ready as soon as it alone is done."""
+        total = len(lines)
+        with tempfile.TemporaryDirectory(dir=self.store.tmp_dir) as tmp_name, \
+                ThreadPoolExecutor(self.workers, thread_name_prefix="tts") as pool:
+            pending: deque[Future[SentenceAudio]] = deque()
+            todo = iter(enumerate(lines))
+            try:
+                for index, line in todo:
+                    pending.append(pool.submit(self._speak, index, total, line, Path(tmp_name)))
+                    if len(pending) >= 2 * self.workers:
+                        break
+                while pending:
+                    done = pending.popleft().result()
+                    nxt = next(todo, None)
+                    if nxt is not None:
+                        pending.append(pool.submit(self._speak, nxt[0], total, nxt[1], Path(tmp_name)))
+                    yield done
+            finally:
+                for fut in pending:
+                    fut.cancel()
+                pool.shutdown(wait=True, cancel_futures=True)
+
+    def render_sentences(self, text: str) -> Generator[SentenceAudio, None, None]:
+        """Sentences as soon as each is spoken (for previews and early playback).
+
+        Not cached and not loudness-normalized. close() the generator when stopping
+        early, so that its worker threads and temp files go away at once."""
+        return self._speak_lines(self._plan(text))
+
+    # -- assembly -------------------------------------------------------------------------
+
+    def _finish(self, program: _Assembly, key: str | None, engine: str) -> StoredAudio:
+        """Loudness-normalize, encode and store the assembled program."""
+        s = self.settings
+        raw_lufs = program.close()
+        gain = render.solve_gain(program.path, program.rate, s.loudness_lufs, s.true_peak_dbtp,
+                                 raw_lufs=raw_lufs, bias_lu=render.CODEC_LOUDNESS_LOSS_LU[s.codec])
+        encoded = self.store.new_tmp("." + s.extension)
+        try:
+            chain = render.final_chain(gain, s.true_peak_dbtp, program.rate, s.sample_rate)
+            render.encode(program.path, program.rate, encoded, filters=chain, channels=s.channels,
+                          codec=s.codec, bitrate=s.bitrate, cuts_ms=program.cuts(self.workers))
+            info = render.probe(encoded)
+            return self.store.put(encoded, ext=s.extension, duration_ms=info.duration_ms, engine=engine,
+                                  codec=s.codec, key=key)
+        finally:
+            render.remove_quietly(encoded)
+
+    def _assembly(self, rate: int) -> _Assembly:
+        return _Assembly(self.store.new_tmp(".raw"), rate, self.settings.chimes)
+
+    def render(self, text: str, progress: Progress | None = None) -> StoredAudio:
+        """Speak `text` and store the result; a repeat of the same item is a cache hit.
+
+        A render in which the preferred engine did not speak every sentence (Google was
+        down, espeak stood in) is stored but not indexed, so the next render of the item
+        tries for the better voice again.
+        """
+        lines = self._plan(text)
+        total = len(lines)
+        if not total:
+            raise AudioError("empty_text", "Văn bản không có nội dung để đọc.")
+        key = self._key("tts", [[line.paragraph, line.spoken] for line in lines])
+        hit = self.store.lookup(key)
+        if hit is not None:
+            if progress:
+                progress(total, total)
+            return hit
+        if progress:
+            progress(0, total)
+        s = self.settings
+        speakers: list[str] = []
+        previous: SentenceAudio | None = None
+        with self._assembly(self.work_rate) as program:
+            for sent in self._speak_lines(lines):
+                if sent.engine not in speakers:
+                    speakers.append(sent.engine)
+                if sent.pcm:
+                    if previous is not None:
+                        same = previous.paragraph == sent.paragraph
+                        program.pause(s.sentence_pause_ms if same else s.paragraph_pause_ms)
+                    program.write(sent.pcm)
+                    previous = sent
+                if progress:
+                    progress(sent.index + 1, total)
+            if previous is None:
+                raise AudioError("silent", "Bộ đọc không tạo ra âm thanh cho văn bản này.")
+            full_quality = speakers == [_preferred_engine(self.engine)]
+            return self._finish(program, key if full_quality else None, "+".join(speakers))
+
+    # -- uploads --------------------------------------------------------------------------
+
+    def import_recording(self, path: Path) -> StoredAudio:
+        """Accept an officer's recording (mp3, m4a, wav, ogg...) and give it the same loudness,
+        chimes and format as synthesized items; refuse anything that would not play well."""
+        path = Path(path)
+        if not path.is_file():
+            raise AudioError("not_found", "Không tìm thấy tệp tải lên.")
+        size = path.stat().st_size
+        if size == 0:
+            raise AudioError("empty", "Tệp tải lên bị rỗng.")
+        if size > MAX_UPLOAD_BYTES:
+            raise AudioError("too_large", f"Tệp quá lớn (tối đa {MAX_UPLOAD_BYTES // 1024**2} MB).")
+        with path.open("rb") as fh:
+            head = fh.read(12)
+        looks_audio = head.startswith(_AUDIO_MAGIC) or head[4:8] == b"ftyp"
+        try:
+            info = render.probe(path)
+        except AudioError as exc:
+            if looks_audio:
+                raise AudioError("corrupt", "Tệp âm thanh bị hỏng hoặc không đầy đủ.", exc.detail) from exc
+            raise
+        if info.duration_ms > MAX_RECORDING_MS:
+            raise AudioError("too_long", f"Bản ghi quá dài (tối đa {MAX_RECORDING_MS // 60000} phút).")
+        key = self._key("recording", file_sha256(path))
+        hit = self.store.lookup(key)
+        if hit is not None:
+            return hit
+        decoded = self.store.new_tmp(".raw")
+        rate = self.settings.sample_rate
+        try:
+            render.run_ffmpeg(["-v", "error", "-i", str(path), "-vn", "-f", "s16le", "-ac", "1",
+                               "-ar", str(rate), "-y", str(decoded)])
+            got_ms = render.duration_ms(decoded.stat().st_size, rate)
+            declared_ms = 0 if info.duration_estimated else info.duration_ms
+            if got_ms < 200 or (declared_ms > 2000 and got_ms < 0.9 * declared_ms):
+                raise AudioError("corrupt", "Tệp âm thanh bị hỏng hoặc không đầy đủ.",
+                                 f"decoded {got_ms} ms of {info.duration_ms} ms")
+            start, end = (render.loud_span_in_file(decoded, rate) if self.settings.trim_silence
+                          else (0, decoded.stat().st_size))
+            if end <= start:
+                raise AudioError("silent", "Bản ghi không có tiếng (im lặng hoàn toàn).")
+            with self._assembly(rate) as program:
+                render.copy_range(decoded, program.write, start, end)
+                render.remove_quietly(decoded)
+                return self._finish(program, key, "recording")
+        finally:
+            render.remove_quietly(decoded)
+

@@ -1,0 +1,802 @@
+"""No one but the daemon can make a speaker talk: proved against a real Mosquitto, by what it delivers.
+
+Mosquitto 2 grants every SUBSCRIBE and filters at delivery, so a SUBACK proves nothing; each test here
+watches what actually arrives. A "nothing arrived" check always follows a positive control that went
+the same way later (the broker delivers to one client in order, and it acknowledges a QoS 1 publish only
+after routing it), so no test waits on a fixed sleep.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import socket
+import ssl
+import stat
+import struct
+import subprocess
+import sys
+import threading
+import time
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.reasoncodes import ReasonCode
+from sqlalchemy import func, select
+
+from broadcaster import protocol, security
+from broadcaster.agents.base import AgentConfig
+from broadcaster.agents.sinks import FileSink, NullSink
+from broadcaster.agents.speaker import SpeakerAgent
+from broadcaster.broker import BrokerSettings, ManagedBroker, pick_port, wait_for_port
+from broadcaster.db import AuditEntry, Database, Device, DeviceKind
+from broadcaster.mqtt import BrokerAddress, connect, new_client
+from broadcaster.service import add_device, add_village, ensure_commune
+from tests.broadcaster.harness import wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+TOPICS = protocol.Topics()
+A, B = "thon-1-loa", "thon-2-loa"
+DAEMON = security.DAEMON_USER
+
+
+# ---------------------------------------------------------------- a bare MQTT client that records
+
+
+class Probe:
+    """An MQTT client logged in with one credential, recording exactly what the broker delivers to it."""
+
+    def __init__(
+        self,
+        port: int,
+        username: str | None,
+        password: str | None,
+        *,
+        client_id: str | None = None,
+        host: str = "127.0.0.1",
+        tls: bool = False,
+        ca_file: Path | None = None,
+    ) -> None:
+        self.address = BrokerAddress(host, port, username, password, tls)
+        self.ca_file = ca_file
+        self.client = new_client(client_id or f"probe-{uuid.uuid4().hex[:8]}", persistent=False)
+        self.messages: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self.answered = threading.Event()
+        self.refused: str | None = None
+        self.disconnected = threading.Event()
+        self._subacks: dict[int, threading.Event] = {}
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+
+    def _on_connect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        if reason.is_failure:
+            self.refused = str(reason)
+            _c.disconnect()  # no retry: a refused login is the result
+        self.answered.set()
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        self.disconnected.set()
+
+    def _on_subscribe(self, _c: mqtt.Client, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        self._subacks.setdefault(mid, threading.Event()).set()
+
+    def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, bytes(msg.payload)))
+
+    def start(self, timeout: float = 5.0) -> Probe:
+        connect(self.client, self.address, persistent=False, ca_file=self.ca_file)
+        self.client.loop_start()
+        assert self.answered.wait(timeout), "the broker never answered CONNECT"
+        return self
+
+    @property
+    def ok(self) -> bool:
+        return self.answered.is_set() and self.refused is None
+
+    def subscribe(self, *topics: str) -> None:
+        for topic in topics:
+            _rc, mid = self.client.subscribe(topic, qos=1)
+            assert mid is not None
+            event = self._subacks.setdefault(mid, threading.Event())
+            assert event.wait(5), f"no SUBACK for {topic}"
+
+    def publish(self, topic: str, payload: bytes | dict[str, Any], *, retain: bool = False) -> None:
+        """Returns once the broker acknowledged it, i.e. after the broker has routed (or dropped) it."""
+        body = protocol.encode(payload) if isinstance(payload, dict) else payload
+        info = self.client.publish(topic, body, qos=1, retain=retain)
+        info.wait_for_publish(timeout=5)
+        assert info.is_published(), f"no PUBACK for {topic}"
+
+    def got(self) -> list[tuple[str, bytes]]:
+        with self._lock:
+            return list(self.messages)
+
+    def topics(self) -> set[str]:
+        return {t for t, _ in self.got()}
+
+    def wait_for(self, topic: str, payload: bytes | None = None, timeout: float = 5.0) -> None:
+        wait_for(
+            lambda: any(t == topic and (payload is None or p == payload) for t, p in self.got()),
+            timeout,
+            f"{topic} {payload!r} to reach {self.address.username}",
+            interval=0.01,
+        )
+
+    def json_on(self, topic: str) -> list[dict[str, Any]]:
+        return [json.loads(p) for t, p in self.got() if t == topic and p]
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+# ---------------------------------------------------------------- a secured commune
+
+
+@dataclass
+class Commune:
+    broker: ManagedBroker
+    passwords: dict[str, str]
+    signer: protocol.Signer
+    tmp: Path
+    probes: list[Probe]
+    agents: list[SpeakerAgent]
+
+    @property
+    def port(self) -> int:
+        return self.broker.port
+
+    def probe(self, user: str | None, password: str | None = None, **kw: Any) -> Probe:
+        if user is not None and password is None:
+            password = self.passwords[user]
+        p = Probe(self.port, user, password, **kw).start()
+        self.probes.append(p)
+        return p
+
+    def agent(self, device_id: str, groups: list[str] | None = None, sink: Any = None) -> SpeakerAgent:
+        cfg = AgentConfig(
+            device_id=device_id,
+            kind="speaker",
+            broker_url=f"mqtt://127.0.0.1:{self.port}",
+            public_keys={self.signer.kid: self.signer.public_b64},
+            username=device_id,
+            password=self.passwords[device_id],
+            state_dir=str(self.tmp / "agents" / device_id),
+            groups=groups or [],
+        )
+        agent = SpeakerAgent(cfg, sink=sink or NullSink())
+        agent.start(timeout=5)
+        self.agents.append(agent)
+        return agent
+
+
+ZONES = {A: ["all", "thon-1"], B: ["all", "thon-2"]}
+
+
+@pytest.fixture
+def commune(tmp_path: Path) -> Iterator[Commune]:
+    passwords = {DAEMON: security.new_secret(), A: security.new_secret(), B: security.new_secret()}
+    devices = [(d, security.hash_password(passwords[d]), ZONES[d]) for d in (A, B)]
+    lines = security.broker_files(tmp_path / "broker", DAEMON, passwords[DAEMON], devices)
+    broker = ManagedBroker(tmp_path / "broker", BrokerSettings(port=0, extra_lines=lines))
+    broker.start()
+    signer = protocol.load_or_create_signer(tmp_path / "keys" / "daemon-ed25519.pem")
+    c = Commune(broker, passwords, signer, tmp_path, [], [])
+    yield c
+    for agent in c.agents:
+        agent.stop()
+    for probe in c.probes:
+        probe.stop()
+    broker.stop()
+
+
+def command(
+    signer: protocol.Signer, ctype: protocol.CommandType = "ping", body: dict[str, Any] | None = None, **kw: Any
+) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    times = {"issued_at": now, "start_at": now, "expires_at": now + timedelta(seconds=60), **kw}
+    return protocol.make_command(signer, ctype, body or {}, **times)
+
+
+def acks_for(daemon: Probe, command_id: str) -> list[str]:
+    return [
+        json.loads(p)["state"] for t, p in daemon.got() if t.endswith("/ack") and json.loads(p).get("cmd") == command_id
+    ]
+
+
+def shared(topic: str) -> str:
+    return f"$share/loa/{topic}"
+
+
+def until_acked(daemon: Probe, topic: str, signer: protocol.Signer, timeout: float = 5.0) -> dict[str, Any]:
+    """Ping until a device acks, re-sending like the daemon's outbox does: an agent's SUBSCRIBE and the
+    daemon's first PUBLISH travel on different connections, so the first ping may overtake it."""
+    ping = command(signer)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        daemon.publish(topic, ping)
+        if wait_until(lambda: "done" in acks_for(daemon, ping["id"]), 0.25):
+            return ping
+    raise AssertionError(f"no ack on {topic} within {timeout}s")
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+# ---------------------------------------------------------------- passwords and CONNECT
+
+
+def test_hash_password_is_mosquittos_own_format(tmp_path: Path) -> None:
+    hashed = security.hash_password("bí mật", salt=b"\x01" * 12)
+    _, seven, iterations, salt, digest = hashed.split("$")
+    assert (seven, iterations, salt) == ("7", "101", "AQEBAQEBAQEBAQEB")
+    assert digest == base64.b64encode(hashlib.pbkdf2_hmac("sha512", "bí mật".encode(), b"\x01" * 12, 101, 64)).decode()
+    assert security.check_password("bí mật", hashed)
+    assert not security.check_password("bi mat", hashed)
+
+    # and it reads what the real mosquitto_passwd writes
+    pwfile = tmp_path / "pw"
+    subprocess.run(["mosquitto_passwd", "-c", "-b", str(pwfile), "u", "s3cret"], check=True)
+    theirs = pwfile.read_text().strip().split(":", 1)[1]
+    assert theirs.startswith("$7$101$")
+    assert security.check_password("s3cret", theirs)
+    assert not security.check_password("wrong", theirs)
+
+
+def test_a_real_broker_accepts_our_hashes_and_refuses_everyone_else(tmp_path: Path) -> None:
+    strong = security.new_secret()
+    devices: list[tuple[str, str, list[str]]] = [
+        (A, security.hash_password("pa"), []),
+        (B, security.hash_password(strong, iterations=1000), []),  # the broker reads the count from the hash
+    ]
+    lines = security.broker_files(tmp_path / "b", DAEMON, "daemon-pw", devices)
+    broker = ManagedBroker(tmp_path / "b", BrokerSettings(port=0, extra_lines=lines))
+    broker.start()
+    probes: list[Probe] = []
+    try:
+
+        def attempt(user: str | None, password: str | None) -> Probe:
+            probes.append(Probe(broker.port, user, password).start())
+            return probes[-1]
+
+        assert attempt(DAEMON, "daemon-pw").ok
+        assert attempt(A, "pa").ok
+        assert attempt(B, strong).ok  # the iteration count is read from the hash
+        for user, password in ((A, "wrong"), (A, None), (None, None), ("stranger", "pa"), (A, strong)):
+            p = attempt(user, password)
+            assert not p.ok and p.refused, (user, password)
+    finally:
+        for p in probes:
+            p.stop()
+        broker.stop()
+    for name in ("passwd", "acl"):
+        assert stat.S_IMODE((tmp_path / "b" / name).stat().st_mode) == 0o600
+
+
+def test_the_anonymous_test_broker_still_works(broker: ManagedBroker) -> None:
+    probe = Probe(broker.port, None, None).start()
+    try:
+        assert probe.ok
+        probe.subscribe("x/y")
+        probe.publish("x/y", b"hi")
+        probe.wait_for("x/y", b"hi")
+    finally:
+        probe.stop()
+
+
+# ---------------------------------------------------------------- the ACL, by what is delivered
+
+
+def test_a_device_cannot_command_another_device(commune: Commune) -> None:
+    daemon, a, b = commune.probe(DAEMON), commune.probe(A), commune.probe(B)
+    b.subscribe(TOPICS.cmd(B), TOPICS.group_cmd("all"))
+    forged = command(commune.signer)  # even a validly signed one, replayed from a recording
+    a.publish(TOPICS.cmd(B), forged)
+    a.publish(TOPICS.group_cmd("all"), forged)
+    a.publish(TOPICS.group_cmd("thon-1"), forged)
+    daemon.publish(TOPICS.cmd(B), b"from the daemon")  # the positive control
+    b.wait_for(TOPICS.cmd(B), b"from the daemon")
+    assert b.got() == [(TOPICS.cmd(B), b"from the daemon")]
+
+
+def test_a_device_cannot_overhear_another_device(commune: Commune) -> None:
+    daemon, a, b = commune.probe(DAEMON), commune.probe(A), commune.probe(B)
+    a.subscribe(TOPICS.cmd(B), TOPICS.ack(B), TOPICS.status(B), "pa/v1/dev/+/cmd", "pa/v1/#", "#")
+    daemon.publish(TOPICS.cmd(B), b"for B only")
+    daemon.publish(TOPICS.group_cmd("thon-2"), b"for thon-2 only")
+    b.publish(TOPICS.ack(B), b"B's ack")
+    b.publish(TOPICS.tele(B), b"B's telemetry")
+    b.publish(TOPICS.status(B), b"B's status", retain=True)
+    daemon.publish(TOPICS.cmd(A), b"for A")  # the positive control, through A's wildcards
+    a.wait_for(TOPICS.cmd(A), b"for A")
+    assert a.topics() == {TOPICS.cmd(A)}
+
+    a.stop()  # one session per device: a second login as A would take this one over
+    late = commune.probe(A, client_id="late")  # a retained status is not readable either
+    late.subscribe("#")
+    daemon.publish(TOPICS.cmd(A), b"again")
+    late.wait_for(TOPICS.cmd(A), b"again")
+    assert late.topics() == {TOPICS.cmd(A)}
+
+
+def test_a_device_cannot_speak_for_another_device(commune: Commune) -> None:
+    daemon, a = commune.probe(DAEMON), commune.probe(A)
+    daemon.subscribe(shared(TOPICS.all_acks()), shared(TOPICS.all_status()), shared(TOPICS.all_tele()))
+    fake_ack = protocol.make_ack(str(uuid.uuid4()), "done", datetime.now(UTC))
+    a.publish(TOPICS.ack(B), fake_ack)
+    a.publish(TOPICS.status(B), protocol.make_status(False), retain=True)
+    a.publish(TOPICS.tele(B), {"v": 1, "signal": -50})
+    a.publish(TOPICS.ack(A), fake_ack)  # the positive control: its own ack is heard
+    daemon.wait_for(TOPICS.ack(A))
+    assert daemon.topics() == {TOPICS.ack(A)}
+
+    daemon.stop()  # one session per user: the next login as the daemon would take this one over
+    a.stop()
+    watcher = commune.probe(DAEMON, client_id="watcher")  # nothing retained for B either
+    watcher.subscribe(TOPICS.status(B), TOPICS.status(A))
+    commune.probe(A, client_id="again").publish(TOPICS.status(A), b"A is here", retain=True)
+    watcher.wait_for(TOPICS.status(A))
+    assert watcher.topics() == {TOPICS.status(A)}
+
+
+def test_a_device_cannot_take_over_another_devices_session(commune: Commune) -> None:
+    daemon, b = commune.probe(DAEMON), commune.probe(B, client_id=B)
+    b.subscribe(TOPICS.cmd(B))
+    intruder = commune.probe(A, client_id=B)  # A's credential, B's client id
+    assert intruder.ok  # it is let in, but as client "thon-1-loa" (use_username_as_clientid)
+    intruder.subscribe(TOPICS.cmd(B))
+    daemon.publish(TOPICS.cmd(B), b"still yours")
+    b.wait_for(TOPICS.cmd(B), b"still yours")
+    assert not b.disconnected.is_set()
+    assert intruder.got() == []
+
+
+def test_the_daemon_commands_every_device_and_hears_acks_through_its_shared_subscription(
+    commune: Commune,
+) -> None:
+    daemon = commune.probe(DAEMON)
+    daemon.subscribe(shared(TOPICS.all_acks()), shared(TOPICS.all_status()))
+    commune.agent(A)
+    commune.agent(B)
+    for device in (A, B):
+        until_acked(daemon, TOPICS.cmd(device), commune.signer)
+    assert {t for t in daemon.topics() if t.endswith("/ack")} == {TOPICS.ack(A), TOPICS.ack(B)}
+    wait_for(lambda: {TOPICS.status(A), TOPICS.status(B)} <= daemon.topics(), 5, "both statuses")
+
+
+def test_a_device_hears_its_own_zones_and_no_other(commune: Commune) -> None:
+    daemon, a = commune.probe(DAEMON), commune.probe(A)
+    a.subscribe(*(TOPICS.group_cmd(z) for z in ("all", "thon-1", "thon-2", "other")))
+    for zone in ("thon-2", "other", "all", "thon-1"):
+        daemon.publish(TOPICS.group_cmd(zone), zone.encode())
+    a.wait_for(TOPICS.group_cmd("thon-1"))
+    assert a.got() == [(TOPICS.group_cmd("all"), b"all"), (TOPICS.group_cmd("thon-1"), b"thon-1")]
+
+    # and a real agent whose config asks for more than its zones still hears only its own
+    daemon.subscribe(shared(TOPICS.all_acks()))
+    agent = commune.agent(B, groups=["thon-1", "all", "thon-2"])  # subscribed in this order
+    until_acked(daemon, TOPICS.group_cmd("thon-2"), commune.signer)  # so thon-1's is in place too
+    wrong, right = command(commune.signer), command(commune.signer)
+    daemon.publish(TOPICS.group_cmd("thon-1"), wrong)
+    daemon.publish(TOPICS.group_cmd("thon-2"), right)
+    wait_for(lambda: "done" in acks_for(daemon, right["id"]), 5, "B acks its zone's ping")
+    # the agent records ids in delivery order, on its network thread
+    assert wrong["id"] not in agent.seen.ids() and right["id"] in agent.seen.ids()
+
+
+# ---------------------------------------------------------------- the signature wall, on a real speaker
+
+
+def test_a_speaker_plays_only_fresh_commands_signed_by_the_daemon(commune: Commune) -> None:
+    daemon = commune.probe(DAEMON)
+    daemon.subscribe(shared(TOPICS.all_acks()))
+    state = commune.tmp / "agents" / A
+    audio = b"ID3 not really an mp3, but the speaker only checks its hash"
+    sha = hashlib.sha256(audio).hexdigest()
+    (state / "audio").mkdir(parents=True)
+    (state / "audio" / f"{sha}.mp3").write_bytes(audio)  # already downloaded: no HTTP needed
+    agent = commune.agent(A, sink=FileSink(state / "played"))
+    until_acked(daemon, TOPICS.cmd(A), commune.signer)
+    body = {
+        "title": "Họp thôn",
+        "audio": {"url": "http://127.0.0.1:9/x.mp3", "sha256": sha, "size": len(audio), "duration_ms": 20},
+    }
+
+    def played() -> int:
+        log = state / "played" / "played.jsonl"
+        return len(log.read_text().splitlines()) if log.exists() else 0
+
+    genuine = command(commune.signer, "play", body)
+    daemon.publish(TOPICS.cmd(A), genuine)
+    wait_for(lambda: "done" in acks_for(daemon, genuine["id"]), 5, "the genuine command played")
+    assert played() == 1
+
+    attacker = protocol.Signer(Ed25519PrivateKey.generate())
+    own_key = command(attacker, "play", body)
+    claims_daemon_kid = {**command(attacker, "play", body), "kid": commune.signer.kid}
+    unsigned = {k: v for k, v in claims_daemon_kid.items() if k != "sig"}
+    claims_daemon_kid["sig"] = base64.b64encode(attacker.private.sign(protocol.canonical(unsigned))).decode()
+    tampered = {**command(commune.signer, "play", body), "priority": "emergency"}
+    for forged in (own_key, claims_daemon_kid, tampered):
+        daemon.publish(TOPICS.cmd(A), forged)
+    wait_for(lambda: agent.refused.get("bad_signature") == 3, 5, "three forgeries refused")
+
+    daemon.publish(TOPICS.cmd(A), genuine)  # replayed: the same id again
+    wait_for(lambda: acks_for(daemon, genuine["id"]).count("done") == 2, 5, "the replay re-acked")
+
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    expired = command(
+        commune.signer, "play", body, issued_at=past, start_at=past, expires_at=past + timedelta(minutes=1)
+    )
+    daemon.publish(TOPICS.cmd(A), expired)
+    wait_for(lambda: acks_for(daemon, expired["id"]) == ["expired"], 5, "the expired command acked")
+
+    assert played() == 1
+    for forged in (own_key, claims_daemon_kid, tampered):
+        assert acks_for(daemon, forged["id"]) == []
+
+
+# ---------------------------------------------------------------- reloading access
+
+
+def test_reload_admits_new_devices_and_shuts_out_revoked_ones(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'loa.sqlite3'}")
+    db.upgrade()
+    secrets: dict[str, str] = {}
+    with db.session() as s:
+        ensure_commune(s, "Xã")
+        add_village(s, "thon-1", "Thôn 1")
+        secrets[A] = security.issue_credentials(add_device(s, A, DeviceKind.SPEAKER, "thon-1"))
+    access = security.BrokerAccess(db, tmp_path / "broker", DAEMON, "daemon-pw")
+    broker = ManagedBroker(tmp_path / "broker", BrokerSettings(port=0, extra_lines=access.write()))
+    broker.start()
+
+    def login(user: str) -> bool:
+        probe = Probe(broker.port, user, secrets[user]).start()
+        probe.stop()  # one session per user: keep none open to be taken over by the next try
+        return probe.ok
+
+    try:
+        assert login(A)
+        assert access.refresh(broker) is False  # nothing changed, nothing reloaded
+        held = Probe(broker.port, A, secrets[A]).start()  # A stays connected throughout
+        with db.session() as s:
+            secrets[B] = security.issue_credentials(add_device(s, B, DeviceKind.SPEAKER, "thon-1"))
+        assert not login(B)
+        assert access.refresh(broker) is True
+        wait_for(lambda: login(B), 5, "B admitted after the reload")
+        with db.session() as s:
+            device = s.get(Device, A)
+            assert device is not None
+            device.broker_password_hash = ""  # revoked
+        assert not held.disconnected.is_set()  # reloading kept everyone connected
+        assert access.refresh(broker) is True
+        assert held.disconnected.wait(5), "the revoked device is disconnected at once"
+        held.stop()
+        assert not login(A)
+        assert broker.restarts == 0
+    finally:
+        broker.stop()
+        db.dispose()
+
+
+def test_acl_text_refuses_names_that_would_widen_a_topic() -> None:
+    for bad in ("+", "#", "a/b", "a b", "", "$SYS", "x\nuser loa-daemon"):
+        with pytest.raises(ValueError):
+            security.acl_text([DAEMON], [(bad, [])])
+        with pytest.raises(ValueError):
+            security.acl_text([DAEMON], [(A, [bad])])
+    with pytest.raises(ValueError):
+        security.acl_text([DAEMON], [(DAEMON, [])])
+    with pytest.raises(ValueError):
+        security.acl_text([DAEMON], [], prefix="pa/+")
+
+
+# ---------------------------------------------------------------- TLS
+
+
+def test_a_tls_broker_accepts_an_agent_that_trusts_the_commune_ca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tls = security.make_server_cert(tmp_path / "tls", ["localhost", "127.0.0.1"])
+    for key in (tls.key, tmp_path / "tls" / "ca.key"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    ca_again = security.make_ca(tmp_path / "tls")
+    assert ca_again.cert.read_bytes() == tls.ca_cert.read_bytes()  # the CA is made once
+
+    passwords = {DAEMON: security.new_secret(), A: security.new_secret()}
+    lines = security.broker_files(
+        tmp_path / "broker", DAEMON, passwords[DAEMON], [(A, security.hash_password(passwords[A]), ["all"])]
+    )
+    tls_port = pick_port("127.0.0.1", 0)
+    lines += security.tls_listener_lines(tls, tls_port, "127.0.0.1")
+    broker = ManagedBroker(tmp_path / "broker", BrokerSettings(port=0, extra_lines=lines))
+    broker.start()
+    probes: list[Probe] = []
+    agent: SpeakerAgent | None = None
+    try:
+        assert wait_for_port("127.0.0.1", tls_port, 5)
+        # without the CA the handshake fails; with it, it succeeds (for the name in the certificate)
+        with pytest.raises(ssl.SSLCertVerificationError), socket.create_connection(("127.0.0.1", tls_port)) as raw:
+            ssl.create_default_context().wrap_socket(raw, server_hostname="localhost")
+        ctx = ssl.create_default_context(cafile=str(tls.ca_cert))
+        with (
+            socket.create_connection(("127.0.0.1", tls_port)) as raw,
+            ctx.wrap_socket(raw, server_hostname="localhost"),
+        ):
+            pass
+
+        daemon = Probe(tls_port, DAEMON, passwords[DAEMON], host="localhost", tls=True, ca_file=tls.ca_cert)
+        probes.append(daemon.start())
+        assert daemon.ok
+        daemon.subscribe(shared(TOPICS.all_acks()))
+        no_password = Probe(tls_port, A, "wrong", host="localhost", tls=True, ca_file=tls.ca_cert)
+        probes.append(no_password.start())
+        assert not no_password.ok  # TLS does not replace the password
+
+        # A device agent from its provisioned config, trusting the commune's CA named there.
+        signer = protocol.load_or_create_signer(tmp_path / "keys" / "k.pem")
+        cfg = AgentConfig(
+            device_id=A,
+            kind="speaker",
+            broker_url=f"mqtts://localhost:{tls_port}",
+            public_keys={signer.kid: signer.public_b64},
+            username=A,
+            password=passwords[A],
+            state_dir=str(tmp_path / "agent"),
+            ca_file=str(tls.ca_cert),
+        )
+        agent = SpeakerAgent(cfg, sink=NullSink())
+        agent.start(timeout=5)
+        until_acked(daemon, TOPICS.cmd(A), signer)
+    finally:
+        if agent:
+            agent.stop()
+        for p in probes:
+            p.stop()
+        broker.stop()
+
+
+# ---------------------------------------------------------------- `loa device add`, `loa broker config`
+
+
+def loa_here(
+    data: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    """`loa` in this process, for the many refusal cases; the end-to-end test runs the real command."""
+    from broadcaster import cli
+
+    monkeypatch.setenv("LOA_GENERAL_DATA_DIR", str(data))
+    monkeypatch.delenv("LOA_CONFIG", raising=False)
+    capsys.readouterr()
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def loa(data: Path, *args: str, port: int = 1883) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LOA_GENERAL_DATA_DIR": str(data), "LOA_BROKER_PORT": str(port)}
+    env.pop("LOA_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "broadcaster.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Iterator[Path]:
+    data = tmp_path / "data"
+    db = Database(f"sqlite:///{data / 'loa.sqlite3'}")
+    db.upgrade()
+    with db.session() as s:
+        ensure_commune(s, "Xã thử nghiệm")
+        add_village(s, "thon-1", "Thôn 1")
+    db.dispose()
+    yield data
+
+
+def _devices(data: Path) -> list[Device]:
+    db = Database(f"sqlite:///{data / 'loa.sqlite3'}")
+    try:
+        with db.session() as s:
+            return list(s.scalars(select(Device)))
+    finally:
+        db.dispose()
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    raw = path.read_bytes()
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+    width, height = struct.unpack(">II", raw[16:24])
+    length = struct.unpack(">I", raw[33:37])[0]
+    assert raw[37:41] == b"IDAT"
+    pixels = zlib.decompress(raw[41 : 41 + length])
+    assert len(pixels) == height * (width + 1)
+    return width, height
+
+
+@pytest.fixture
+def mosquitto_from(tmp_path: Path) -> Iterator[Callable[[Path, int], None]]:
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(conf: Path, port: int) -> None:
+        log = (tmp_path / "mosquitto.log").open("ab")
+        binary = ManagedBroker(tmp_path, BrokerSettings()).binary()
+        procs.append(subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT))
+        log.close()
+        assert wait_for_port("127.0.0.1", port, 10), (tmp_path / "mosquitto.log").read_text()
+
+    yield start
+    for proc in procs:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_device_add_provisions_a_speaker_that_works_end_to_end(
+    tmp_path: Path, data_dir: Path, mosquitto_from: Callable[[Path, int], None]
+) -> None:
+    port = pick_port("127.0.0.1", 0)
+    out = tmp_path / "provisioned" / "loa1.json"
+    r = loa(
+        data_dir,
+        "device", "add", A, "--kind", "speaker", "--village", "thon-1", "--name", "Loa thôn 1",
+        "--broker-url", f"mqtt://127.0.0.1:{port}", "--out", str(out), "--user", "kythuat",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "█" in r.stdout and "Hướng dẫn cho kỹ thuật viên" in r.stdout
+    assert f"loa agent speaker --config {out.name}" in r.stdout
+
+    cfg = AgentConfig.load(out)
+    signer = protocol.load_or_create_signer(data_dir / "keys" / "daemon-ed25519.pem")
+    assert (cfg.device_id, cfg.kind, cfg.username) == (A, "speaker", A)
+    assert cfg.broker_url == f"mqtt://127.0.0.1:{port}"
+    assert cfg.public_keys == {signer.kid: signer.public_b64}
+    assert cfg.groups == ["all", "thon-1"] and cfg.topic_prefix == "pa/v1" and cfg.diacritics
+    stored = b"".join(p.read_bytes() for p in data_dir.glob("loa.sqlite3*"))
+    assert cfg.password and cfg.password.encode() not in stored
+    png = out.with_suffix(".png")
+    for path in (out, png):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    width, height = _png_size(png)
+    assert width == height >= 21 * 8
+    [device] = _devices(data_dir)
+    assert (device.id, device.village_id, device.name) == (A, "thon-1", "Loa thôn 1")
+    assert security.check_password(cfg.password, device.broker_password_hash)
+    db = Database(f"sqlite:///{data_dir / 'loa.sqlite3'}")
+    with db.session() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "device.add")).one()
+        assert entry.actor == "kythuat" and json.loads(entry.detail)["device"] == A
+        assert cfg.password not in entry.detail
+    db.dispose()
+
+    r = loa(data_dir, "broker", "config", "--out", str(tmp_path / "mq"), port=port)
+    assert r.returncode == 0, r.stderr
+    mosquitto_from(tmp_path / "mq" / "mosquitto.conf", port)
+    daemon_password = (data_dir / "keys" / security.DAEMON_SECRET_FILE).read_text().strip()
+    daemon = Probe(port, DAEMON, daemon_password).start()
+    cfg.state_dir = str(tmp_path / "agent")
+    agent = SpeakerAgent(cfg, sink=NullSink())
+    try:
+        assert daemon.ok
+        daemon.subscribe(shared(TOPICS.all_acks()))
+        agent.start(timeout=5)
+        until_acked(daemon, TOPICS.cmd(A), signer)
+        anonymous = Probe(port, None, None).start()
+        assert not anonymous.ok
+        anonymous.stop()
+    finally:
+        agent.stop()
+        daemon.stop()
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--village", "thon-9"], "unknown_zone"),
+        (["--village", "all"], "unknown_zone"),  # the commune is not a village
+        (["--village", "thon-1", "--group", "nowhere"], "unknown_zone"),
+        (["--village", "thon-1", "--broker-url", "http://x"], "bad_broker_url"),
+    ],
+)
+def test_device_add_refuses_bad_input_and_stores_nothing(
+    tmp_path: Path,
+    data_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    code: str,
+) -> None:
+    out = tmp_path / "x.json"
+    rc, _, err = loa_here(
+        data_dir, monkeypatch, capsys, "device", "add", A, "--kind", "speaker", *args, "--out", str(out)
+    )
+    assert rc == 2
+    assert f"({code})" in err and "Lỗi:" in err
+    assert _devices(data_dir) == []
+    assert not out.exists() and not out.with_suffix(".png").exists()
+
+
+@pytest.mark.parametrize("bad_id", ["thon/1", "#", "a" * 65, DAEMON])
+def test_device_add_refuses_ids_unfit_for_the_broker(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], bad_id: str
+) -> None:
+    rc, _, err = loa_here(
+        data_dir, monkeypatch, capsys, "device", "add", bad_id, "--kind", "led", "--village", "thon-1"
+    )
+    assert rc == 2 and "(bad_device_id)" in err
+    assert _devices(data_dir) == []
+
+
+def test_device_add_twice_keeps_the_first_provisioning(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    add = ("device", "add", A, "--village", "thon-1", "--no-qr", "--out")
+    rc, _, err = loa_here(data_dir, monkeypatch, capsys, *add, str(first), "--kind", "speaker")
+    assert rc == 0, err
+    before = first.read_bytes()
+    [device] = _devices(data_dir)
+    rc, _, err = loa_here(data_dir, monkeypatch, capsys, *add, str(second), "--kind", "led")
+    assert rc == 2 and "(device_exists)" in err
+    [again] = _devices(data_dir)
+    assert again.broker_password_hash == device.broker_password_hash and again.kind is DeviceKind.SPEAKER
+    assert first.read_bytes() == before and not second.exists()
+    db = Database(f"sqlite:///{data_dir / 'loa.sqlite3'}")
+    with db.session() as s:
+        assert s.scalar(select(func.count()).select_from(AuditEntry)) == 1
+    db.dispose()
+
+
+def test_broker_config_covers_every_provisioned_device(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for device_id, kind in ((A, "speaker"), ("thon-1-led", "led")):
+        add = ("device", "add", device_id, "--kind", kind, "--village", "thon-1", "--no-qr")
+        rc, _, err = loa_here(data_dir, monkeypatch, capsys, *add)
+        assert rc == 0, err
+    rc, _, err = loa_here(
+        data_dir, monkeypatch, capsys, "broker", "config", "--tls-port", "8883", "--tls-host", "loa.local"
+    )
+    assert rc == 0, err
+    out = (data_dir / "mosquitto").resolve()
+    users = [line.split(":", 1)[0] for line in (out / "passwd").read_text().splitlines()]
+    assert sorted(users) == sorted([DAEMON, A, "thon-1-led"])
+    acl = (out / "acl").read_text()
+    assert "pattern read pa/v1/dev/%u/cmd" in acl and "topic read pa/v1/zone/thon-1/cmd" in acl
+    conf = (out / "mosquitto.conf").read_text()
+    assert f"password_file {out / 'passwd'}" in conf and "allow_anonymous false" in conf
+    assert conf.count("use_username_as_clientid true") == 2  # one per listener
+    assert "listener 8883" in conf and f"certfile {out / 'tls' / 'server.crt'}" in conf
+    assert "allow_anonymous true" not in conf
+
+
+def test_broker_config_refuses_an_unknown_owner(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, _, err = loa_here(data_dir, monkeypatch, capsys, "broker", "config", "--owner", "no-such-user-here")
+    assert rc == 2 and "(unknown_user)" in err
+    assert not (data_dir / "mosquitto" / "passwd").exists()
