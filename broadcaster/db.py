@@ -151,7 +151,7 @@ class Programme(Base):
 
     __tablename__ = "programmes"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(16))  # "relay" | "notice"
+    kind: Mapped[str] = mapped_column(String(16))  # "relay" | "notice" | "bulletin"
     title: Mapped[str] = mapped_column(String(300))
     targets: Mapped[str] = mapped_column(Text)  # JSON list of zone ids
     recurrence: Mapped[str] = mapped_column(String(300))  # as the officer typed it
@@ -160,6 +160,7 @@ class Programme(Base):
     stream_url: Mapped[str | None] = mapped_column(String(500), default=None)
     announcement_id: Mapped[int | None] = mapped_column(ForeignKey("announcements.id"), default=None)
     priority: Mapped[str] = mapped_column(String(16), default="normal")
+    options: Mapped[str] = mapped_column(Text, default="{}")  # JSON; bulletins: lengths of their framing
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(100))
@@ -181,6 +182,7 @@ class Broadcast(Base):
     start_at: Mapped[datetime]
     expires_at: Mapped[datetime]
     airing_id: Mapped[str] = mapped_column(String(80), default="")
+    window_id: Mapped[str] = mapped_column(String(80), default="")  # the bulletin it is queued in, if any
     kind: Mapped[str] = mapped_column(String(16), default="notice")
     priority: Mapped[str] = mapped_column(String(16), default="normal")
     duration_ms: Mapped[int] = mapped_column(default=0)

@@ -7,25 +7,31 @@ group-by, and writing a plan is an upsert keyed by (airing, start, village).
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcaster.db import Broadcast, BroadcastStatus, Zone, ZoneMember
+from broadcaster.db import Broadcast, BroadcastStatus, Programme, Zone, ZoneMember
 from broadcaster.db import ZoneKind as DbZoneKind
 from schedules import (
+    FRAMING_KINDS,
     Airing,
     AiringKind,
+    BulletinProgramme,
+    BulletinWindow,
     Placement,
     Plan,
     Priority,
     QuietHours,
     ZoneKind,
     ZoneTree,
+    parse_recurrence,
     plan,
 )
 from schedules import Zone as PlanZone
@@ -38,6 +44,7 @@ PRIORITY_OF = {
 }
 NAME_OF = {v: k for k, v in PRIORITY_OF.items()}
 LOOKBACK = timedelta(hours=3)  # placements that may still be on air, so nothing is planned over them
+WINDOW_HORIZON = timedelta(days=3)  # the bulletins an item can be queued in
 LIVE = (BroadcastStatus.PLANNED, BroadcastStatus.DISPATCHED)
 
 
@@ -107,6 +114,7 @@ def existing_placements(session: Session, now: datetime) -> tuple[list[Placement
             targets=villages,
             earliest=start,
             valid_until=max(b.expires_at, start + duration),
+            window_id=b.window_id or None,
         )
         placements.append(
             Placement(
@@ -150,12 +158,43 @@ class Owner:
     programme_id: int | None = None
 
 
+def bulletin_windows(session: Session, start: datetime, end: datetime) -> list[BulletinWindow]:
+    """Every window of every active bulletin programme opening in [start, end)."""
+    windows: list[BulletinWindow] = []
+    for prog in session.scalars(
+        select(Programme).where(Programme.kind == "bulletin", Programme.active.is_(True)).order_by(Programme.id)
+    ):
+        opts = json.loads(prog.options or "{}")
+        windows += BulletinProgramme(
+            id=f"p{prog.id}",
+            targets=frozenset(json.loads(prog.targets)),
+            recurrence=parse_recurrence(prog.recurrence, today=date.fromisoformat(prog.starts_on)),
+            length=timedelta(milliseconds=prog.duration_ms),
+            open_chime=timedelta(milliseconds=opts.get("open_chime_ms", 5000)),
+            heading=timedelta(milliseconds=opts.get("heading_ms", 8000)),
+            close_chime=timedelta(milliseconds=opts.get("close_chime_ms", 5000)),
+        ).windows(start, end)
+    return windows
+
+
+def programme_of_window(window_id: str) -> int | None:
+    """Window ids are "p<programme id>@<opening>"."""
+    head = window_id.split("@", 1)[0]
+    return int(head[1:]) if head.startswith("p") and head[1:].isdigit() else None
+
+
 def plan_new(
-    session: Session, requests: list[Airing], now: datetime, default_quiet: QuietHours
+    session: Session,
+    requests: list[Airing],
+    now: datetime,
+    default_quiet: QuietHours,
 ) -> tuple[Plan, dict[tuple[str, datetime], _Group]]:
     tree = zone_tree(session)
     existing, groups = existing_placements(session, now)
-    result = plan(tree, requests, now=now, existing=existing, quiet_hours=quiet_hours(session, default_quiet))
+    windows = bulletin_windows(session, now - LOOKBACK, now + WINDOW_HORIZON)
+    result = plan(
+        tree, requests, now=now, existing=existing, windows=windows, quiet_hours=quiet_hours(session, default_quiet)
+    )
     return result, groups
 
 
@@ -164,6 +203,7 @@ def apply_plan(
     result: Plan,
     groups: dict[tuple[str, datetime], _Group],
     owners: dict[str, Owner],
+    framing: Callable[[Airing], Owner] | None = None,
 ) -> list[Broadcast]:
     """Write the plan: cancel what it dropped, update what it moved, insert what is new."""
     kept = {(p.airing.id, p.start) for p in result.placements}
@@ -184,8 +224,10 @@ def apply_plan(
             # another piece of an airing already on the timeline (a replay after a cut, a cut relay)
             first = g.first if g else next((grp.first for (aid, _), grp in groups.items() if aid == p.airing.id), None)
             owner = Owner(first.announcement_id, first.programme_id) if first else None
+        if owner is None and framing is not None and p.airing.kind in FRAMING_KINDS:
+            owner = framing(p.airing)
         if owner is None:
-            continue  # bulletin framing: not stored until bulletins are
+            continue  # nothing to air it with (the caller gave no audio for it)
         for village in sorted(p.villages):
             found = by_zone.get(village)
             if found is None:
@@ -199,6 +241,7 @@ def apply_plan(
                     airing_id=p.airing.id,
                     kind=p.airing.kind.value,
                     priority=NAME_OF[p.airing.priority],
+                    window_id=p.airing.window_id or "",
                 )
                 session.add(row)
             else:

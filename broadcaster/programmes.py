@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import select
 
 from audio import AudioError
+from broadcaster.bulletins import framing_lengths_ms
 from broadcaster.db import Announcement, Broadcast, Programme, audit
-from broadcaster.planning import PRIORITY_OF, Owner, apply_plan, placement_view, plan_new
-from broadcaster.service import BadInput, Services, default_quiet_hours, resolve_zones
-from schedules import Airing, NoticeSeries, RelayProgramme, ScheduleError, parse_recurrence
+from broadcaster.planning import PRIORITY_OF, Owner, apply_plan, bulletin_windows, placement_view, plan_new
+from broadcaster.service import BadInput, Services, default_quiet_hours, framing_for, resolve_zones
+from schedules import Airing, BulletinWindow, NoticeSeries, RelayProgramme, ScheduleError, parse_recurrence
 from schedules.clock import to_local
 from schedules.model import check_relay_url
 
@@ -61,8 +62,11 @@ def add_programme(
     Refused whole, with nothing stored, when the rule never fires, the stream is not http(s), or an
     occurrence cannot be placed (say, a recurring notice that falls in quiet hours).
     """
-    if kind not in ("relay", "notice"):
-        raise BadInput("bad_kind", "Loại chương trình phải là relay (tiếp sóng) hoặc notice (thông báo lặp lại).")
+    if kind not in ("relay", "notice", "bulletin"):
+        raise BadInput(
+            "bad_kind",
+            "Loại chương trình phải là relay (tiếp sóng), notice (thông báo lặp lại) hoặc bulletin (bản tin).",
+        )
     if not title.strip():
         raise BadInput("empty_title", "Chương trình cần có tên.")
     if priority not in ("normal", "priority"):
@@ -73,8 +77,8 @@ def add_programme(
         parse_recurrence(recurrence, today=today)
         if kind == "relay":
             check_relay_url(stream_url)
-            if not duration_s or duration_s <= 0:
-                raise BadInput("bad_duration", "Tiếp sóng cần thời lượng (giây) lớn hơn 0.")
+        if kind in ("relay", "bulletin") and (not duration_s or duration_s <= 0):
+            raise BadInput("bad_duration", "Tiếp sóng và bản tin cần thời lượng (giây) lớn hơn 0.")
     except ScheduleError as exc:
         raise BadInput(str(exc.code), exc.message_vi) from exc
     with svc.db.session() as session:
@@ -89,6 +93,7 @@ def add_programme(
             raise BadInput(f"audio_{exc.code}", exc.message_vi, 422) from exc
         duration_s = max(1.0, audio.duration_ms / 1000)
     assert duration_s is not None
+    options = framing_lengths_ms(svc.audio) if kind == "bulletin" else {}
     with svc.db.session() as session:
         announcement_id = None
         if audio is not None and text is not None:
@@ -117,12 +122,23 @@ def add_programme(
             stream_url=stream_url if kind == "relay" else None,
             announcement_id=announcement_id,
             priority="background" if kind == "relay" else priority,
+            options=json.dumps(options),
             created_at=now,
             created_by=actor,
         )
         session.add(prog)
         session.flush()
         try:
+            if kind == "bulletin":  # check its windows; they fill as items are queued in them
+                windows = bulletin_windows(session, now, now + HORIZON)
+                if not windows:
+                    raise ScheduleError("never_fires", "Bản tin không có buổi nào trong thời gian tới.")
+                view = {"id": prog.id, "kind": kind, "title": prog.title, "recurrence": recurrence}
+                if preview:
+                    session.rollback()
+                    return {**view, "preview": True, "windows": [_window_view(w) for w in windows]}
+                audit(session, now, actor, "programme.add", programme=prog.id, kind=kind, recurrence=recurrence)
+                return {**view, "windows": [_window_view(w) for w in windows]}
             series = _series(prog)
             requests = series.airings(now, now + HORIZON)
             result, groups = plan_new(session, requests, now, default_quiet_hours(svc))
@@ -138,7 +154,7 @@ def add_programme(
         if preview:
             session.rollback()
             return {**view, "preview": True}
-        apply_plan(session, result, groups, {a: _owner(prog) for a in mine})
+        apply_plan(session, result, groups, {a: _owner(prog) for a in mine}, framing_for(svc, session, now))
         audit(session, now, actor, "programme.add", programme=prog.id, kind=kind, recurrence=recurrence, zones=zone_ids)
         return view
 
@@ -152,7 +168,11 @@ def expand_programmes(svc: Services, horizon: timedelta = HORIZON) -> int:
     now = svc.clock.now()
     placed = 0
     with svc.db.session() as session:
-        programmes = list(session.scalars(select(Programme).where(Programme.active.is_(True)).order_by(Programme.id)))
+        programmes = list(
+            session.scalars(
+                select(Programme).where(Programme.active.is_(True), Programme.kind != "bulletin").order_by(Programme.id)
+            )
+        )
         if not programmes:
             return 0
         known = set(session.scalars(select(Broadcast.airing_id).where(Broadcast.programme_id.is_not(None))))
@@ -172,8 +192,17 @@ def expand_programmes(svc: Services, horizon: timedelta = HORIZON) -> int:
         for c in result.conflicts:
             log.warning("programme airing %s not placed: %s", c.airing.id, c.message_vi)
         placed = len({p.airing.id for p in result.placements if p.airing.id in owners})
-        apply_plan(session, result, groups, owners)
+        apply_plan(session, result, groups, owners, framing_for(svc, session, now))
     return placed
+
+
+def _window_view(w: BulletinWindow) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "title": w.title,
+        "start_at_local": to_local(w.start).strftime("%H:%M %d/%m/%Y"),
+        "end_at_local": to_local(w.end).strftime("%H:%M"),
+    }
 
 
 def list_programmes(svc: Services) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ the officer.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -31,7 +32,16 @@ from broadcaster.db import (
     ZoneMember,
     audit,
 )
-from broadcaster.planning import PRIORITY_OF, Owner, apply_plan, placement_view, plan_new
+from broadcaster.planning import (
+    PRIORITY_OF,
+    WINDOW_HORIZON,
+    Owner,
+    apply_plan,
+    bulletin_windows,
+    placement_view,
+    plan_new,
+    programme_of_window,
+)
 from schedules import Airing, AiringKind, EmergencyAlert, Placement, QuietHours, ScheduleError, notice, to_ics
 from schedules.clock import Clock, to_local
 from schedules.when import WhenError, parse_when
@@ -214,6 +224,52 @@ def _requests(
     ]
 
 
+def _queued(
+    session: Session,
+    bulletin: int,
+    now: datetime,
+    airing_id: str,
+    title: str,
+    duration: timedelta,
+    start: datetime,
+    order: int,
+    priority: str,
+) -> Airing:
+    """The item as queued in the bulletin's next window that opens after `start` and can still hold it."""
+    if priority == "emergency":
+        raise BadInput("bad_priority", "Tin khẩn cấp phát ngay, không xếp vào bản tin.")
+    windows = [
+        w
+        for w in bulletin_windows(session, now - timedelta(hours=1), now + WINDOW_HORIZON)
+        if programme_of_window(w.id) == bulletin and w.end - max(w.start, now) >= duration and w.end > start
+    ]
+    if not windows:
+        raise BadInput("no_bulletin", f"Không có bản tin số {bulletin} nào sắp tới còn chỗ cho mục này.", 404)
+    w = windows[0]
+    return notice(
+        airing_id,
+        title,
+        duration,
+        w.targets,
+        now=now,
+        at=max(now, w.start),
+        valid_until=w.end,
+        priority=PRIORITY_OF[priority],
+        order_key=order,
+        window_id=w.id,
+    )
+
+
+def framing_for(svc: Services, session: Session, now: datetime) -> Callable[[Airing], Owner]:
+    """Audio for the chimes and spoken heading the planner puts around a bulletin's items."""
+    from broadcaster.bulletins import framing_owner
+
+    def owner(airing: Airing) -> Owner:
+        return framing_owner(session, svc.audio, airing, programme_of_window(airing.window_id or ""), now)
+
+    return owner
+
+
 def default_quiet_hours(svc: Services) -> QuietHours:
     s = svc.config.schedule
     return QuietHours(time.fromisoformat(s.quiet_start), time.fromisoformat(s.quiet_end))
@@ -229,8 +285,12 @@ def announce(
     priority: str = "normal",
     actor: str = "cli",
     preview: bool = False,
+    bulletin: int | None = None,
 ) -> dict[str, Any]:
     """Store an announcement and its audio, and place it on the timeline of every village it targets.
+
+    With `bulletin` (a bulletin programme's id) the item is queued, in order, in that programme's next
+    bulletin that still has room, and airs wherever the bulletin airs.
 
     The planner may move it (a clash, quiet hours) and may move other planned items (a priority
     item goes first, an emergency cuts in); each placement carries the reason. With `preview`
@@ -280,7 +340,10 @@ def announce(
         session.add(item)
         session.flush()
         try:
-            requests = _requests(svc, now, f"a{item.id}", title, duration, zone_ids, start, priority)
+            if bulletin is not None:
+                requests = [_queued(session, bulletin, now, f"a{item.id}", title, duration, start, item.id, priority)]
+            else:
+                requests = _requests(svc, now, f"a{item.id}", title, duration, zone_ids, start, priority)
             result, groups = plan_new(session, requests, now, default_quiet_hours(svc))
         except ScheduleError as exc:
             raise BadInput(str(exc.code), exc.message_vi) from exc
@@ -300,7 +363,7 @@ def announce(
                 "moved": moved,
                 "audio": {"duration_ms": stored.duration_ms, "engine": stored.engine},
             }
-        apply_plan(session, result, groups, {a: Owner(item.id) for a in mine})
+        apply_plan(session, result, groups, {a: Owner(item.id) for a in mine}, framing_for(svc, session, now))
         audit(
             session,
             now,

@@ -26,7 +26,8 @@ Zones (`schedules.zones`): Zone, ZoneKind, ZoneTree.expand(targets) -> villages,
 
 Planning (`schedules.planner`):
     plan(tree, requests, *, now, existing=(), windows=(), quiet_hours=None) -> Plan
-    Plan.placements / conflicts / changed / dropped, Plan.timeline(village)
+    Plan.placements / conflicts / changed / dropped, Plan.timeline(village), Plan.for_airing(id)
+    check_request(tree, airing, *, now, quiet_hours=None)    raises in_past / in_quiet_hours / unknown_zone
 
 Firing: classify_firing(planned_start, valid_until, now, *, duration=0, tolerance=10 s)
         -> Firing.ON_TIME | LATE | MISSED
@@ -73,7 +74,7 @@ from schedules.model import (
     notice,
     occurrence_id,
 )
-from schedules.planner import MIN_RELAY_PIECE, Conflict, PlacementCode, Plan, plan
+from schedules.planner import MIN_RELAY_PIECE, Conflict, PlacementCode, Plan, check_request, plan
 from schedules.recurrence import Frequency, Recurrence, occurrences, parse_recurrence
 from schedules.timer import Timer
 from schedules.zones import DEFAULT_QUIET_HOURS, NO_QUIET_HOURS, QuietHours, Zone, ZoneKind, ZoneTree
@@ -112,6 +113,7 @@ __all__ = [
     "ZoneKind",
     "ZoneTree",
     "bulletin_heading",
+    "check_request",
     "classify_firing",
     "notice",
     "occurrence_id",

@@ -742,3 +742,32 @@ def plan(
         changed=tuple(p for p in placements if p not in existing_set),
         dropped=tuple(p for p in existing if p not in placed_set),
     )
+
+
+def check_request(
+    tree: ZoneTree,
+    airing: Airing,
+    *,
+    now: datetime,
+    quiet_hours: Mapping[str, QuietHours] | None = None,
+) -> None:
+    """Rejects, as the officer types it, a request that could never air whatever else is
+    planned: unknown zone (`unknown_zone`), validity already over (`in_past`), or, for all
+    but emergencies, no stretch outside quiet hours long enough inside its validity
+    (`in_quiet_hours`). `plan()` reports the same things as conflicts."""
+    now = utc(now)
+    tree.check_quiet_hours_keys(quiet_hours)
+    villages = tree.expand(airing.targets)
+    want = max(airing.earliest, now)
+    if want + airing.duration > airing.valid_until:
+        raise ScheduleError(
+            ErrorCode.IN_PAST, f"'{airing.title}' hết hiệu lực lúc {_hm(airing.valid_until)}, không còn kịp phát."
+        )
+    if airing.priority is Priority.EMERGENCY or airing.window_id is not None:
+        return
+    board = _Board(tree, quiet_hours)
+    if board.find(villages, airing.duration, want, airing.valid_until, quiet_only=True) is None:
+        raise ScheduleError(
+            ErrorCode.IN_QUIET_HOURS,
+            f"'{airing.title}': toàn bộ thời hạn {_hm(want)}–{_hm(airing.valid_until)} rơi vào giờ yên tĩnh.",
+        )

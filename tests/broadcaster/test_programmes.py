@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -131,3 +132,30 @@ def test_bad_programmes_are_refused_and_nothing_is_stored(svc: Services, kwargs:
     assert err.value.code == code, err.value.message_vi
     assert _count(svc, Programme) == 0 and _count(svc, Broadcast) == 0
     assert list_programmes(svc) == []
+
+
+def test_items_queued_in_a_bulletin_air_in_order_inside_its_frame(svc: Services) -> None:
+    bulletin = add_programme(svc, "bulletin", "Bản tin", ["all"], "06:00 và 17:00", duration_s=1800)
+    assert [w["start_at_local"] for w in bulletin["windows"]][:2] == ["06:00 25/11/2026", "17:00 25/11/2026"]
+    first = service.announce(svc, "Thông báo thu thuế đất.", ["all"], title="Thu thuế", bulletin=bulletin["id"])
+    second = service.announce(svc, "Thông báo lịch họp.", ["all"], title="Lịch họp", bulletin=bulletin["id"])
+    assert first["placements"][0]["code"] == "bulletin_item"
+    rows = service.timeline(svc, "thon-1", DAWN, DAWN + timedelta(hours=2))
+    assert [r["kind"] for r in rows] == ["chime_open", "heading", "notice", "notice", "chime_close"]
+    assert [r["title"] for r in rows][1:4] == ["Bản tin sáng ngày hai mươi lăm tháng mười một", "Thu thuế", "Lịch họp"]
+    assert rows[0]["start_at_local"].startswith("06:00")
+    assert all(a["end_at"] <= b["start_at"] for a, b in itertools.pairwise(rows))
+    with svc.db.session() as s:
+        frame = s.scalars(select(Broadcast).where(Broadcast.kind == "heading")).first()
+        assert frame is not None and frame.announcement is not None and frame.announcement.audio_sha256
+    assert second["id"] != first["id"]
+
+
+def test_bulletin_input_is_checked(svc: Services) -> None:
+    with pytest.raises(BadInput) as err:
+        add_programme(svc, "bulletin", "Bản tin ngắn", ["all"], "06:00", duration_s=3)
+    assert err.value.code == "window_too_short"
+    with pytest.raises(BadInput) as err:
+        service.announce(svc, "Thông báo.", ["all"], bulletin=99)
+    assert err.value.code == "no_bulletin"
+    assert _count(svc, Programme) == 0 and _count(svc, Broadcast) == 0

@@ -19,6 +19,7 @@ from schedules import (
     RelayProgramme,
     ScheduleError,
     ZoneTree,
+    check_request,
     notice,
     plan,
 )
@@ -344,3 +345,22 @@ def test_stale_emergency_is_in_past(tree: ZoneTree) -> None:
     (alert,) = EmergencyAlert("e", "Lũ", MIN, frozenset({village(1)}), repeats=1, validity=10 * MIN).airings(NOW)
     p = plan(tree, [alert], now=NOW + 20 * MIN)
     assert p.placements == () and [c.code for c in p.conflicts] == [ErrorCode.IN_PAST]
+
+
+def test_check_request_rejects_what_can_never_air(tree: ZoneTree) -> None:
+    fine = notice("a", "A", 3 * MIN, {village(1)}, now=NOW, at=at(17))
+    check_request(tree, fine, now=NOW)
+    night = notice("b", "B", 3 * MIN, {village(1)}, now=NOW, at=at(22), valid_until=at(23))
+    stale = notice("c", "C", 3 * MIN, {village(1)}, now=at(8), at=at(9))
+    nowhere = notice("d", "D", 3 * MIN, {"thon-99"}, now=NOW)
+    for airing, code in (
+        (night, ErrorCode.IN_QUIET_HOURS),
+        (stale, ErrorCode.IN_PAST),
+        (nowhere, ErrorCode.UNKNOWN_ZONE),
+    ):
+        with pytest.raises(ScheduleError) as caught:
+            check_request(tree, airing, now=NOW)
+        assert caught.value.code == code
+    check_request(tree, night, now=NOW, quiet_hours={COMMUNE: NO_QUIET_HOURS})
+    (alert,) = EmergencyAlert("e", "Lũ", MIN, frozenset({village(1)}), repeats=1).airings(at(23))
+    check_request(tree, alert, now=NOW)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 19:18:52.250140
+Create Date: 2026-11-24 19:26:12.754587
 """
 
 from __future__ import annotations
@@ -94,6 +94,7 @@ def upgrade() -> None:
         sa.Column("stream_url", sa.String(length=500), nullable=True),
         sa.Column("announcement_id", sa.Integer(), nullable=True),
         sa.Column("priority", sa.String(length=16), nullable=False),
+        sa.Column("options", sa.Text(), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", broadcaster.db.UTCDateTime(), nullable=False),
         sa.Column("created_by", sa.String(length=100), nullable=False),
@@ -127,6 +128,7 @@ def upgrade() -> None:
         sa.Column("start_at", broadcaster.db.UTCDateTime(), nullable=False),
         sa.Column("expires_at", broadcaster.db.UTCDateTime(), nullable=False),
         sa.Column("airing_id", sa.String(length=80), nullable=False),
+        sa.Column("window_id", sa.String(length=80), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("priority", sa.String(length=16), nullable=False),
         sa.Column("duration_ms", sa.Integer(), nullable=False),
