@@ -30,7 +30,7 @@ from broadcaster.devices import DeviceLink, EventWriter, Metrics
 from broadcaster.dispatch import Dispatcher
 from broadcaster.mqtt import BrokerAddress
 from broadcaster.programmes import expand_programmes
-from broadcaster.service import Services
+from broadcaster.service import Services, evict_audio
 from broadcaster.simulate import AgentProcesses, provision
 from schedules.clock import Clock, SystemClock
 from schedules.timer import Timer
@@ -100,7 +100,7 @@ class Daemon:
             self.link,
             Timer(self.clock),
             audio_url=lambda sha, ext: f"{base_url}/audio/{sha}.{ext}",
-            expand=lambda: expand_programmes(svc),
+            chores=[lambda: expand_programmes(svc), lambda: evict_audio(svc)],
         )
         self.writer.start()
         self.link.start()

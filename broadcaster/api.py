@@ -10,20 +10,24 @@ import asyncio
 import logging
 import re
 import socket
+import tempfile
 import threading
+import uuid
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 import uvicorn
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Form, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from audio import AudioStore
+from audio import AudioError, AudioStore
 from broadcaster import service
 from broadcaster.service import BadInput, Services
 from schedules.clock import LOCAL_TZ
@@ -44,6 +48,53 @@ class AnnouncementIn(BaseModel):
     )
     title: str | None = Field(default=None, description="Shown on LED boards; defaults to the first line.")
     priority: str = Field(default="normal", description="normal | priority | emergency")
+
+
+class RenderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str
+
+
+class Renders:
+    """Background renders with progress, so a long article does not hold a request open."""
+
+    def __init__(self, svc: Services, keep: int = 100) -> None:
+        self.svc = svc
+        self.keep = keep
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, text: str) -> dict[str, Any]:
+        job_id = uuid.uuid4().hex[:12]
+        with self._lock:
+            self._jobs[job_id] = {"id": job_id, "state": "running", "done": 0, "total": 0}
+            for old in list(self._jobs)[: max(0, len(self._jobs) - self.keep)]:
+                del self._jobs[old]
+        threading.Thread(target=self._run, args=(job_id, text), name=f"render-{job_id}", daemon=True).start()
+        return self.get(job_id)
+
+    def _progress(self, job_id: str, done: int, total: int) -> None:
+        with self._lock:
+            self._jobs[job_id].update(done=done, total=total)
+
+    def _run(self, job_id: str, text: str) -> None:
+        try:
+            stored = self.svc.audio.render(text, lambda d, t: self._progress(job_id, d, t))
+            result: dict[str, Any] = {
+                "state": "done",
+                "audio": {"sha256": stored.sha256, "duration_ms": stored.duration_ms, "engine": stored.engine},
+            }
+        except AudioError as exc:
+            result = {"state": "failed", "error": {"code": f"audio_{exc.code}", "message": exc.message_vi}}
+        with self._lock:
+            self._jobs[job_id].update(result)
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise BadInput("not_found", "Không có lượt chuyển giọng nói này.", 404)
+            return dict(job)
 
 
 def _instant(text: str | None) -> datetime | None:
@@ -71,6 +122,7 @@ def create_app(
     metrics: Callable[[], dict[str, int]] | None = None,
 ) -> FastAPI:
     app = FastAPI(title="loa", version="1.0.0", openapi_url=f"/api/{API_VERSION}/openapi.json", docs_url=None)
+    renders = Renders(svc)
 
     @app.exception_handler(BadInput)
     async def _bad_input(_request: Request, exc: BadInput) -> JSONResponse:
@@ -107,6 +159,48 @@ def create_app(
         if on_change:
             on_change()
         return result
+
+    @app.post(f"/api/{API_VERSION}/recordings", status_code=201)
+    async def create_from_recording(
+        request: Request,
+        file: UploadFile,
+        zones: str = Form("all"),
+        at: str | None = Form(None),
+        title: str = Form(""),
+        priority: str = Form("normal"),
+    ) -> dict[str, Any]:
+        """An officer's own recording (mp3, m4a, wav, ogg from a phone), aired like any announcement."""
+        suffix = Path(file.filename or "upload").suffix[:8]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"upload{suffix}"
+            with path.open("wb") as out:
+                while chunk := await file.read(1 << 20):
+                    out.write(chunk)
+            result = await run_in_threadpool(
+                service.announce,
+                svc,
+                "",
+                [z.strip() for z in zones.split(",") if z.strip()],
+                at or None,
+                title=title,
+                priority=priority,
+                actor=_actor(request),
+                recording=path,
+            )
+        if on_change:
+            on_change()
+        return result
+
+    @app.post(f"/api/{API_VERSION}/renders", status_code=202)
+    def start_render(body: RenderIn) -> dict[str, Any]:
+        """Render a long text in the background; poll its progress, then announce it (a cache hit)."""
+        if not body.text.strip():
+            raise BadInput("empty_text", "Nội dung thông báo đang trống.")
+        return renders.start(body.text)
+
+    @app.get(f"/api/{API_VERSION}/renders/{{render_id}}")
+    def read_render(render_id: str) -> dict[str, Any]:
+        return renders.get(render_id)
 
     @app.get(f"/api/{API_VERSION}/announcements/{{announcement_id}}")
     def read_announcement(announcement_id: int) -> dict[str, Any]:

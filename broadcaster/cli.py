@@ -39,6 +39,7 @@ def cmd_announce(args: argparse.Namespace) -> int:
 
     svc = build_services(_config(args), SystemClock())
     text = sys.stdin.read() if args.text == "-" else args.text
+    bar = ProgressBar("Đang chuyển thành giọng nói")
     result = service.announce(
         svc,
         text,
@@ -47,7 +48,11 @@ def cmd_announce(args: argparse.Namespace) -> int:
         title=args.title,
         priority=args.priority,
         actor=args.user or _user(),
+        recording=args.audio,
+        bulletin=args.bulletin,
+        progress=bar.update,
     )
+    bar.close()
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
@@ -56,6 +61,27 @@ def cmd_announce(args: argparse.Namespace) -> int:
             print(f"  phát tại {b['zone']} lúc {b['start_at_local']} (lượt phát #{b['id']})")
         print(f"  âm thanh: {result['audio']['duration_ms'] / 1000:.1f} s, giọng {result['audio']['engine']}")
     return 0
+
+
+class ProgressBar:
+    """Sentence-by-sentence progress on stderr, so stdout stays clean for scripts."""
+
+    def __init__(self, label: str, width: int = 30) -> None:
+        self.label = label
+        self.width = width
+        self.shown = False
+
+    def update(self, done: int, total: int) -> None:
+        if total <= 1:
+            return
+        filled = self.width * done // total
+        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {done}/{total} câu")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -231,7 +257,9 @@ def cmd_say(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.engine:
         cfg.speech.engine = args.engine
-    stored = audio_pipeline(cfg).render(args.text)
+    bar = ProgressBar("Đang đọc")
+    stored = audio_pipeline(cfg).render(args.text, bar.update)
+    bar.close()
     shutil.copyfile(stored.path, args.output)
     print(f"{args.output}: {stored.duration_ms / 1000:.1f} s, {stored.engine}, sha256 {stored.sha256[:12]}")
     return 0
@@ -252,7 +280,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("announce", help="lưu một thông báo và lên lịch phát")
-    a.add_argument("text", help="nội dung ('-' để đọc từ stdin)")
+    a.add_argument("text", nargs="?", default="", help="nội dung ('-' để đọc từ stdin)")
+    a.add_argument(
+        "--audio", type=Path, default=None, help="phát bản ghi âm này (mp3, m4a, wav, ogg) thay cho giọng đọc"
+    )
+    a.add_argument("--bulletin", type=int, default=None, help="xếp vào bản tin (số chương trình bản tin)")
     a.add_argument("--zone", action="append", help="khu vực (lặp lại được); mặc định: all")
     a.add_argument("--at", default=None, help="17:30 | 2026-11-25 06:00 | +5m | now")
     a.add_argument("--title", default=None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -46,7 +46,7 @@ LATE_TOLERANCE_S = 1.0  # dispatched later than this past start_at counts as lat
 LATE_PREP_S = 3.0  # a late airing starts this long after dispatch, so devices can fetch the audio
 RESEND_AFTER_S = 15.0  # an unacknowledged command to an online device goes out again after this
 TIMER_HORIZON_S = 900.0  # broadcasts further ahead wait for a later reconcile, not in the timer
-EXPAND_EVERY_S = 300.0  # programmes are expanded 36 h ahead, so a few minutes' delay costs nothing
+CHORES_EVERY_S = 300.0  # programmes are expanded 36 h ahead, so a few minutes' delay costs nothing
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Dispatcher:
         link: DeviceLink,
         timer: Timer,
         audio_url: Callable[[str, str], str],
-        expand: Callable[[], int] | None = None,
+        chores: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.db = db
         self.clock = clock
@@ -76,8 +76,10 @@ class Dispatcher:
         self.link = link
         self.timer = timer
         self.audio_url = audio_url
-        self.expand = expand  # turns programmes into planned broadcasts; run now and then
-        self._last_expand = 0.0
+        # Slow periodic work on the same thread (expanding programmes, evicting old audio), so that it
+        # never races the reconcile that reads what it writes.
+        self.chores = list(chores)
+        self._last_chores = 0.0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -87,7 +89,7 @@ class Dispatcher:
     def start(self) -> None:
         self.timer.start()
         self.resend_pending(only_unsent=False)
-        self._maybe_expand()
+        self._chores()
         self.reconcile()
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)
         self._thread.start()
@@ -101,18 +103,20 @@ class Dispatcher:
     def _loop(self) -> None:
         while not self._stop.wait(self.settings.reconcile_s):
             try:
-                self._maybe_expand()
+                self._chores()
                 self.reconcile()
             except Exception:
                 log.exception("reconcile failed; will retry")
 
-    def _maybe_expand(self) -> None:
-        if self.expand is None or time.monotonic() - self._last_expand < EXPAND_EVERY_S:
+    def _chores(self) -> None:
+        if time.monotonic() - self._last_chores < CHORES_EVERY_S and self._last_chores:
             return
-        self._last_expand = time.monotonic()
-        placed = self.expand()
-        if placed:
-            log.info("planned %d programme airings", placed)
+        self._last_chores = time.monotonic()
+        for chore in self.chores:
+            try:
+                chore()
+            except Exception:
+                log.exception("periodic chore %s failed; will retry", getattr(chore, "__name__", chore))
 
     def poke(self) -> None:
         """Called after a new announcement in this process, so it need not wait for the next reconcile."""

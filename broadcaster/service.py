@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
@@ -27,6 +28,7 @@ from broadcaster.db import (
     DeliveryStatus,
     Device,
     DeviceKind,
+    Programme,
     Zone,
     ZoneKind,
     ZoneMember,
@@ -286,17 +288,23 @@ def announce(
     actor: str = "cli",
     preview: bool = False,
     bulletin: int | None = None,
+    recording: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Store an announcement and its audio, and place it on the timeline of every village it targets.
 
     With `bulletin` (a bulletin programme's id) the item is queued, in order, in that programme's next
-    bulletin that still has room, and airs wherever the bulletin airs.
+    bulletin that still has room, and airs wherever the bulletin airs. With `recording` (an officer's own
+    recording from a phone) that audio airs instead of synthesized speech, after the same loudness
+    treatment, and `text` may be empty.
 
     The planner may move it (a clash, quiet hours) and may move other planned items (a priority
     item goes first, an emergency cuts in); each placement carries the reason. With `preview`
     nothing is stored and the officer sees where everything would go. A conflict the planner
     cannot resolve (say, a normal notice that only fits in quiet hours) refuses the whole request.
     """
+    if recording is not None and not (text or "").strip():
+        text = (title or "").strip() or "Bản ghi âm"
     if not isinstance(text, str) or not text.strip():
         raise BadInput("empty_text", "Nội dung thông báo đang trống.")
     if len(text) > MAX_TEXT_CHARS:
@@ -317,7 +325,7 @@ def announce(
         targets = resolve_zones(session, zones)
         zone_ids = [z.id for z in targets]
     try:
-        stored = svc.audio.render(text)
+        stored = svc.audio.import_recording(recording) if recording else svc.audio.render(text, progress)
     except AudioError as exc:
         raise BadInput(f"audio_{exc.code}", exc.message_vi, 422) from exc
     title = (title or "").strip() or _title_from(text)
@@ -607,3 +615,26 @@ def offline_warnings(svc: Services, within: timedelta = timedelta(minutes=30)) -
             for b in upcoming
             if b.zone_id in offline
         ]
+
+
+def pinned_audio(svc: Services) -> set[str]:
+    """Audio the store must keep: anything still to air, and what programmes replay."""
+    with svc.db.session() as session:
+        live = select(Broadcast.announcement_id).where(
+            Broadcast.status.in_([BroadcastStatus.PLANNED, BroadcastStatus.DISPATCHED])
+        )
+        programmes = select(Programme.announcement_id).where(Programme.active.is_(True))
+        return set(
+            session.scalars(
+                select(Announcement.audio_sha256).where(
+                    Announcement.audio_sha256.is_not(None),
+                    Announcement.id.in_(live) | Announcement.id.in_(programmes),
+                )
+            )
+        )
+
+
+def evict_audio(svc: Services) -> list[str]:
+    """Keep the audio store under its size limit, never touching audio still scheduled."""
+    evicted = svc.audio.store.evict(pinned_audio(svc))
+    return list(evicted)

@@ -150,11 +150,73 @@ def test_bad_input_is_refused_and_nothing_is_stored(
 
 def test_malformed_json_and_unknown_paths(api: tuple[str, Services]) -> None:
     url, svc = api
-    resp = httpx.post(
-        url + "/api/v1/announcements", content=b"{not json", headers={"Content-Type": "application/json"}
-    )
+    resp = httpx.post(url + "/api/v1/announcements", content=b"{not json", headers={"Content-Type": "application/json"})
     assert resp.status_code == 422 and resp.json()["error"]["code"] == "invalid_request"
     assert httpx.get(url + "/api/v1/announcements/999").json()["error"]["code"] == "not_found"
     assert httpx.get(url + "/audio/" + "0" * 64 + ".mp3").status_code == 404
     assert httpx.get(url + "/audio/../../etc/passwd").status_code == 404
     assert _stored(svc.db) == (0, 0, 0)
+
+
+def _tone(path: Path, seconds: float = 2.0) -> Path:
+    import subprocess
+
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-loglevel",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            f"sine=frequency=330:duration={seconds}",
+            str(path),
+        ],
+        check=True,
+    )
+    return path
+
+
+def test_an_officers_recording_airs_like_an_announcement(api: tuple[str, Services], tmp_path: Path) -> None:
+    url, svc = api
+    phone = _tone(tmp_path / "ghi-am.m4a")
+    with phone.open("rb") as f:
+        resp = httpx.post(
+            url + "/api/v1/recordings",
+            files={"file": ("ghi-am.m4a", f, "audio/mp4")},
+            data={"zones": "thon-1", "at": "+1h", "title": "Lời kêu gọi của chủ tịch xã"},
+            timeout=60,
+        )
+    assert resp.status_code == 201, resp.text
+    item = resp.json()
+    assert item["audio"]["engine"] == "recording" and item["title"] == "Lời kêu gọi của chủ tịch xã"
+    assert 1500 < item["audio"]["duration_ms"] < 6000  # the tone, plus our chimes
+    assert [b["zone"] for b in item["broadcasts"]] == ["thon-1"]
+
+    junk = tmp_path / "not-audio.mp3"
+    junk.write_text("đây không phải âm thanh")
+    with junk.open("rb") as f:
+        bad = httpx.post(url + "/api/v1/recordings", files={"file": ("x.mp3", f)}, data={"zones": "all"}, timeout=60)
+    assert bad.status_code == 422 and bad.json()["error"]["code"].startswith("audio_")
+    assert _stored(svc.db) == (1, 1, 1)  # only the good one
+
+
+def test_a_long_text_renders_in_the_background_with_progress(api: tuple[str, Services]) -> None:
+    url, _ = api
+    text = " ".join(f"Câu thông báo số {n} của Ủy ban nhân dân xã." for n in range(1, 13))
+    started = httpx.post(url + "/api/v1/renders", json={"text": text}, timeout=10)
+    assert started.status_code == 202
+    job = started.json()
+
+    def finished() -> dict[str, Any] | None:
+        j = httpx.get(f"{url}/api/v1/renders/{job['id']}", timeout=10).json()
+        return j if j["state"] != "running" else None
+
+    from tests.broadcaster.harness import wait_for
+
+    done = wait_for(finished, 60, "the render")
+    assert done["state"] == "done" and done["total"] == 12 and done["done"] == 12
+    item = httpx.post(url + "/api/v1/announcements", json={"text": text, "at": "+1h"}, timeout=60).json()
+    assert item["audio"]["sha256"] == done["audio"]["sha256"]  # announcing it reuses the render
+    assert httpx.get(url + "/api/v1/renders/nope", timeout=10).json()["error"]["code"] == "not_found"

@@ -137,3 +137,23 @@ def test_timeline_and_programmes_from_the_command_line(tmp_path: Path) -> None:
     ics = loa(tmp_path, "timeline", "--zone", "thon-1", "--ics")
     assert ics.stdout.startswith("BEGIN:VCALENDAR") and "SUMMARY:Thời sự" in ics.stdout
     assert loa(tmp_path, "timeline", "--zone", "thon-9").returncode == 2
+
+
+def test_announce_a_recording_and_see_progress_for_a_long_text(tmp_path: Path) -> None:
+    assert loa(tmp_path, "zone", "add", "thon-1").returncode == 0
+    tone = tmp_path / "ghi-am.wav"
+    subprocess.run(
+        ["ffmpeg", "-loglevel", "error", "-f", "lavfi", "-i", "sine=frequency=300:duration=1.5", str(tone)], check=True
+    )
+    r = loa(tmp_path, "announce", "--audio", str(tone), "--title", "Lời chủ tịch xã", "--at", "+1h")
+    assert r.returncode == 0, r.stderr
+    assert "Lời chủ tịch xã" in r.stdout and "recording" in r.stdout
+    long_text = " ".join(f"Câu thứ {n} của thông báo." for n in range(1, 6))
+    r = loa(tmp_path, "announce", long_text, "--at", "+2h")
+    assert r.returncode == 0, r.stderr
+    assert "5/5 câu" in r.stderr and "Đang chuyển thành giọng nói" in r.stderr
+    bad = tmp_path / "x.ogg"
+    bad.write_bytes(b"\x00" * 2000)
+    r = loa(tmp_path, "announce", "--audio", str(bad), "--at", "+1h")
+    assert r.returncode == 2 and "(audio_" in r.stderr
+    assert _count(tmp_path) == (2, 2)

@@ -13,18 +13,14 @@ def test_example_config_loads_and_matches_defaults() -> None:
     cfg = load_config(ROOT / "config.example.toml", environ={})
     default = load_config(None, environ={})
     # The example documents the defaults: apart from the sample lexicon they must agree.
-    assert cfg.model_dump(exclude={"speech": {"lexicon"}}) == default.model_dump(
-        exclude={"speech": {"lexicon"}}
-    )
+    assert cfg.model_dump(exclude={"speech": {"lexicon"}}) == default.model_dump(exclude={"speech": {"lexicon"}})
     assert cfg.speech.lexicon["TDP"] == "tổ dân phố"
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
     f = tmp_path / "loa.toml"
     f.write_text('[database]\nurl = "sqlite:///a.db"\n[http]\nport = 9000\n')
-    cfg = load_config(
-        f, environ={"LOA_DATABASE_URL": "postgresql+psycopg://x@y/z", "LOA_DISPATCH_LEAD_S": "12"}
-    )
+    cfg = load_config(f, environ={"LOA_DATABASE_URL": "postgresql+psycopg://x@y/z", "LOA_DISPATCH_LEAD_S": "12"})
     assert cfg.database_url == "postgresql+psycopg://x@y/z"
     assert cfg.dispatch.lead_s == 12.0
     assert cfg.http.port == 9000

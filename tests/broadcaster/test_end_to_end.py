@@ -58,13 +58,9 @@ def _all_final(db: Database, announcement_id: int) -> bool:
     )
 
 
-def test_announcement_airs_on_both_speakers_in_sync(
-    tmp_path: Path, broker: ManagedBroker, database_url: str
-) -> None:
+def test_announcement_airs_on_both_speakers_in_sync(tmp_path: Path, broker: ManagedBroker, database_url: str) -> None:
     agents, _ = village_fleet(tmp_path, database_url, broker.url)
-    config = write_config(
-        tmp_path / "loa.toml", tmp_path / "data", database_url, broker.url, lead_s=2, reconcile_s=0.2
-    )
+    config = write_config(tmp_path / "loa.toml", tmp_path / "data", database_url, broker.url, lead_s=2, reconcile_s=0.2)
     daemon = DaemonProcess(config, tmp_path / "data", tmp_path / "daemon.log").start()
     db = Database(database_url)
     try:
@@ -84,9 +80,7 @@ def test_announcement_airs_on_both_speakers_in_sync(
         wait_for(lambda: _all_final(db, item["id"]), 40, "all deliveries final")
 
         deliveries = {d.device_id: d for d in _deliveries(db, item["id"])}
-        assert {k: v.status for k, v in deliveries.items()} == {
-            d: DeliveryStatus.DONE for d in SPEAKERS + LEDS
-        }
+        assert {k: v.status for k, v in deliveries.items()} == {d: DeliveryStatus.DONE for d in SPEAKERS + LEDS}
         rendered = (tmp_path / "data" / "audio").rglob(f"{item['audio']['sha256']}.*")
         rendered_bytes = next(rendered).read_bytes()
         assert hashlib.sha256(rendered_bytes).hexdigest() == item["audio"]["sha256"]
@@ -113,18 +107,14 @@ def test_restarted_daemon_airs_exactly_once(
     tmp_path: Path, broker: ManagedBroker, sqlite_url: str, kill_when: str
 ) -> None:
     agents, _ = village_fleet(tmp_path, sqlite_url, broker.url)
-    config = write_config(
-        tmp_path / "loa.toml", tmp_path / "data", sqlite_url, broker.url, lead_s=4, reconcile_s=0.2
-    )
+    config = write_config(tmp_path / "loa.toml", tmp_path / "data", sqlite_url, broker.url, lead_s=4, reconcile_s=0.2)
     data = tmp_path / "data"
     daemon = DaemonProcess(config, data, tmp_path / "daemon.log").start()
     db = Database(sqlite_url)
     try:
         wait_for(lambda: _all_online(db), 20, "four devices online")
         start_at = datetime.now(UTC) + timedelta(seconds=7)
-        resp = daemon.post(
-            "/api/v1/announcements", {"text": "Thông báo lịch tiêm chủng.", "at": start_at.isoformat()}
-        )
+        resp = daemon.post("/api/v1/announcements", {"text": "Thông báo lịch tiêm chủng.", "at": start_at.isoformat()})
         assert resp.status_code == 201, resp.text
         item_id = resp.json()["id"]
         if kill_when == "after_dispatch":

@@ -141,3 +141,16 @@ def test_offline_speakers_before_an_airing_are_flagged(svc: Services) -> None:
     assert [(w["zone"], w["offline_speakers"]) for w in warnings] == [("thon-1", ["thon-1-loa"])]
     assert "Thôn 1: 1 loa mất kết nối, 'Họp thôn'" in warnings[0]["message"]
     assert service.offline_warnings(svc, within=timedelta(minutes=5)) == []
+
+
+def test_eviction_keeps_audio_that_is_still_to_air(svc: Services) -> None:
+    from broadcaster.service import evict_audio
+
+    kept = service.announce(svc, "Thông báo họp thôn tối nay.", ["thon-1"], "+1h")
+    loose = svc.audio.render("Một bản nghe thử không lên lịch.")
+    svc.audio.store.max_bytes = 1  # everything is over budget now
+    svc.audio.store.grace_s = 0
+    evicted = evict_audio(svc)
+    assert loose.sha256 in evicted
+    assert kept["audio"]["sha256"] not in evicted
+    assert svc.audio.store.open(kept["audio"]["sha256"]) is not None

@@ -81,9 +81,7 @@ def test_expired_and_replayed_commands_are_refused(signer: protocol.Signer) -> N
 def test_wire_times_are_utc_with_milliseconds() -> None:
     t = datetime(2026, 11, 24, 10, 30, 0, 123456, tzinfo=UTC)
     assert protocol.format_time(t) == "2026-11-24T10:30:00.123Z"
-    assert protocol.parse_time("2026-11-24T17:30:00.123+07:00") == datetime(
-        2026, 11, 24, 10, 30, 0, 123000, tzinfo=UTC
-    )
+    assert protocol.parse_time("2026-11-24T17:30:00.123+07:00") == datetime(2026, 11, 24, 10, 30, 0, 123000, tzinfo=UTC)
     with pytest.raises(ValueError):
         protocol.format_time(datetime(2026, 1, 1))
 

@@ -34,9 +34,7 @@ def test_the_doc_has_every_schema_and_examples() -> None:
     assert len(_blocks("example")) >= 6
 
 
-@pytest.mark.parametrize(
-    ("name", "example"), _blocks("example"), ids=lambda v: v if isinstance(v, str) else ""
-)
+@pytest.mark.parametrize(("name", "example"), _blocks("example"), ids=lambda v: v if isinstance(v, str) else "")
 def test_each_example_matches_its_schema(name: str, example: dict[str, Any]) -> None:
     if name.startswith("command"):
         _validate("command", example)
