@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from audio import AudioError, AudioStore
 from broadcaster import service
+from broadcaster.programmes import add_programme, list_programmes
 from broadcaster.service import BadInput, Services
 from schedules.clock import LOCAL_TZ
 
@@ -48,6 +49,19 @@ class AnnouncementIn(BaseModel):
     )
     title: str | None = Field(default=None, description="Shown on LED boards; defaults to the first line.")
     priority: str = Field(default="normal", description="normal | priority | emergency")
+    bulletin: int | None = Field(default=None, description="Queue it in this bulletin programme's next bulletin.")
+
+
+class ProgrammeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(description="relay | notice | bulletin")
+    title: str
+    zones: list[str] = Field(default=["all"])
+    recurrence: str = Field(description='"06:00", "06:00 và 17:00 trong 3 ngày", "weekdays 06:30", ...')
+    stream_url: str | None = None
+    duration_s: float | None = None
+    text: str | None = None
+    priority: str = "normal"
 
 
 class RenderIn(BaseModel):
@@ -146,7 +160,7 @@ def create_app(
         return {"ok": True, "version": API_VERSION}
 
     @app.post(f"/api/{API_VERSION}/announcements", status_code=201)
-    def create_announcement(body: AnnouncementIn, request: Request) -> dict[str, Any]:
+    def create_announcement(body: AnnouncementIn, request: Request, preview: bool = False) -> dict[str, Any]:
         result = service.announce(
             svc,
             body.text,
@@ -155,8 +169,10 @@ def create_app(
             title=body.title,
             priority=body.priority,
             actor=_actor(request),
+            preview=preview,
+            bulletin=body.bulletin,
         )
-        if on_change:
+        if on_change and not preview:
             on_change()
         return result
 
@@ -190,6 +206,29 @@ def create_app(
         if on_change:
             on_change()
         return result
+
+    @app.post(f"/api/{API_VERSION}/programmes", status_code=201)
+    def create_programme(body: ProgrammeIn, request: Request, preview: bool = False) -> dict[str, Any]:
+        result = add_programme(
+            svc,
+            body.kind,
+            body.title,
+            body.zones,
+            body.recurrence,
+            stream_url=body.stream_url,
+            duration_s=body.duration_s,
+            text=body.text,
+            priority=body.priority,
+            actor=_actor(request),
+            preview=preview,
+        )
+        if on_change and not preview:
+            on_change()
+        return result
+
+    @app.get(f"/api/{API_VERSION}/programmes")
+    def read_programmes() -> list[dict[str, Any]]:
+        return list_programmes(svc)
 
     @app.post(f"/api/{API_VERSION}/renders", status_code=202)
     def start_render(body: RenderIn) -> dict[str, Any]:

@@ -220,3 +220,51 @@ def test_a_long_text_renders_in_the_background_with_progress(api: tuple[str, Ser
     item = httpx.post(url + "/api/v1/announcements", json={"text": text, "at": "+1h"}, timeout=60).json()
     assert item["audio"]["sha256"] == done["audio"]["sha256"]  # announcing it reuses the render
     assert httpx.get(url + "/api/v1/renders/nope", timeout=10).json()["error"]["code"] == "not_found"
+
+
+def test_preview_programmes_and_bulletins_over_http(api: tuple[str, Services]) -> None:
+    url, svc = api
+    preview = httpx.post(
+        url + "/api/v1/announcements?preview=true", json={"text": "Họp thôn.", "at": "+1h"}, timeout=60
+    )
+    assert preview.status_code == 201 and preview.json()["preview"] is True
+    assert _stored(svc.db) == (0, 0, 0)
+    relay = httpx.post(
+        url + "/api/v1/programmes",
+        json={
+            "kind": "relay",
+            "title": "Thời sự",
+            "recurrence": "06:00",
+            "stream_url": "http://127.0.0.1:9/r.mp3",
+            "duration_s": 600,
+        },
+        timeout=60,
+    )
+    assert relay.status_code == 201, relay.text
+    bulletin = httpx.post(
+        url + "/api/v1/programmes",
+        json={"kind": "bulletin", "title": "Bản tin", "recurrence": "06:00 và 17:00", "duration_s": 1800},
+        timeout=60,
+    ).json()
+    queued = httpx.post(
+        url + "/api/v1/announcements", json={"text": "Thu quỹ.", "bulletin": bulletin["id"]}, timeout=60
+    ).json()
+    assert queued["placements"][0]["code"] == "bulletin_item"
+    assert {p["kind"] for p in httpx.get(url + "/api/v1/programmes", timeout=10).json()} == {"relay", "bulletin"}
+    bad = httpx.post(
+        url + "/api/v1/programmes",
+        json={
+            "kind": "relay",
+            "title": "X",
+            "recurrence": "06:00",
+            "stream_url": "file:///etc/passwd",
+            "duration_s": 5,
+        },
+        timeout=60,
+    )
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "bad_relay_url"
+    timeline = httpx.get(url + "/api/v1/timeline", params={"zone": "thon-1"}, timeout=10).json()
+    assert any(r["kind"] == "relay" for r in timeline)
+    ics = httpx.get(url + "/api/v1/zones/thon-1/calendar.ics", timeout=10)
+    assert ics.headers["content-type"].startswith("text/calendar") and "BEGIN:VEVENT" in ics.text
+    assert httpx.get(url + "/api/v1/timeline", params={"from": "hôm qua"}, timeout=10).status_code == 400
