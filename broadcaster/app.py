@@ -35,9 +35,7 @@ def audio_pipeline(config: Config, store: AudioStore | None = None) -> AudioPipe
         engine = build_engine(speech.engine, **per_engine)
     else:
         engine = build_engine(speech.engine, **per_engine[speech.engine])
-    return AudioPipeline(
-        store or audio_store(config), engine, render_settings(speech), lexicon=speech.lexicon
-    )
+    return AudioPipeline(store or audio_store(config), engine, render_settings(speech), lexicon=speech.lexicon)
 
 
 def build_services(config: Config, clock: Clock, *, migrate: bool = True) -> Services:

@@ -168,9 +168,7 @@ class ManagedBroker:
     def _spawn(self, timeout: float) -> None:
         conf = self.write_config()
         log_file = (self.state_dir / "mosquitto.log").open("ab")
-        self._proc = subprocess.Popen(
-            [self.binary(), "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT
-        )
+        self._proc = subprocess.Popen([self.binary(), "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT)
         log_file.close()
         if not wait_for_port(self.settings.host, self.port, timeout):
             self._proc.kill()

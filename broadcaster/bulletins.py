@@ -64,17 +64,7 @@ def framing_owner(
             audio = _plain(pipeline).render(airing.title)
         else:
             audio = chime_audio(pipeline, airing.kind)
-        item = Announcement(
-            title=airing.title,
-            text=airing.title,
-            created_at=now,
-            created_by=SYSTEM,
-            audio_sha256=audio.sha256,
-            audio_size=audio.size,
-            audio_duration_ms=audio.duration_ms,
-            audio_ext=audio.path.suffix.lstrip("."),
-            engine=audio.engine,
-        )
+        item = Announcement.with_audio(audio, title=airing.title, text=airing.title, created_at=now, created_by=SYSTEM)
         session.add(item)
         session.flush()
         found = item.id

@@ -62,9 +62,7 @@ class BrokerConfig(_Section):
 class HttpConfig(_Section):
     host: str = Field("127.0.0.1", description="Address of the HTTP API and the audio files.")
     port: int = Field(8080, ge=0, le=65535, description="Preferred port; a free one is used if taken.")
-    public_url: str = Field(
-        "", description="URL devices use to fetch audio; empty means http://host:port as bound."
-    )
+    public_url: str = Field("", description="URL devices use to fetch audio; empty means http://host:port as bound.")
 
 
 class SpeechConfig(_Section):
@@ -93,9 +91,7 @@ class DispatchConfig(_Section):
         ge=10,
         description="How long after start_at an airing may still start (late) before it is missed.",
     )
-    reconcile_s: float = Field(
-        1.0, gt=0, le=60, description="How often the database is re-read for new work."
-    )
+    reconcile_s: float = Field(1.0, gt=0, le=60, description="How often the database is re-read for new work.")
 
 
 class ScheduleConfig(_Section):
@@ -141,9 +137,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         rest = name[4:].lower()
         section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
         if section is None:
-            raise ConfigError(
-                f"{name}: không có mục cấu hình này (unknown section; known: {', '.join(_SECTIONS)})"
-            )
+            raise ConfigError(f"{name}: không có mục cấu hình này (unknown section; known: {', '.join(_SECTIONS)})")
         key = rest[len(section) + 1 :]
         out.setdefault(section, {})[key] = value
     return out

@@ -34,6 +34,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from audio import StoredAudio
+
 
 class UTCDateTime(TypeDecorator[datetime]):
     impl = DateTime
@@ -140,6 +142,30 @@ class Announcement(Base):
     audio_ext: Mapped[str] = mapped_column(String(8), default="mp3")
     engine: Mapped[str | None] = mapped_column(String(32), default=None)
     broadcasts: Mapped[list[Broadcast]] = relationship(back_populates="announcement")
+
+    @classmethod
+    def with_audio(
+        cls,
+        audio: StoredAudio,
+        *,
+        title: str,
+        text: str,
+        created_at: datetime,
+        created_by: str,
+        priority: str = "normal",
+    ) -> Announcement:
+        return cls(
+            title=title,
+            text=text,
+            priority=priority,
+            created_at=created_at,
+            created_by=created_by,
+            audio_sha256=audio.sha256,
+            audio_size=audio.size,
+            audio_duration_ms=audio.duration_ms,
+            audio_ext=audio.path.suffix.lstrip("."),
+            engine=audio.engine,
+        )
 
 
 class Programme(Base):

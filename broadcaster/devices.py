@@ -290,18 +290,14 @@ class DeviceLink:
         self.client.loop_start()
         if not self._latch.wait(timeout):
             self.client.loop_stop()
-            raise RuntimeError(
-                f"cannot connect to broker {self.address.display()} {self._latch.reason}".strip()
-            )
+            raise RuntimeError(f"cannot connect to broker {self.address.display()} {self._latch.reason}".strip())
 
     def stop(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
 
     def publish(self, device_id: str, command_id: str, payload: bytes, expiry_s: float) -> None:
-        info = self.client.publish(
-            self.topics.cmd(device_id), payload, qos=1, properties=publish_properties(expiry_s)
-        )
+        info = self.client.publish(self.topics.cmd(device_id), payload, qos=1, properties=publish_properties(expiry_s))
         with self._lock:
             if info.mid in self._early:
                 self._early.discard(info.mid)

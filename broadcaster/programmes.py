@@ -97,17 +97,8 @@ def add_programme(
     with svc.db.session() as session:
         announcement_id = None
         if audio is not None and text is not None:
-            item = Announcement(
-                title=title.strip(),
-                text=text.strip(),
-                priority=priority,
-                created_at=now,
-                created_by=actor,
-                audio_sha256=audio.sha256,
-                audio_size=audio.size,
-                audio_duration_ms=audio.duration_ms,
-                audio_ext=audio.path.suffix.lstrip("."),
-                engine=audio.engine,
+            item = Announcement.with_audio(
+                audio, title=title.strip(), text=text.strip(), priority=priority, created_at=now, created_by=actor
             )
             session.add(item)
             session.flush()

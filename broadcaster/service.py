@@ -333,17 +333,8 @@ def announce(
     now = svc.clock.now()
     start = max(start, now)  # rendering a long text takes time; that delay is not the officer's error
     with svc.db.session() as session:
-        item = Announcement(
-            title=title,
-            text=text.strip(),
-            priority=priority,
-            created_at=now,
-            created_by=actor,
-            audio_sha256=stored.sha256,
-            audio_size=stored.size,
-            audio_duration_ms=stored.duration_ms,
-            audio_ext=stored.path.suffix.lstrip("."),
-            engine=stored.engine,
+        item = Announcement.with_audio(
+            stored, title=title, text=text.strip(), priority=priority, created_at=now, created_by=actor
         )
         session.add(item)
         session.flush()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
@@ -11,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from audio.store import file_sha256
 from broadcaster import protocol
 from broadcaster.agents.base import AgentConfig, DeviceAgent, wait_until
 from broadcaster.agents.sinks import Sink, make_sink
@@ -19,14 +19,6 @@ log = logging.getLogger(__name__)
 
 RANK = {p: i for i, p in enumerate(protocol.PRIORITIES)}
 DOWNLOAD_TIMEOUT_S = 20
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 16), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class SpeakerAgent(DeviceAgent):
@@ -64,13 +56,13 @@ class SpeakerAgent(DeviceAgent):
     def fetch(self, audio: dict[str, Any]) -> Path:
         sha = audio["sha256"]
         path = self.cache_dir / f"{sha}.{audio.get('format') or 'mp3'}"
-        if path.exists() and sha256_file(path) == sha:
+        if path.exists() and file_sha256(path) == sha:
             return path
         tmp = path.with_suffix(".part")
         with urllib.request.urlopen(audio["url"], timeout=DOWNLOAD_TIMEOUT_S) as resp, tmp.open("wb") as out:
             while chunk := resp.read(1 << 16):
                 out.write(chunk)
-        got = sha256_file(tmp)
+        got = file_sha256(tmp)
         if got != sha:
             tmp.unlink(missing_ok=True)
             raise ValueError(f"hash_mismatch: expected {sha[:12]}, got {got[:12]}")

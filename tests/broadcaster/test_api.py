@@ -14,11 +14,10 @@ import pytest
 from sqlalchemy import func, select
 
 from broadcaster.api import HttpServer, create_app
-from broadcaster.app import build_services
-from broadcaster.config import load_config
 from broadcaster.db import Announcement, AuditEntry, Broadcast, Database
 from broadcaster.service import Services, add_village
 from schedules.clock import SystemClock
+from tests.broadcaster.conftest import make_services
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
 PAIR = re.compile(
@@ -36,18 +35,10 @@ def documented_examples() -> list[tuple[str, str, Any, int, Any]]:
 
 @pytest.fixture
 def api(tmp_path: Path, database_url: str) -> Iterator[tuple[str, Services]]:
-    cfg = load_config(
-        None,
-        environ={
-            "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
-            "LOA_DATABASE_URL": database_url,
-            "LOA_SPEECH_CHIMES": "false",
-            # real-clock tests must not depend on the hour they run at: no quiet hours here
-            "LOA_SCHEDULE_QUIET_START": "00:00",
-            "LOA_SCHEDULE_QUIET_END": "00:00",
-        },
+    # real-clock tests must not depend on the hour they run at: no quiet hours here
+    svc = make_services(
+        tmp_path, database_url, SystemClock(), LOA_SCHEDULE_QUIET_START="00:00", LOA_SCHEDULE_QUIET_END="00:00"
     )
-    svc = build_services(cfg, SystemClock())
     with svc.db.session() as s:
         add_village(s, "thon-1", "Thôn 1")
         add_village(s, "thon-2", "Thôn 2")

@@ -10,11 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster import service
-from broadcaster.app import build_services
-from broadcaster.config import load_config
 from broadcaster.db import Broadcast, BroadcastStatus
 from broadcaster.service import BadInput, Services
 from schedules.clock import LOCAL_TZ, FakeClock
+from tests.broadcaster.conftest import make_services
 
 MORNING = datetime(2026, 11, 25, 7, 0, tzinfo=LOCAL_TZ)
 NIGHT = datetime(2026, 11, 25, 22, 0, tzinfo=LOCAL_TZ)
@@ -22,15 +21,7 @@ NIGHT = datetime(2026, 11, 25, 22, 0, tzinfo=LOCAL_TZ)
 
 @pytest.fixture
 def svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
-    cfg = load_config(
-        None,
-        environ={
-            "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
-            "LOA_DATABASE_URL": database_url,
-            "LOA_SPEECH_CHIMES": "false",
-        },
-    )
-    services = build_services(cfg, FakeClock(MORNING))
+    services = make_services(tmp_path, database_url, FakeClock(MORNING))
     services.config.schedule.emergency_repeats = 2
     service.add_zone(services, "thon-1", "Thôn 1", "village", [], actor="t")
     service.add_zone(services, "thon-2", "Thôn 2", "village", [], actor="t")

@@ -11,12 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from broadcaster import service
-from broadcaster.app import build_services
-from broadcaster.config import load_config
 from broadcaster.db import Broadcast, Programme
 from broadcaster.programmes import add_programme, expand_programmes, list_programmes
 from broadcaster.service import BadInput, Services
 from schedules.clock import LOCAL_TZ, FakeClock
+from tests.broadcaster.conftest import make_services
 
 DAWN = datetime(2026, 11, 25, 5, 0, tzinfo=LOCAL_TZ)
 RADIO = "http://127.0.0.1:9/vov1.mp3"
@@ -24,15 +23,7 @@ RADIO = "http://127.0.0.1:9/vov1.mp3"
 
 @pytest.fixture
 def svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
-    cfg = load_config(
-        None,
-        environ={
-            "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
-            "LOA_DATABASE_URL": database_url,
-            "LOA_SPEECH_CHIMES": "false",
-        },
-    )
-    services = build_services(cfg, FakeClock(DAWN))
+    services = make_services(tmp_path, database_url, FakeClock(DAWN))
     for n in (1, 2):
         service.add_zone(services, f"thon-{n}", f"Thôn {n}", "village", [], actor="t")
     yield services

@@ -17,9 +17,7 @@ import pytest
 from sqlalchemy import func, select
 
 from broadcaster import protocol, service
-from broadcaster.app import build_services
 from broadcaster.broker import ManagedBroker
-from broadcaster.config import load_config
 from broadcaster.db import Broadcast, BroadcastStatus, Command, DeviceKind
 from broadcaster.devices import DeviceLink, EventWriter, Metrics
 from broadcaster.dispatch import Dispatcher
@@ -29,6 +27,7 @@ from broadcaster.programmes import add_programme, expand_programmes
 from broadcaster.service import Services
 from schedules.clock import LOCAL_TZ, FakeClock, to_local
 from schedules.timer import Timer
+from tests.broadcaster.conftest import make_services
 
 pytestmark = pytest.mark.slow
 
@@ -77,17 +76,15 @@ def _next_due(svc: Services, dispatcher: Dispatcher) -> datetime | None:
 
 
 def test_a_week_airs_everything_once_in_its_place(tmp_path: Path, broker: ManagedBroker) -> None:
-    cfg = load_config(
-        None,
-        environ={
-            "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
-            "LOA_SPEECH_CHIMES": "false",
-            "LOA_DISPATCH_LEAD_S": "30",
-            "LOA_SCHEDULE_EMERGENCY_REPEATS": "2",
-        },
-    )
     clock = FakeClock(MONDAY)
-    svc = build_services(cfg, clock)
+    svc = make_services(
+        tmp_path,
+        f"sqlite:///{tmp_path / 'loa.sqlite3'}",
+        clock,
+        LOA_DISPATCH_LEAD_S="30",
+        LOA_SCHEDULE_EMERGENCY_REPEATS="2",
+    )
+    cfg = svc.config
     for v in VILLAGES:
         service.add_zone(svc, v, v.replace("thon-", "Thôn "), "village", [], actor="t")
         with svc.db.session() as s:
