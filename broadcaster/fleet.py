@@ -52,9 +52,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audio.store import file_sha256
 from broadcaster import protocol
 from broadcaster.agents.base import FIRMWARE
-from broadcaster.agents.speaker import DOWNLOAD_TIMEOUT_S, RANK, sha256_file
+from broadcaster.agents.speaker import DOWNLOAD_TIMEOUT_S, RANK
 from broadcaster.db import Database, Delivery, DeliveryStatus, Device, DeviceKind
 from broadcaster.mqtt import BrokerAddress, connect, new_client, set_will
 from broadcaster.service import add_device, add_village, ensure_commune
@@ -78,6 +79,8 @@ RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 30.0
 
 @dataclass(frozen=True)
 class SimDevice:
+    """What the database knows of a device, and all a worker process needs to be it."""
+
     id: str
     kind: str  # "speaker" | "led"
     diacritics: bool = True
@@ -207,14 +210,14 @@ def fetch_audio(audio: dict[str, Any], cache_dir: Path, tag: str) -> Path:
     because the processes of one fleet share the cache directory."""
     sha = audio["sha256"]
     path = cache_dir / f"{sha}.{audio.get('format') or 'mp3'}"
-    if path.exists() and sha256_file(path) == sha:
+    if path.exists() and file_sha256(path) == sha:
         return path
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{tag}.part")
     with urllib.request.urlopen(audio["url"], timeout=DOWNLOAD_TIMEOUT_S) as resp, tmp.open("wb") as out:
         while chunk := resp.read(1 << 16):
             out.write(chunk)
-    got = sha256_file(tmp)
+    got = file_sha256(tmp)
     if got != sha:
         tmp.unlink(missing_ok=True)
         raise ValueError(f"hash_mismatch: expected {sha[:12]}, got {got[:12]}")
