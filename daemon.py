@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from broadcaster import protocol, security
 from broadcaster.api import HttpServer, create_app
@@ -36,6 +37,15 @@ from schedules.clock import Clock, SystemClock
 from schedules.timer import Timer
 
 log = logging.getLogger("loa")
+
+
+def previous_ports(data: Path) -> tuple[int, int]:
+    """The API and broker ports of the last run: commands and device configs already carry them."""
+    try:
+        info = json.loads((data / "runtime.json").read_text(encoding="utf-8"))
+        return urlsplit(info["api_url"]).port or 0, urlsplit(info["broker_url"]).port or 0
+    except (OSError, ValueError, KeyError):
+        return 0, 0
 
 
 @dataclass
@@ -60,6 +70,7 @@ class Daemon:
         self._lock_data_dir(data)
         svc = self.services = build_services(cfg, self.clock)
         signer = protocol.load_or_create_signer(data / "keys" / "daemon-ed25519.pem")
+        last_api, last_broker = previous_ports(data)
         topics = protocol.Topics(cfg.broker.topic_prefix)
 
         if cfg.broker.url:
@@ -76,6 +87,7 @@ class Daemon:
                     port=cfg.broker.port,
                     binary=cfg.broker.mosquitto,
                     extra_lines=self.access.write(),
+                    fallback_port=last_broker,
                 ),
             )
             self.broker.start()
@@ -90,6 +102,7 @@ class Daemon:
             create_app(svc, store, on_change=self._poke, metrics=self.metrics.snapshot),
             cfg.http.host,
             cfg.http.port,
+            fallback_port=last_api,
         )
         base_url = (cfg.http.public_url or self.http.url).rstrip("/")
         self.dispatcher = Dispatcher(

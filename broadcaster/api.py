@@ -294,14 +294,18 @@ def create_app(
     return app
 
 
-def bind_socket(host: str, preferred: int) -> socket.socket:
-    """Bind the preferred port, or any free one if it is taken (8080 often is)."""
+def bind_socket(host: str, preferred: int, fallback: int = 0) -> socket.socket:
+    """Bind the preferred port; if it is taken (8080 often is), the port of the previous run, whose
+    audio URLs devices may still hold in commands; else any free one."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, preferred))
-    except OSError:
-        log.warning("port %s is taken; the API uses a free port instead", preferred)
+    for port in dict.fromkeys(p for p in (preferred, fallback) if p):
+        try:
+            sock.bind((host, port))
+            break
+        except OSError:
+            log.warning("port %s is taken", port)
+    else:
         sock.bind((host, 0))
     sock.listen(256)
     sock.set_inheritable(True)
@@ -311,8 +315,8 @@ def bind_socket(host: str, preferred: int) -> socket.socket:
 class HttpServer:
     """uvicorn on its own thread, on a socket we bound ourselves so the port is known before start."""
 
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        self.sock = bind_socket(host, port)
+    def __init__(self, app: FastAPI, host: str, port: int, fallback_port: int = 0) -> None:
+        self.sock = bind_socket(host, port, fallback_port)
         self.host, self.port = self.sock.getsockname()[:2]
         self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)

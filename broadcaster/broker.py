@@ -32,10 +32,12 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def pick_port(host: str, preferred: int) -> int:
-    """The preferred port when free, else one the kernel hands out; 0 always means 'any'."""
-    if preferred and port_is_free(host, preferred):
-        return preferred
+def pick_port(host: str, preferred: int, fallback: int = 0) -> int:
+    """The preferred port when free, else the one used last time (devices were told that one),
+    else one the kernel hands out; 0 always means 'any'."""
+    for port in (preferred, fallback):
+        if port and port_is_free(host, port):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
@@ -64,6 +66,8 @@ class BrokerSettings:
     # Lines appended after the main listener, so listener options (use_username_as_clientid) apply to it;
     # broadcaster.security.broker_files returns the ones that turn on passwords and ACLs.
     extra_lines: list[str] = field(default_factory=list)
+    # The port of the previous run, tried when `port` is taken: provisioned devices know that one.
+    fallback_port: int = 0
     # The user mosquitto runs as when started by root; None means root stays root (see `user_line`).
     user: str | None = None
 
@@ -137,7 +141,7 @@ class ManagedBroker:
     def start(self, timeout: float = 10.0) -> None:
         self.binary()
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.port = pick_port(self.settings.host, self.settings.port)
+        self.port = pick_port(self.settings.host, self.settings.port, self.settings.fallback_port)
         if self.settings.port and self.port != self.settings.port:
             log.warning("port %s is taken; the managed broker uses %s", self.settings.port, self.port)
         self._spawn(timeout)

@@ -69,6 +69,21 @@ class SpeakerAgent(DeviceAgent):
         tmp.replace(path)
         return path
 
+    def fetch_until(self, audio: dict[str, Any], deadline: float) -> Path:
+        """Keep trying until shortly before the start: a 4G link drops, the server restarts. A wrong
+        hash is not retried; the file will not change."""
+        delay = 0.5
+        while True:
+            try:
+                return self.fetch(audio)
+            except ValueError:
+                raise
+            except OSError:
+                if time.time() + delay > deadline - 0.2 or self._stop.is_set():
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
     def _play(self, command: dict[str, Any]) -> None:
         cid = command["id"]
         self.ack(cid, "received")
@@ -88,7 +103,7 @@ class SpeakerAgent(DeviceAgent):
             self.ack(cid, "failed", reason="bad_body")
             return
         try:
-            path = self.fetch(audio)
+            path = self.fetch_until(audio, protocol.parse_time(command["start_at"]).timestamp())
         except Exception as exc:
             self.ack(cid, "failed", reason=f"download_failed: {exc}"[:200])
             return

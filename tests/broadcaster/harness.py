@@ -68,7 +68,6 @@ class DaemonProcess:
 
     def start(self, timeout: float = 30) -> DaemonProcess:
         runtime = self.data_dir / "runtime.json"
-        runtime.unlink(missing_ok=True)
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, str(ROOT / "daemon.py"), "--config", str(self.config)],

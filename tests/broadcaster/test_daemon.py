@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -87,3 +88,19 @@ def test_simulated_villages_come_online_and_do_not_outlive_a_killed_daemon(tmp_p
         daemon.stop()
         db.dispose()
         subprocess.run(["pkill", "-f", str(tmp_path)], check=False)
+
+
+def test_a_restarted_daemon_keeps_the_ports_devices_were_given(tmp_path: Path, broker: ManagedBroker) -> None:
+    """Commands already out carry audio URLs with the old port; provisioned devices the broker's."""
+    url = f"sqlite:///{tmp_path / 'loa.sqlite3'}"
+    config = write_config(tmp_path / "loa.toml", tmp_path / "data", url, "")  # managed broker, free ports
+    first = DaemonProcess(config, tmp_path / "data", tmp_path / "d1.log").start()
+    before = json.loads((tmp_path / "data" / "runtime.json").read_text())
+    first.stop()
+    second = DaemonProcess(config, tmp_path / "data", tmp_path / "d2.log").start()
+    try:
+        after = json.loads((tmp_path / "data" / "runtime.json").read_text())
+        assert after["api_url"] == before["api_url"] and after["broker_url"] == before["broker_url"]
+        assert after["pid"] != before["pid"]
+    finally:
+        second.stop()
