@@ -50,6 +50,7 @@ class AnnouncementIn(BaseModel):
     title: str | None = Field(default=None, description="Shown on LED boards; defaults to the first line.")
     priority: str = Field(default="normal", description="normal | priority | emergency")
     bulletin: int | None = Field(default=None, description="Queue it in this bulletin programme's next bulletin.")
+    order: int | None = Field(default=None, description="Order among clashing priority items; smaller first.")
 
 
 class ProgrammeIn(BaseModel):
@@ -171,6 +172,7 @@ def create_app(
             actor=_actor(request),
             preview=preview,
             bulletin=body.bulletin,
+            order=body.order,
         )
         if on_change and not preview:
             on_change()

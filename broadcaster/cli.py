@@ -13,7 +13,9 @@ import getpass
 import json
 import logging
 import os
+import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,9 @@ from schedules.clock import SystemClock
 
 def _config(args: argparse.Namespace) -> Any:
     return load_config(args.config)
+
+
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 def _user() -> str:
@@ -50,6 +55,7 @@ def cmd_announce(args: argparse.Namespace) -> int:
         actor=args.user or _user(),
         recording=args.audio,
         bulletin=args.bulletin,
+        order=args.order,
         progress=bar.update,
     )
     bar.close()
@@ -220,6 +226,23 @@ def cmd_programme(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from datetime import datetime, time
+
+    from broadcaster import service
+    from broadcaster.app import build_services
+    from schedules.clock import LOCAL_TZ
+
+    svc = build_services(_config(args), SystemClock())
+    today = datetime.now(LOCAL_TZ).date()
+    quarter_start = today.replace(month=3 * ((today.month - 1) // 3) + 1, day=1)
+    start = _local_day(args.from_) or datetime.combine(quarter_start, time(0), LOCAL_TZ)
+    end = _local_day(args.to, end=True) or datetime.combine(today, time(0), LOCAL_TZ) + timedelta(days=1)
+    result = service.report(svc, start, end)
+    print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else result["text"])
+    return 0
+
+
 def cmd_zone(args: argparse.Namespace) -> int:
     from broadcaster import service
     from broadcaster.app import build_services
@@ -229,8 +252,14 @@ def cmd_zone(args: argparse.Namespace) -> int:
         if not args.id:
             print("Cần mã khu vực (zone_id_missing)", file=sys.stderr)
             return 2
+        quiet = None
+        if args.quiet:
+            first, _, last = args.quiet.partition("-")
+            if not (_HHMM.match(first) and _HHMM.match(last)):
+                raise BadInput("bad_quiet_hours", "Giờ yên tĩnh viết dạng HH:MM-HH:MM, ví dụ 22:00-05:30.")
+            quiet = (first, last)
         z = service.add_zone(
-            svc, args.id, args.name or args.id, args.kind, args.members or [], actor=args.user or _user()
+            svc, args.id, args.name or args.id, args.kind, args.members or [], actor=args.user or _user(), quiet=quiet
         )
         print(f"Đã thêm {z['kind']} {z['id']} ({z['name']})")
         return 0
@@ -285,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--audio", type=Path, default=None, help="phát bản ghi âm này (mp3, m4a, wav, ogg) thay cho giọng đọc"
     )
     a.add_argument("--bulletin", type=int, default=None, help="xếp vào bản tin (số chương trình bản tin)")
+    a.add_argument("--order", type=int, default=None, help="thứ tự giữa các tin ưu tiên trùng giờ (nhỏ phát trước)")
     a.add_argument("--zone", action="append", help="khu vực (lặp lại được); mặc định: all")
     a.add_argument("--at", default=None, help="17:30 | 2026-11-25 06:00 | +5m | now")
     a.add_argument("--title", default=None)
@@ -331,12 +361,19 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--user", default=None)
     pr.set_defaults(func=cmd_programme)
 
+    rp = sub.add_parser("report", help="báo cáo: số mục và số lượt đã phát (mặc định: quý này)")
+    rp.add_argument("--from", dest="from_", default=None, help="YYYY-MM-DD")
+    rp.add_argument("--to", default=None, help="YYYY-MM-DD (cả ngày đó)")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_report)
+
     z = sub.add_parser("zone", help="thôn và nhóm thôn")
     z.add_argument("action", choices=["add", "list"])
     z.add_argument("id", nargs="?")
     z.add_argument("--name", default=None)
     z.add_argument("--kind", default="village", choices=["village", "group"])
     z.add_argument("--members", nargs="*", help="các thôn của nhóm")
+    z.add_argument("--quiet", default=None, help="giờ yên tĩnh riêng của khu vực, ví dụ 22:00-05:30")
     z.add_argument("--user", default=None)
     z.set_defaults(func=cmd_zone)
 

@@ -209,6 +209,7 @@ class Broadcast(Base):
     expires_at: Mapped[datetime]
     airing_id: Mapped[str] = mapped_column(String(80), default="")
     window_id: Mapped[str] = mapped_column(String(80), default="")  # the bulletin it is queued in, if any
+    order_key: Mapped[int] = mapped_column(default=0)  # the officer's order among priority items and in a bulletin
     kind: Mapped[str] = mapped_column(String(16), default="notice")
     priority: Mapped[str] = mapped_column(String(16), default="normal")
     duration_ms: Mapped[int] = mapped_column(default=0)

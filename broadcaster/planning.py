@@ -115,6 +115,7 @@ def existing_placements(session: Session, now: datetime) -> tuple[list[Placement
             earliest=start,
             valid_until=max(b.expires_at, start + duration),
             window_id=b.window_id or None,
+            order_key=b.order_key,
         )
         placements.append(
             Placement(
@@ -242,6 +243,7 @@ def apply_plan(
                     kind=p.airing.kind.value,
                     priority=NAME_OF[p.airing.priority],
                     window_id=p.airing.window_id or "",
+                    order_key=p.airing.order_key,
                 )
                 session.add(row)
             else:

@@ -197,6 +197,7 @@ def _requests(
     zones: list[str],
     start: datetime,
     priority: str,
+    order: int,
 ) -> list[Airing]:
     """The planner's view of one announcement: a notice, or an emergency alert and its repeats."""
     validity = timedelta(seconds=svc.config.dispatch.validity_s)
@@ -222,6 +223,7 @@ def _requests(
             at=start,
             valid_until=start + max(validity, duration * 2),
             priority=PRIORITY_OF[priority],
+            order_key=order,
         )
     ]
 
@@ -290,13 +292,15 @@ def announce(
     bulletin: int | None = None,
     recording: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    order: int | None = None,
 ) -> dict[str, Any]:
     """Store an announcement and its audio, and place it on the timeline of every village it targets.
 
     With `bulletin` (a bulletin programme's id) the item is queued, in order, in that programme's next
     bulletin that still has room, and airs wherever the bulletin airs. With `recording` (an officer's own
     recording from a phone) that audio airs instead of synthesized speech, after the same loudness
-    treatment, and `text` may be empty.
+    treatment, and `text` may be empty. `order` is the officer's order among clashing priority items
+    (smaller first; by default, the order they were entered).
 
     The planner may move it (a clash, quiet hours) and may move other planned items (a priority
     item goes first, an emergency cuts in); each placement carries the reason. With `preview`
@@ -338,11 +342,12 @@ def announce(
         )
         session.add(item)
         session.flush()
+        rank = item.id if order is None else order
         try:
             if bulletin is not None:
-                requests = [_queued(session, bulletin, now, f"a{item.id}", title, duration, start, item.id, priority)]
+                requests = [_queued(session, bulletin, now, f"a{item.id}", title, duration, start, rank, priority)]
             else:
-                requests = _requests(svc, now, f"a{item.id}", title, duration, zone_ids, start, priority)
+                requests = _requests(svc, now, f"a{item.id}", title, duration, zone_ids, start, priority, rank)
             result, groups = plan_new(session, requests, now, default_quiet_hours(svc))
         except ScheduleError as exc:
             raise BadInput(str(exc.code), exc.message_vi) from exc
@@ -396,6 +401,53 @@ def announcement_view(session: Session, item: Announcement) -> dict[str, Any]:
             "url": f"/audio/{item.audio_sha256}.{item.audio_ext}",
         },
         "broadcasts": [broadcast_view(session, b) for b in sorted(item.broadcasts, key=lambda b: b.id)],
+        "summary": speakers_summary(session, item.id),
+    }
+
+
+def speakers_summary(session: Session, announcement_id: int) -> str:
+    """What the officer wants to know about an item: on how many speakers it actually played."""
+    rows = session.execute(
+        select(Delivery.status, func.count())
+        .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
+        .join(Device, Delivery.device_id == Device.id)
+        .where(Broadcast.announcement_id == announcement_id, Device.kind == DeviceKind.SPEAKER)
+        .group_by(Delivery.status)
+    ).all()
+    counts = dict(rows)
+    total = sum(counts.values())
+    if not total:
+        return "chưa gửi tới loa nào"
+    return f"{counts.get(DeliveryStatus.DONE, 0)}/{total} loa đã phát xong"
+
+
+def report(svc: Services, start: datetime, end: datetime) -> dict[str, Any]:
+    """What was broadcast in a period, as the commune reports it upwards: items and plays."""
+    with svc.db.session() as session:
+        plays = session.execute(
+            select(Broadcast.announcement_id, Broadcast.programme_id, func.count())
+            .join(Delivery, Delivery.broadcast_id == Broadcast.id)
+            .join(Device, Delivery.device_id == Device.id)
+            .where(
+                Delivery.status == DeliveryStatus.DONE,
+                Device.kind == DeviceKind.SPEAKER,
+                Broadcast.start_at >= start,
+                Broadcast.start_at < end,
+                Broadcast.kind.in_(["notice", "emergency", "relay"]),
+            )
+            .group_by(Broadcast.announcement_id, Broadcast.programme_id)
+        ).all()
+        items = {(a, p) for a, p, _ in plays}
+        total = sum(n for _, _, n in plays)
+        relays = sum(n for a, p, n in plays if a is None)
+    period = f"{to_local(start):%d/%m/%Y}–{to_local(end - timedelta(seconds=1)):%d/%m/%Y}"
+    return {
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "items": len(items),
+        "plays": total,
+        "relay_plays": relays,
+        "text": f"{len(items)} mục, {total} lượt phát ({period})",
     }
 
 

@@ -157,3 +157,11 @@ def test_announce_a_recording_and_see_progress_for_a_long_text(tmp_path: Path) -
     r = loa(tmp_path, "announce", "--audio", str(bad), "--at", "+1h")
     assert r.returncode == 2 and "(audio_" in r.stderr
     assert _count(tmp_path) == (2, 2)
+
+
+def test_quiet_hours_per_zone_and_the_report(tmp_path: Path) -> None:
+    assert loa(tmp_path, "zone", "add", "thon-1", "--quiet", "22:00-05:30").returncode == 0
+    bad = loa(tmp_path, "zone", "add", "thon-2", "--quiet", "late")
+    assert bad.returncode == 2 and "(bad_quiet_hours)" in bad.stderr
+    r = loa(tmp_path, "report", "--from", "2026-01-01", "--to", "2026-03-31")
+    assert r.returncode == 0 and r.stdout.strip() == "0 mục, 0 lượt phát (01/01/2026–31/03/2026)"

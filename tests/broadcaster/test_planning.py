@@ -145,3 +145,45 @@ def test_eviction_keeps_audio_that_is_still_to_air(svc: Services) -> None:
     assert loose.sha256 in evicted
     assert kept["audio"]["sha256"] not in evicted
     assert svc.audio.store.open(kept["audio"]["sha256"]) is not None
+
+
+def test_the_officer_orders_clashing_priority_items(svc: Services) -> None:
+    at = (MORNING + timedelta(hours=1)).isoformat()
+    later = service.announce(svc, "Thông báo về nước sạch.", ["thon-1"], at, priority="priority", order=2)
+    first = service.announce(svc, "Thông báo về điện.", ["thon-1"], at, priority="priority", order=1)
+    assert _rows(svc, first["id"])[0].start_at < _rows(svc, later["id"])[0].start_at
+    assert [m["airing"] for m in first["moved"]] == [f"a{later['id']}"]
+
+
+def test_a_village_can_keep_its_own_quiet_hours(svc: Services) -> None:
+    service.add_zone(svc, "thon-cho", "Thôn có chợ đêm", "village", [], actor="t", quiet=("23:30", "04:00"))
+    assert isinstance(svc.clock, FakeClock)
+    svc.clock.set(NIGHT)  # 22:00: quiet in the other villages, not here
+    service.announce(svc, "Thông báo về chợ đêm.", ["thon-cho"], "+5m")
+    with pytest.raises(BadInput, match="in_quiet_hours"):
+        service.announce(svc, "Thông báo về chợ đêm.", ["thon-1"], "+5m")
+
+
+def test_the_quarter_report_counts_items_and_plays(svc: Services) -> None:
+    from broadcaster.db import Delivery, DeliveryStatus, DeviceKind
+    from broadcaster.service import add_device
+
+    with svc.db.session() as s:
+        for v in ("thon-1", "thon-2"):
+            add_device(s, f"{v}-loa", DeviceKind.SPEAKER, v)
+            add_device(s, f"{v}-led", DeviceKind.LED, v)
+    a = service.announce(svc, "Thông báo một.", ["all"], "+10m")
+    b = service.announce(svc, "Thông báo hai.", ["thon-1"], "+20m")
+    with svc.db.session() as s:
+        for item, devices in ((a, ("thon-1-loa", "thon-2-loa", "thon-1-led")), (b, ("thon-1-loa",))):
+            for row in _rows(svc, item["id"]):
+                for d in devices:
+                    if d.startswith(row.zone_id):
+                        s.add(
+                            Delivery(broadcast_id=row.id, device_id=d, status=DeliveryStatus.DONE, updated_at=MORNING)
+                        )
+    day = MORNING.replace(hour=0)
+    report = service.report(svc, day, day + timedelta(days=1))
+    assert (report["items"], report["plays"]) == (2, 3)  # LED boards do not count as plays
+    assert report["text"] == "2 mục, 3 lượt phát (25/11/2026–25/11/2026)"
+    assert service.get_announcement(svc, a["id"])["summary"] == "2/2 loa đã phát xong"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 19:26:12.754587
+Create Date: 2026-11-24 19:53:06.437950
 """
 
 from __future__ import annotations
@@ -129,6 +129,7 @@ def upgrade() -> None:
         sa.Column("expires_at", broadcaster.db.UTCDateTime(), nullable=False),
         sa.Column("airing_id", sa.String(length=80), nullable=False),
         sa.Column("window_id", sa.String(length=80), nullable=False),
+        sa.Column("order_key", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("priority", sa.String(length=16), nullable=False),
         sa.Column("duration_ms", sa.Integer(), nullable=False),
