@@ -38,6 +38,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -54,8 +55,16 @@ from broadcaster.config import DispatchConfig
 from broadcaster.db import Announcement, Broadcast, Database, Delivery, DeliveryStatus
 from broadcaster.devices import DeviceLink, EventWriter, Metrics
 from broadcaster.dispatch import Dispatcher
-from broadcaster.fleet import Fleet, FleetSettings, SimDevice, fleet_devices, percentile, provision_fleet
-from broadcaster.mqtt import BrokerAddress, publish_properties
+from broadcaster.fleet import (
+    Fleet,
+    FleetSettings,
+    SimDevice,
+    fleet_devices,
+    percentile,
+    provision_fleet,
+    village_of,
+)
+from broadcaster.mqtt import BrokerAddress, connect, new_client, publish_properties
 from broadcaster.service import COMMUNE_ZONE
 from schedules.clock import SystemClock
 from schedules.timer import Timer
@@ -278,6 +287,20 @@ class Stopwatch:
         return timed
 
 
+def forget_session(address: BrokerAddress, client_id: str) -> None:
+    """End a persistent session for good. A stopped daemon's session stays a member of the shared
+    subscription `$share/loa/...`, and Mosquitto keeps queueing a share of every ack for it: the next
+    round's daemon would see only half of them."""
+    client = new_client(client_id, persistent=False)
+    done = threading.Event()
+    client.on_connect = lambda *_: done.set()
+    connect(client, address, persistent=False)
+    client.loop_start()
+    done.wait(10)
+    client.disconnect()
+    client.loop_stop()
+
+
 @dataclass
 class Daemon:
     """Database, EventWriter, DeviceLink and Dispatcher wired as daemon.py wires them (no HTTP API)."""
@@ -286,6 +309,7 @@ class Daemon:
     writer: RecordingWriter
     link: DeviceLink
     dispatcher: Dispatcher
+    client_id: str
     sign: Stopwatch = field(default_factory=Stopwatch)
     publish: Stopwatch = field(default_factory=Stopwatch)
 
@@ -308,7 +332,7 @@ class Daemon:
             audio_url=lambda sha, ext: f"{base_url}/audio/{sha}.{ext}",
         )
         holder["d"] = dispatcher
-        daemon = cls(db, writer, link, dispatcher)
+        daemon = cls(db, writer, link, dispatcher, client_id)
         writer.start()
         link.start()
         dispatcher.start()
@@ -318,6 +342,7 @@ class Daemon:
         self.dispatcher.stop()
         self.link.stop()
         self.writer.stop()
+        forget_session(self.link.address, self.client_id)
 
     @contextmanager
     def timed_dispatch(self) -> Iterator[None]:
@@ -347,8 +372,9 @@ def settle(writer: RecordingWriter, quiet_s: float = 1.0, timeout: float = 120.0
     say("daemon still busy with start-up events; measuring anyway")
 
 
-def plan_bulletin(db: Database, audio: Audio, start_at: datetime) -> int:
-    """An announcement and its commune-wide broadcast, as service.announce stores them (minus the TTS)."""
+def plan_bulletin(db: Database, audio: Audio, start_at: datetime, zones: list[str]) -> list[int]:
+    """An announcement and its broadcasts, as the service stores them (minus the TTS): one row for the
+    zone "all", or one per village sharing an airing id, the way the planner places a commune bulletin."""
     now = datetime.now(UTC)
     with db.session() as session:
         item = Announcement(
@@ -364,17 +390,30 @@ def plan_bulletin(db: Database, audio: Audio, start_at: datetime) -> int:
         )
         session.add(item)
         session.flush()
-        b = Broadcast(
-            announcement_id=item.id,
-            zone_id=COMMUNE_ZONE,
-            start_at=start_at,
-            expires_at=start_at + timedelta(seconds=VALIDITY_S),
-            priority="normal",
-            duration_ms=audio.duration_ms,
-        )
-        session.add(b)
+        rows = [
+            Broadcast(
+                announcement_id=item.id,
+                zone_id=zone,
+                start_at=start_at,
+                expires_at=start_at + timedelta(seconds=VALIDITY_S),
+                airing_id=f"a{item.id}",
+                priority="normal",
+                duration_ms=audio.duration_ms,
+            )
+            for zone in zones
+        ]
+        session.add_all(rows)
         session.flush()
-        return b.id
+        return [b.id for b in rows]
+
+
+def dispatch_all(dispatcher: Dispatcher, bids: list[int]) -> int:
+    """One broadcast: a direct call. Several (one per village): all at once on a pool, as the daemon's
+    Timer fires the jobs of one instant on its executor threads."""
+    if len(bids) == 1:
+        return dispatcher.dispatch(bids[0])
+    with ThreadPoolExecutor(max_workers=len(bids)) as pool:
+        return sum(pool.map(dispatcher.dispatch, bids))
 
 
 def thread_cpu_s() -> dict[str, float]:
@@ -400,11 +439,12 @@ def run_project(
     lead_s: float,
     profile: bool,
     round_no: int,
+    zones: list[str],
 ) -> dict[str, Any]:
     daemon = Daemon.start(db, broker_url, signer, base_url, f"loa-daemon-{round_no}")
     try:
         settle(daemon.writer)
-        bid = plan_bulletin(db, audio, datetime.now(UTC) + timedelta(seconds=lead_s))
+        bids = plan_bulletin(db, audio, datetime.now(UTC) + timedelta(seconds=lead_s), zones)
         daemon.writer.expected = expected
         cpu_before = thread_cpu_s()
         prof = cProfile.Profile() if profile else None
@@ -413,7 +453,7 @@ def run_project(
             t0 = time.perf_counter()
             if prof:
                 prof.enable()
-            queued = daemon.dispatcher.dispatch(bid)
+            queued = dispatch_all(daemon.dispatcher, bids)
             if prof:
                 prof.disable()
             dispatched = time.perf_counter()
@@ -425,7 +465,7 @@ def run_project(
         cpu_received = thread_cpu_s()
         daemon.writer.done.wait(lead_s + 60)
         daemon.writer.flush(30)
-        result = summarize(db, bid, daemon, t0, dispatched, project_s, cpu_before, cpu_received)
+        result = summarize(db, bids, daemon, t0, dispatched, project_s, cpu_before, cpu_received)
         if prof and daemon.writer.profile:
             print_profile("dispatch()", prof)
             print_profile("EventWriter._write", daemon.writer.profile)
@@ -436,7 +476,7 @@ def run_project(
 
 def summarize(
     db: Database,
-    bid: int,
+    bids: list[int],
     daemon: Daemon,
     t0: float,
     dispatched: float,
@@ -447,14 +487,14 @@ def summarize(
     with db.session() as session:
         by_status = dict(
             session.execute(
-                select(Delivery.status, func.count()).where(Delivery.broadcast_id == bid).group_by(Delivery.status)
+                select(Delivery.status, func.count()).where(Delivery.broadcast_id.in_(bids)).group_by(Delivery.status)
             ).all()
         )
         errors = [
             abs(e or 0.0)
             for e in session.scalars(
                 select(Delivery.start_error_ms).where(
-                    Delivery.broadcast_id == bid, Delivery.start_error_ms.is_not(None)
+                    Delivery.broadcast_id.in_(bids), Delivery.start_error_ms.is_not(None)
                 )
             )
         ]
@@ -506,6 +546,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--audio-s", type=float, default=1.0)
     p.add_argument("--rounds", type=int, default=2, help="baseline/project pairs (medians are reported)")
+    p.add_argument(
+        "--per-village",
+        action="store_true",
+        help="one broadcast per village (as the planner stores it), dispatched concurrently, not one for 'all'",
+    )
     p.add_argument("--profile", action="store_true", help="cProfile dispatch() and EventWriter to stderr")
     args = p.parse_args(argv)
     villages = args.villages or min(50, max(1, args.devices // 10))
@@ -515,8 +560,19 @@ def main(argv: list[str] | None = None) -> int:
     lead_s = args.lead_s
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="loa-fanout-") as tmp_name:
-        result = run(Path(tmp_name), args.devices, villages, processes, lead_s, args.audio_s, args.profile, args.rounds)
+        result = run(
+            Path(tmp_name),
+            args.devices,
+            villages,
+            processes,
+            lead_s,
+            args.audio_s,
+            args.profile,
+            args.rounds,
+            args.per_village,
+        )
     result.update(devices=args.devices, villages=villages, processes=processes, lead_s=lead_s)
+    result["broadcasts"] = "one per village, dispatched concurrently" if args.per_village else "one for zone all"
     result["loadavg_1m_before"] = round(load_before, 2)
     result["cpus"] = os.cpu_count()
     print(json.dumps(result, ensure_ascii=False))
@@ -532,6 +588,7 @@ def run(
     audio_s: float,
     profile: bool,
     rounds: int,
+    per_village: bool,
 ) -> dict[str, Any]:
     broker = ManagedBroker(tmp / "broker", BrokerSettings(port=0))
     broker.start()
@@ -540,6 +597,7 @@ def run(
     try:
         db.upgrade()
         devices = provision_fleet(db, fleet_devices(villages, n // villages))
+        zones = [village_of(d.id) for d in devices if d.id.endswith("-1")] if per_village else [COMMUNE_ZONE]
         signer = protocol.load_or_create_signer(tmp / "keys" / "daemon-ed25519.pem")
         with audio_server(tmp / "www", audio_s) as (base_url, audio):
             settings = FleetSettings(broker.url, {signer.kid: signer.public_b64}, str(tmp / "fleet"))
@@ -552,7 +610,7 @@ def run(
                 load = os.getloadavg()[0]
                 baseline = run_baseline(broker.url, signer, devices, audio, lead_s, r)
                 last = r == rounds - 1
-                project = run_project(db, broker.url, signer, base_url, audio, n, lead_s, profile and last, r)
+                project = run_project(db, broker.url, signer, base_url, audio, n, lead_s, profile and last, r, zones)
                 pairs.append((baseline, project, load))
             report = fleet.stop()
             fleet = None

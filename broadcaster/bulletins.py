@@ -22,7 +22,7 @@ from schedules import Airing, AiringKind
 
 SYSTEM = "system"
 CHIME_RATE = 24000
-LONGEST_HEADING = "Bản tin chiều ngày hai mươi bảy tháng mười hai"
+LONGEST_HEADING = "Bản tin chiều ngày 27 tháng 12"
 
 
 def _plain(pipeline: AudioPipeline) -> AudioPipeline:

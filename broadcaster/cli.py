@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from broadcaster import cli_admin, fleet
 from broadcaster.config import ConfigError, load_config
 from broadcaster.service import BadInput
 from schedules.clock import SystemClock
@@ -389,10 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     n = sub.add_parser("normalize", help="in cách đọc của từng dòng trên stdin")
     n.set_defaults(func=cmd_normalize)
-    from broadcaster import cli_admin
-
-    cli_admin.register(sub)
-    __import__("broadcaster.fleet").fleet.register(sub)  # loa simulate (broadcaster/fleet.py)
+    cli_admin.register(sub)  # loa broker config, loa device add
+    fleet.register(sub)  # loa simulate
     return p
 
 

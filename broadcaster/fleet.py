@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -52,10 +51,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audio.store import file_sha256
 from broadcaster import protocol
 from broadcaster.agents.base import FIRMWARE
-from broadcaster.agents.speaker import DOWNLOAD_TIMEOUT_S, RANK
+from broadcaster.agents.speaker import RANK, fetch_audio
 from broadcaster.db import Database, Delivery, DeliveryStatus, Device, DeviceKind
 from broadcaster.mqtt import BrokerAddress, connect, new_client, set_will
 from broadcaster.service import add_device, add_village, ensure_commune
@@ -203,26 +201,6 @@ class Timers:
 
 
 # ---------------------------------------------------------------- audio, fetched once per process
-
-
-def fetch_audio(audio: dict[str, Any], cache_dir: Path, tag: str) -> Path:
-    """The reference speaker's fetch (speaker.SpeakerAgent.fetch), with a per-process temporary name
-    because the processes of one fleet share the cache directory."""
-    sha = audio["sha256"]
-    path = cache_dir / f"{sha}.{audio.get('format') or 'mp3'}"
-    if path.exists() and file_sha256(path) == sha:
-        return path
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{tag}.part")
-    with urllib.request.urlopen(audio["url"], timeout=DOWNLOAD_TIMEOUT_S) as resp, tmp.open("wb") as out:
-        while chunk := resp.read(1 << 16):
-            out.write(chunk)
-    got = file_sha256(tmp)
-    if got != sha:
-        tmp.unlink(missing_ok=True)
-        raise ValueError(f"hash_mismatch: expected {sha[:12]}, got {got[:12]}")
-    tmp.replace(path)
-    return path
 
 
 class AudioCache:

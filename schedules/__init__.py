@@ -33,7 +33,7 @@ Firing: classify_firing(planned_start, valid_until, now, *, duration=0, toleranc
         -> Firing.ON_TIME | LATE | MISSED
 Timer:  Timer(clock).schedule(job_id, run_at, callback) / cancel / scheduled_ids / start / shutdown
 Export: to_ics(placements, zone_name, *, stamp=None) -> str
-Speech: bulletin_heading(when) -> "Bản tin sáng ngày hai mươi lăm tháng năm"
+Heading: bulletin_heading(when) -> "Bản tin sáng ngày 25 tháng 5" (audio/ reads the numbers)
 Errors: ScheduleError(code, message_vi), ErrorCode
 
 Wiring it to a database (a sketch: `db` and `send` are the broadcaster's)
@@ -57,7 +57,7 @@ anything whose time has passed is scheduled anyway and `classify_firing` decides
 from schedules.clock import LOCAL_TZ, Clock, FakeClock, SystemClock, to_local, utc
 from schedules.errors import ErrorCode, ScheduleError
 from schedules.firing import ON_TIME_TOLERANCE, Firing, classify_firing
-from schedules.heading import bulletin_heading, read_date, read_day_number
+from schedules.heading import bulletin_heading
 from schedules.ics import to_ics
 from schedules.model import (
     DEFAULT_VALIDITY,
@@ -120,8 +120,6 @@ __all__ = [
     "occurrences",
     "parse_recurrence",
     "plan",
-    "read_date",
-    "read_day_number",
     "to_ics",
     "to_local",
     "utc",

@@ -21,6 +21,26 @@ RANK = {p: i for i, p in enumerate(protocol.PRIORITIES)}
 DOWNLOAD_TIMEOUT_S = 20
 
 
+def fetch_audio(audio: dict[str, Any], cache_dir: Path, tag: str = "") -> Path:
+    """Download an item once into the cache, keeping it only if its SHA-256 is the one signed in the
+    command. `tag` keeps the temporary names of processes sharing one cache apart."""
+    sha = audio["sha256"]
+    path = cache_dir / f"{sha}.{audio.get('format') or 'mp3'}"
+    if path.exists() and file_sha256(path) == sha:
+        return path
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{tag}.part" if tag else f"{path.name}.part")
+    with urllib.request.urlopen(audio["url"], timeout=DOWNLOAD_TIMEOUT_S) as resp, tmp.open("wb") as out:
+        while chunk := resp.read(1 << 16):
+            out.write(chunk)
+    got = file_sha256(tmp)
+    if got != sha:
+        tmp.unlink(missing_ok=True)
+        raise ValueError(f"hash_mismatch: expected {sha[:12]}, got {got[:12]}")
+    tmp.replace(path)
+    return path
+
+
 class SpeakerAgent(DeviceAgent):
     kind = "speaker"
 
@@ -54,20 +74,7 @@ class SpeakerAgent(DeviceAgent):
             super().handle(command)
 
     def fetch(self, audio: dict[str, Any]) -> Path:
-        sha = audio["sha256"]
-        path = self.cache_dir / f"{sha}.{audio.get('format') or 'mp3'}"
-        if path.exists() and file_sha256(path) == sha:
-            return path
-        tmp = path.with_suffix(".part")
-        with urllib.request.urlopen(audio["url"], timeout=DOWNLOAD_TIMEOUT_S) as resp, tmp.open("wb") as out:
-            while chunk := resp.read(1 << 16):
-                out.write(chunk)
-        got = file_sha256(tmp)
-        if got != sha:
-            tmp.unlink(missing_ok=True)
-            raise ValueError(f"hash_mismatch: expected {sha[:12]}, got {got[:12]}")
-        tmp.replace(path)
-        return path
+        return fetch_audio(audio, self.cache_dir)
 
     def fetch_until(self, audio: dict[str, Any], deadline: float) -> Path:
         """Keep trying until shortly before the start: a 4G link drops, the server restarts. A wrong

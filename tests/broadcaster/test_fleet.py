@@ -381,6 +381,40 @@ def test_refusals_and_a_replay_after_the_simulator_restarts(
 
 
 @pytest.mark.slow
+def test_the_fleet_comes_back_after_the_broker_crashes(tmp_path: Path, broker: ManagedBroker) -> None:
+    """No thread per device, so reconnecting is the loop's job: every client, with backoff, resubscribed."""
+    devices = fleet_devices(1, 5)
+    signer = protocol.load_or_create_signer(tmp_path / "k.pem")
+    fleet = fleet_for(tmp_path, broker, signer, devices, 1)
+    fleet.start(timeout=30)
+    try:
+        broker.kill()  # the ManagedBroker's watcher starts a new Mosquitto on the same port
+
+        def back() -> bool:
+            report = fleet.report()
+            return report.reconnects >= len(devices) and report.connected == len(devices)
+
+        wait_for(back, 60, "every device reconnected", interval=0.5)
+        acks = AckLog(broker.url)
+        publisher = new_client("test-after-crash", persistent=False)
+        connect(publisher, BrokerAddress.parse(broker.url), persistent=False)
+        publisher.loop_start()
+        now = datetime.now(UTC)
+        pings = {
+            d.id: protocol.make_command(signer, "ping", {}, issued_at=now, start_at=now, expires_at=now + VALIDITY)
+            for d in devices
+        }
+        for device_id, ping in pings.items():
+            publisher.publish(protocol.Topics().cmd(device_id), protocol.encode(ping), qos=1)
+        wait_for(lambda: all(acks.states(p["id"]) == ["done"] for p in pings.values()), 20, "every pong")
+        publisher.disconnect()
+        publisher.loop_stop()
+        acks.close()
+    finally:
+        fleet.stop()
+
+
+@pytest.mark.slow
 def test_loa_simulate_starts_and_stops_cleanly(tmp_path: Path, broker: ManagedBroker, sqlite_url: str) -> None:
     config = tmp_path / "loa.toml"
     config.write_text(
