@@ -96,7 +96,7 @@ class Daemon:
         self.broker_url = address.display()
 
         store = svc.audio.store
-        self.writer = EventWriter(svc.db, self.clock, self.metrics, on_device_online=self._device_online)
+        self.writer = EventWriter(svc.db, self.clock, self.metrics, on_devices_online=self._devices_online)
         self.link = DeviceLink(address, topics, self.writer, self.metrics, client_id=f"loa-daemon-{signer.kid}")
         self.http = HttpServer(
             create_app(svc, store, on_change=self._poke, metrics=self.metrics.snapshot),
@@ -164,9 +164,9 @@ class Daemon:
         tmp.write_text(json.dumps(info), encoding="utf-8")
         tmp.replace(data / "runtime.json")
 
-    def _device_online(self, device_id: str) -> None:
+    def _devices_online(self, device_ids: list[str]) -> None:
         if self.dispatcher:
-            self.dispatcher.on_device_online(device_id)
+            self.dispatcher.on_devices_online(device_ids)
 
     def _poke(self) -> None:
         if self.dispatcher:

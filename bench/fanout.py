@@ -318,7 +318,7 @@ class Daemon:
         clock = SystemClock()
         metrics = Metrics()
         holder: dict[str, Dispatcher] = {}
-        writer = RecordingWriter(db, clock, metrics, on_device_online=lambda d: holder["d"].on_device_online(d))
+        writer = RecordingWriter(db, clock, metrics, on_devices_online=lambda ds: holder["d"].on_devices_online(ds))
         # A fresh client id per round: the daemon's session is persistent, and a session left from an
         # earlier round would have queued the baseline's acks for it.
         link = DeviceLink(BrokerAddress.parse(broker_url), protocol.Topics(), writer, metrics, client_id)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, insert, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster import protocol
@@ -217,37 +217,40 @@ class Dispatcher:
             zone = session.get(Zone, b.zone_id)
             assert zone is not None
             item = b.announcement
-            for device in devices_in(session, zone):
-                body = self._body_for(device, item, b)
-                if body is None:
-                    continue
-                delivery = Delivery(broadcast_id=b.id, device_id=device.id, updated_at=now)
-                session.add(delivery)
-                session.flush()
-                ctype: protocol.CommandType = "play" if device.kind is DeviceKind.SPEAKER else "led.show"
-                message = protocol.make_command(
-                    self.signer,
-                    ctype,
-                    body,
-                    issued_at=now,
-                    start_at=start_at,
-                    expires_at=b.expires_at,
-                    priority=b.priority,
-                )
-                payload = protocol.encode(message)
-                session.add(
-                    Command(
-                        id=message["id"],
-                        device_id=device.id,
-                        delivery_id=delivery.id,
-                        type=ctype,
-                        payload=payload.decode("utf-8"),
-                        created_at=now,
+            targets = [(d, body) for d in devices_in(session, zone) if (body := self._body_for(d, item, b))]
+            if targets:
+                # Two multi-row INSERTs, not a flush per device: a commune-wide bulletin is thousands of rows.
+                delivery_ids = session.scalars(
+                    insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True),
+                    [{"broadcast_id": b.id, "device_id": d.id, "updated_at": now} for d, _ in targets],
+                ).all()
+                commands = []
+                for (device, body), delivery_id in zip(targets, delivery_ids, strict=True):
+                    ctype: protocol.CommandType = "play" if device.kind is DeviceKind.SPEAKER else "led.show"
+                    message = protocol.make_command(
+                        self.signer,
+                        ctype,
+                        body,
+                        issued_at=now,
+                        start_at=start_at,
                         expires_at=b.expires_at,
-                        send_count=1,
+                        priority=b.priority,
                     )
-                )
-                outgoing.append(Outgoing(device.id, message["id"], payload, b.expires_at))
+                    payload = protocol.encode(message)
+                    commands.append(
+                        {
+                            "id": message["id"],
+                            "device_id": device.id,
+                            "delivery_id": delivery_id,
+                            "type": ctype,
+                            "payload": payload.decode("utf-8"),
+                            "created_at": now,
+                            "expires_at": b.expires_at,
+                            "send_count": 1,
+                        }
+                    )
+                    outgoing.append(Outgoing(device.id, message["id"], payload, b.expires_at))
+                session.execute(insert(Command), commands)
             if not outgoing:
                 b.status = BroadcastStatus.DONE
                 b.reason = "Không có thiết bị nào trong khu vực"
@@ -289,7 +292,7 @@ class Dispatcher:
                 continue
             self.link.publish(o.device_id, o.command_id, o.payload, remaining)
 
-    def resend_pending(self, *, only_unsent: bool, device_id: str | None = None) -> int:
+    def resend_pending(self, *, only_unsent: bool, device_ids: list[str] | None = None) -> int:
         """Publish outbox commands that are not yet acknowledged and not expired.
 
         only_unsent: just those the broker has not confirmed for RESEND_AFTER_S (a crash between commit and
@@ -297,11 +300,13 @@ class Dispatcher:
         may have dropped them).
         Devices ignore a command id they have already seen, so sending twice never plays twice.
         """
+        if only_unsent and self.link.writer.lagging:
+            return 0  # the acks are probably in the writer's queue; re-sending now only adds load
         now = self.clock.now()
         with self.db.session() as session:
             q = select(Command).where(Command.acked_at.is_(None), Command.expires_at > now)
-            if device_id is not None:
-                q = q.where(Command.device_id == device_id)
+            if device_ids is not None:
+                q = q.where(Command.device_id.in_(device_ids))
             if only_unsent:
                 stale = now - timedelta(seconds=RESEND_AFTER_S)
                 online = select(Device.id).where(Device.online.is_(True))
@@ -318,7 +323,7 @@ class Dispatcher:
         self._publish(outgoing)
         return len(outgoing)
 
-    def on_device_online(self, device_id: str) -> None:
-        n = self.resend_pending(only_unsent=False, device_id=device_id)
+    def on_devices_online(self, device_ids: list[str]) -> None:
+        n = self.resend_pending(only_unsent=False, device_ids=device_ids)
         if n:
-            log.info("device %s is back: re-sent %d pending commands", device_id, n)
+            log.info("%d devices are back: re-sent %d pending commands", len(device_ids), n)

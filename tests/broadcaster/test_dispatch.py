@@ -66,7 +66,7 @@ def make_rig(tmp_path: Path, broker: ManagedBroker, database_url: str, clock: Cl
     metrics = Metrics()
     signer = protocol.load_or_create_signer(tmp_path / "k.pem")
     holder: dict[str, Dispatcher] = {}
-    writer = EventWriter(db, clock, metrics, on_device_online=lambda d: holder["d"].on_device_online(d))
+    writer = EventWriter(db, clock, metrics, on_devices_online=lambda ds: holder["d"].on_devices_online(ds))
     link = DeviceLink(BrokerAddress.parse(broker.url), protocol.Topics(), writer, metrics)
     dispatcher = Dispatcher(
         db,

@@ -139,7 +139,7 @@ def daemon_parts(db: Database, broker_url: str, signer: protocol.Signer, audio: 
     clock = SystemClock()
     metrics = Metrics()
     parts: dict[str, Dispatcher] = {}
-    writer = EventWriter(db, clock, metrics, on_device_online=lambda d: parts["d"].on_device_online(d))
+    writer = EventWriter(db, clock, metrics, on_devices_online=lambda ds: parts["d"].on_devices_online(ds))
     link = DeviceLink(BrokerAddress.parse(broker_url), protocol.Topics(), writer, metrics)
     dispatcher = Dispatcher(
         db,
