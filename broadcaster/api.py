@@ -275,6 +275,13 @@ def create_app(
     def read_deliveries(limit: int = 50) -> list[dict[str, Any]]:
         return service.recent_deliveries(svc, max(1, min(limit, 500)))
 
+    @app.get(f"/api/{API_VERSION}/report")
+    def read_report(start: str = Query(alias="from"), end: str = Query(alias="to")) -> dict[str, Any]:
+        first, last = _instant(start), _instant(end)
+        if first is None or last is None or last <= first:
+            raise BadInput("end_before_start", "Cần khoảng thời gian có điểm đầu trước điểm cuối.")
+        return service.report(svc, first, last)
+
     @app.get(f"/api/{API_VERSION}/warnings")
     def read_warnings() -> list[dict[str, Any]]:
         return service.offline_warnings(svc)

@@ -259,3 +259,11 @@ def test_preview_programmes_and_bulletins_over_http(api: tuple[str, Services]) -
     ics = httpx.get(url + "/api/v1/zones/thon-1/calendar.ics", timeout=10)
     assert ics.headers["content-type"].startswith("text/calendar") and "BEGIN:VEVENT" in ics.text
     assert httpx.get(url + "/api/v1/timeline", params={"from": "hôm qua"}, timeout=10).status_code == 400
+
+
+def test_the_report_over_http(api: tuple[str, Services]) -> None:
+    url, _ = api
+    r = httpx.get(url + "/api/v1/report", params={"from": "2026-01-01T00:00", "to": "2026-04-01T00:00"}, timeout=10)
+    assert r.status_code == 200 and r.json()["text"] == "0 mục, 0 lượt phát (01/01/2026–31/03/2026)"
+    assert httpx.get(url + "/api/v1/report", params={"from": "x", "to": "y"}, timeout=10).status_code == 400
+    assert httpx.get(url + "/api/v1/report", timeout=10).status_code == 422
