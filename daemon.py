@@ -27,14 +27,13 @@ from broadcaster.api import HttpServer, create_app
 from broadcaster.app import build_services
 from broadcaster.broker import BrokerSettings, ManagedBroker
 from broadcaster.config import Config, ConfigError, load_config
-from broadcaster.devices import DeviceLink, EventWriter, Metrics
-from broadcaster.dispatch import Dispatcher
+from broadcaster.devices import EventWriter, Metrics
+from broadcaster.dispatch import DevicePath
 from broadcaster.mqtt import BrokerAddress
 from broadcaster.programmes import expand_programmes
 from broadcaster.service import Services, evict_audio
 from broadcaster.simulate import AgentProcesses, provision
 from schedules.clock import Clock, SystemClock
-from schedules.timer import Timer
 
 log = logging.getLogger("loa")
 
@@ -55,9 +54,7 @@ class Daemon:
     broker: ManagedBroker | None = None
     http: HttpServer | None = None
     services: Services | None = None
-    dispatcher: Dispatcher | None = None
-    writer: EventWriter | None = None
-    link: DeviceLink | None = None
+    path: DevicePath | None = None
     agents: AgentProcesses | None = None
     access: security.BrokerAccess | None = None
     metrics: Metrics = field(default_factory=Metrics)
@@ -96,8 +93,6 @@ class Daemon:
         self.broker_url = address.display()
 
         store = svc.audio.store
-        self.writer = EventWriter(svc.db, self.clock, self.metrics, on_devices_online=self._devices_online)
-        self.link = DeviceLink(address, topics, self.writer, self.metrics, client_id=f"loa-daemon-{signer.kid}")
         self.http = HttpServer(
             create_app(svc, store, on_change=self._poke, metrics=self.metrics.snapshot),
             cfg.http.host,
@@ -105,20 +100,20 @@ class Daemon:
             fallback_port=last_api,
         )
         base_url = (cfg.http.public_url or self.http.url).rstrip("/")
-        self.dispatcher = Dispatcher(
+        self.path = DevicePath.build(
             svc.db,
             self.clock,
             cfg.dispatch,
             signer,
-            self.link,
-            Timer(self.clock),
-            audio_url=lambda sha, ext: f"{base_url}/audio/{sha}.{ext}",
+            address,
+            lambda sha, ext: f"{base_url}/audio/{sha}.{ext}",
+            topics=topics,
+            client_id=f"loa-daemon-{signer.kid}",
             chores=[lambda: expand_programmes(svc), lambda: evict_audio(svc)],
+            writer=EventWriter(svc.db, self.clock, self.metrics),
         )
-        self.writer.start()
-        self.link.start()
-        self.http.start()
-        self.dispatcher.start()
+        self.http.start()  # audio is served before the first command can name it
+        self.path.start()
 
         self._write_runtime(data)
         if cfg.simulation.villages:
@@ -164,16 +159,12 @@ class Daemon:
         tmp.write_text(json.dumps(info), encoding="utf-8")
         tmp.replace(data / "runtime.json")
 
-    def _devices_online(self, device_ids: list[str]) -> None:
-        if self.dispatcher:
-            self.dispatcher.on_devices_online(device_ids)
-
     def _poke(self) -> None:
-        if self.dispatcher:
-            self.dispatcher.poke()
+        if self.path:
+            self.path.dispatcher.poke()
 
     def stop(self) -> None:
-        for part in (self.agents, self.dispatcher, self.http, self.link, self.writer, self.access, self.broker):
+        for part in (self.agents, self.path, self.http, self.access, self.broker):
             if part is not None:
                 try:
                     part.stop()

@@ -54,7 +54,7 @@ from broadcaster.broker import BrokerSettings, ManagedBroker
 from broadcaster.config import DispatchConfig
 from broadcaster.db import Announcement, Broadcast, Database, Delivery, DeliveryStatus
 from broadcaster.devices import DeviceLink, EventWriter, Metrics
-from broadcaster.dispatch import Dispatcher
+from broadcaster.dispatch import DevicePath, Dispatcher
 from broadcaster.fleet import (
     Fleet,
     FleetSettings,
@@ -67,7 +67,6 @@ from broadcaster.fleet import (
 from broadcaster.mqtt import BrokerAddress, connect, new_client, publish_properties
 from broadcaster.service import COMMUNE_ZONE
 from schedules.clock import SystemClock
-from schedules.timer import Timer
 
 VALIDITY_S = 900
 
@@ -316,26 +315,22 @@ class Daemon:
     @classmethod
     def start(cls, db: Database, broker_url: str, signer: protocol.Signer, base_url: str, client_id: str) -> Daemon:
         clock = SystemClock()
-        metrics = Metrics()
-        holder: dict[str, Dispatcher] = {}
-        writer = RecordingWriter(db, clock, metrics, on_devices_online=lambda ds: holder["d"].on_devices_online(ds))
         # A fresh client id per round: the daemon's session is persistent, and a session left from an
         # earlier round would have queued the baseline's acks for it.
-        link = DeviceLink(BrokerAddress.parse(broker_url), protocol.Topics(), writer, metrics, client_id)
-        dispatcher = Dispatcher(
+        path = DevicePath.build(
             db,
             clock,
             DispatchConfig(lead_s=1.0, reconcile_s=1.0),
             signer,
-            link,
-            Timer(clock),
-            audio_url=lambda sha, ext: f"{base_url}/audio/{sha}.{ext}",
+            BrokerAddress.parse(broker_url),
+            lambda sha, ext: f"{base_url}/audio/{sha}.{ext}",
+            client_id=client_id,
+            writer=RecordingWriter(db, clock, Metrics()),
         )
-        holder["d"] = dispatcher
+        writer, link, dispatcher = path.writer, path.link, path.dispatcher
+        assert isinstance(writer, RecordingWriter)
         daemon = cls(db, writer, link, dispatcher, client_id)
-        writer.start()
-        link.start()
-        dispatcher.start()
+        path.start()
         return daemon
 
     def stop(self) -> None:

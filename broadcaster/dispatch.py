@@ -34,7 +34,8 @@ from broadcaster.db import (
     DeviceKind,
     Zone,
 )
-from broadcaster.devices import DeviceLink, apply_delivery_update, finish_broadcast_if_complete
+from broadcaster.devices import DeviceLink, EventWriter, Metrics, apply_delivery_update, finish_broadcast_if_complete
+from broadcaster.mqtt import BrokerAddress
 from broadcaster.service import devices_in
 from schedules import Firing, classify_firing
 from schedules.clock import Clock
@@ -327,3 +328,50 @@ class Dispatcher:
         n = self.resend_pending(only_unsent=False, device_ids=device_ids)
         if n:
             log.info("%d devices are back: re-sent %d pending commands", len(device_ids), n)
+
+
+@dataclass
+class DevicePath:
+    """The daemon's way to the devices and back, built in one place: the writer records what the link
+    hears, the dispatcher sends through the link, and a device coming online makes it re-send."""
+
+    writer: EventWriter
+    link: DeviceLink
+    dispatcher: Dispatcher
+    metrics: Metrics
+
+    @classmethod
+    def build(
+        cls,
+        db: Database,
+        clock: Clock,
+        settings: DispatchConfig,
+        signer: protocol.Signer,
+        address: BrokerAddress,
+        audio_url: Callable[[str, str], str],
+        *,
+        topics: protocol.Topics | None = None,
+        client_id: str = "loa-daemon",
+        chores: Sequence[Callable[[], object]] = (),
+        writer: EventWriter | None = None,
+    ) -> DevicePath:
+        metrics = writer.metrics if writer is not None else Metrics()
+        writer = writer or EventWriter(db, clock, metrics)
+        link = DeviceLink(address, topics or protocol.Topics(), writer, metrics, client_id=client_id)
+        dispatcher = Dispatcher(db, clock, settings, signer, link, Timer(clock), audio_url, chores=chores)
+        writer.on_devices_online = dispatcher.on_devices_online
+        return cls(writer, link, dispatcher, metrics)
+
+    def start(self, *, dispatch: bool = True) -> None:
+        """`dispatch=False` leaves the dispatcher's own loop off, for callers that drive it by hand."""
+        self.writer.start()
+        self.link.start()
+        if dispatch:
+            self.dispatcher.start()
+
+    def stop(self) -> None:
+        for part in (self.dispatcher, self.link, self.writer):
+            try:
+                part.stop()
+            except Exception:
+                log.exception("while stopping %s", type(part).__name__)

@@ -28,11 +28,10 @@ from broadcaster.db import (
     DeviceKind,
 )
 from broadcaster.devices import DeviceLink, EventWriter, Metrics
-from broadcaster.dispatch import Dispatcher
+from broadcaster.dispatch import DevicePath, Dispatcher
 from broadcaster.mqtt import BrokerAddress, connect, new_client
 from broadcaster.service import add_device, add_village, ensure_commune
 from schedules.clock import Clock, FakeClock, SystemClock
-from schedules.timer import Timer
 from tests.broadcaster.harness import wait_for
 
 T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)  # 07:00 in the commune
@@ -63,26 +62,18 @@ def make_rig(tmp_path: Path, broker: ManagedBroker, database_url: str, clock: Cl
         for n in (1, 2):
             add_village(s, f"thon-{n}", f"Thôn {n}")
             add_device(s, f"thon-{n}-loa", DeviceKind.SPEAKER, f"thon-{n}")
-    metrics = Metrics()
     signer = protocol.load_or_create_signer(tmp_path / "k.pem")
-    holder: dict[str, Dispatcher] = {}
-    writer = EventWriter(db, clock, metrics, on_devices_online=lambda ds: holder["d"].on_devices_online(ds))
-    link = DeviceLink(BrokerAddress.parse(broker.url), protocol.Topics(), writer, metrics)
-    dispatcher = Dispatcher(
+    path = DevicePath.build(
         db,
         clock,
         DispatchConfig(lead_s=30, validity_s=600),
         signer,
-        link,
-        Timer(clock),
-        audio_url=lambda sha, ext: f"http://127.0.0.1:1/audio/{sha}.{ext}",
+        BrokerAddress.parse(broker.url),
+        lambda sha, ext: f"http://127.0.0.1:1/audio/{sha}.{ext}",
     )
-    holder["d"] = dispatcher
-    writer.start()
-    link.start()
-    yield Rig(db, clock, dispatcher, writer, link, metrics, broker, signer)
-    link.stop()
-    writer.stop()
+    path.start(dispatch=False)  # the tests drive reconcile and dispatch themselves
+    yield Rig(db, clock, path.dispatcher, path.writer, path.link, path.metrics, broker, signer)
+    path.stop()
     db.dispose()
 
 

@@ -43,7 +43,7 @@ from broadcaster.db import (
     DeviceKind,
 )
 from broadcaster.devices import DeviceLink, EventWriter, Metrics
-from broadcaster.dispatch import Dispatcher
+from broadcaster.dispatch import DevicePath, Dispatcher
 from broadcaster.fleet import (
     Fleet,
     FleetReport,
@@ -59,7 +59,6 @@ from broadcaster.fleet import (
 from broadcaster.mqtt import BrokerAddress, connect, new_client
 from broadcaster.service import COMMUNE_ZONE, ensure_commune
 from schedules.clock import SystemClock
-from schedules.timer import Timer
 from tests.broadcaster.harness import ROOT, wait_for
 
 VALIDITY = timedelta(minutes=15)
@@ -136,30 +135,19 @@ class DaemonParts:
 @contextmanager
 def daemon_parts(db: Database, broker_url: str, signer: protocol.Signer, audio: Audio) -> Iterator[DaemonParts]:
     """Database, EventWriter, DeviceLink and Dispatcher wired the way daemon.py wires them."""
-    clock = SystemClock()
-    metrics = Metrics()
-    parts: dict[str, Dispatcher] = {}
-    writer = EventWriter(db, clock, metrics, on_devices_online=lambda ds: parts["d"].on_devices_online(ds))
-    link = DeviceLink(BrokerAddress.parse(broker_url), protocol.Topics(), writer, metrics)
-    dispatcher = Dispatcher(
+    path = DevicePath.build(
         db,
-        clock,
+        SystemClock(),
         DispatchConfig(lead_s=2.0, reconcile_s=0.2),
         signer,
-        link,
-        Timer(clock),
-        audio_url=lambda sha, ext: f"{audio.url_base}/audio/{sha}.{ext}",
+        BrokerAddress.parse(broker_url),
+        lambda sha, ext: f"{audio.url_base}/audio/{sha}.{ext}",
     )
-    parts["d"] = dispatcher
-    writer.start()
-    link.start()
-    dispatcher.start()
+    path.start()
     try:
-        yield DaemonParts(writer, link, dispatcher, metrics)
+        yield DaemonParts(path.writer, path.link, path.dispatcher, path.metrics)
     finally:
-        dispatcher.stop()
-        link.stop()
-        writer.stop()
+        path.stop()
 
 
 def plan_bulletin(db: Database, audio: Audio, start_at: datetime) -> int:

@@ -19,14 +19,12 @@ from sqlalchemy import func, select
 from broadcaster import protocol, service
 from broadcaster.broker import ManagedBroker
 from broadcaster.db import Broadcast, BroadcastStatus, Command, DeviceKind
-from broadcaster.devices import DeviceLink, EventWriter, Metrics
-from broadcaster.dispatch import Dispatcher
+from broadcaster.dispatch import DevicePath, Dispatcher
 from broadcaster.mqtt import BrokerAddress
 from broadcaster.planning import bulletin_windows
 from broadcaster.programmes import add_programme, expand_programmes
 from broadcaster.service import Services
 from schedules.clock import LOCAL_TZ, FakeClock, to_local
-from schedules.timer import Timer
 from tests.broadcaster.conftest import make_services
 
 pytestmark = pytest.mark.slow
@@ -42,25 +40,19 @@ class Commune:
     """The daemon's parts, built twice over the same database to act out a restart."""
 
     def __init__(self, svc: Services, broker: ManagedBroker, signer: protocol.Signer) -> None:
-        self.svc = svc
-        self.metrics = Metrics()
-        self.writer = EventWriter(svc.db, svc.clock, self.metrics)
-        self.link = DeviceLink(BrokerAddress.parse(broker.url), protocol.Topics(), self.writer, self.metrics)
-        self.dispatcher = Dispatcher(
+        self.path = DevicePath.build(
             svc.db,
             svc.clock,
             svc.config.dispatch,
             signer,
-            self.link,
-            Timer(svc.clock),
-            audio_url=lambda sha, ext: f"http://127.0.0.1:1/audio/{sha}.{ext}",
+            BrokerAddress.parse(broker.url),
+            lambda sha, ext: f"http://127.0.0.1:1/audio/{sha}.{ext}",
         )
-        self.writer.start()
-        self.link.start()
+        self.path.start(dispatch=False)  # the test moves the clock and reconciles by hand
+        self.dispatcher, self.writer = self.path.dispatcher, self.path.writer
 
     def stop(self) -> None:
-        self.link.stop()
-        self.writer.stop()
+        self.path.stop()
 
 
 def _next_due(svc: Services, dispatcher: Dispatcher) -> datetime | None:
