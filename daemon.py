@@ -33,7 +33,7 @@ from broadcaster.mqtt import BrokerAddress
 from broadcaster.programmes import expand_programmes
 from broadcaster.service import Services, evict_audio
 from broadcaster.simulate import AgentProcesses, provision
-from schedules.clock import Clock, SystemClock
+from schedules.clock import Clock, SystemClock, to_local
 
 log = logging.getLogger("loa")
 
@@ -190,6 +190,14 @@ class Daemon:
             lines.append(
                 f"  Mô phỏng:   {self.config.simulation.villages} thôn (loa + bảng LED), "
                 f"tệp đã phát trong {Path(self.config.general.data_dir).resolve() / 'sim'}"
+            )
+        quiet = self.config.schedule
+        now = to_local(self.clock.now()).strftime("%H:%M")
+        start, end = quiet.quiet_start, quiet.quiet_end
+        if (start <= now or now < end) if start > end else (start <= now < end):
+            lines.append(
+                f"  Lưu ý: đang trong giờ yên tĩnh ({start}–{end}): thông báo thường sẽ bị từ chối và chỉ tin khẩn cấp "
+                f"được phát; hãy hẹn giờ sau {end} (--at), hoặc đổi [schedule] trong cấu hình."
             )
         lines += [
             "Thử ngay / try it:",

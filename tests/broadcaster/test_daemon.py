@@ -104,3 +104,21 @@ def test_a_restarted_daemon_keeps_the_ports_devices_were_given(tmp_path: Path, b
         assert after["pid"] != before["pid"]
     finally:
         second.stop()
+
+
+def test_the_banner_warns_a_newcomer_during_quiet_hours() -> None:
+    from datetime import datetime
+
+    from broadcaster.config import load_config
+    from daemon import Daemon
+    from schedules.clock import LOCAL_TZ, FakeClock
+
+    class Bound:
+        url = "http://127.0.0.1:8080"
+
+    night = Daemon(load_config(None, environ={}), clock=FakeClock(datetime(2026, 11, 25, 3, 0, tzinfo=LOCAL_TZ)))
+    night.http = Bound()  # type: ignore[assignment]
+    assert "giờ yên tĩnh (21:30–05:00)" in night.banner()
+    day = Daemon(load_config(None, environ={}), clock=FakeClock(datetime(2026, 11, 25, 9, 0, tzinfo=LOCAL_TZ)))
+    day.http = Bound()  # type: ignore[assignment]
+    assert "giờ yên tĩnh" not in day.banner() and "curl -s -X POST http://127.0.0.1:8080" in day.banner()
