@@ -237,9 +237,9 @@ def test_bulletin_items_play_back_to_back_in_order_with_framing(tree: ZoneTree) 
         ("notice", "b", 6 * MIN + 19 * SEC),
         ("chime_close", f"{w.id}/chime_close", 9 * MIN + 19 * SEC),
     ]
-    assert only(p, f"{w.id}/heading").airing.title == "Bản tin chiều ngày hai mươi lăm tháng năm"
+    assert only(p, f"{w.id}/heading").airing.title == "Bản tin chiều ngày 25 tháng 5"
     assert all(x.villages == tree.expand([NORTH]) for x in p.placements)
-    assert only(p, "a").explanation == "Bản tin chiều ngày hai mươi lăm tháng năm: mục 2/3, phát lúc 17:02."
+    assert only(p, "a").explanation == "Bản tin chiều ngày 25 tháng 5: mục 2/3, phát lúc 17:02."
 
 
 def test_window_too_short_reports_the_items_that_do_not_fit(tree: ZoneTree) -> None:
