@@ -246,7 +246,10 @@ class Delivery(Base):
     updated_at: Mapped[datetime]
     broadcast: Mapped[Broadcast] = relationship(back_populates="deliveries")
 
-    __table_args__ = (UniqueConstraint("broadcast_id", "device_id", name="uq_delivery_broadcast_device"),)
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "device_id", name="uq_delivery_broadcast_device"),
+        Index("ix_deliveries_broadcast", "broadcast_id"),
+    )
 
 
 class Command(Base):
@@ -267,7 +270,11 @@ class Command(Base):
     send_count: Mapped[int] = mapped_column(default=0)
     acked_at: Mapped[datetime | None] = mapped_column(default=None)
 
-    __table_args__ = (Index("ix_commands_device_pending", "device_id", "acked_at", "expires_at"),)
+    __table_args__ = (
+        Index("ix_commands_device_pending", "device_id", "acked_at", "expires_at"),
+        # One command per delivery: what makes issuing commands safe to retry after a crash or a race.
+        UniqueConstraint("delivery_id", name="uq_command_delivery"),
+    )
 
 
 class AuditEntry(Base):

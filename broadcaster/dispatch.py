@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from broadcaster import protocol
@@ -47,6 +48,8 @@ LATE_TOLERANCE_S = 1.0  # dispatched later than this past start_at counts as lat
 LATE_PREP_S = 3.0  # a late airing starts this long after dispatch, so devices can fetch the audio
 RESEND_AFTER_S = 15.0  # an unacknowledged command to an online device goes out again after this
 TIMER_HORIZON_S = 900.0  # broadcasts further ahead wait for a later reconcile, not in the timer
+ISSUE_CHUNK = 5000  # commands committed and published together (smaller chunks only contend with the ack writer)
+ISSUE_STALE_S = 10.0  # deliveries left without a command this long were interrupted, not in progress
 CHORES_EVERY_S = 300.0  # programmes are expanded 36 h ahead, so a few minutes' delay costs nothing
 
 
@@ -150,8 +153,11 @@ class Dispatcher:
                     else:
                         self.timer.schedule(f"dispatch:{bid}", fire_at, self._on_timer)
                 self._expire_deliveries(session, now)
+                unfinished = self._finish_interrupted_dispatches(session, now)
         for bid in due:
             self.dispatch(bid)
+        for bid in unfinished:
+            self.issue_commands(bid)
         self.resend_pending(only_unsent=True)
 
     def _on_timer(self, job_id: str) -> None:
@@ -187,7 +193,6 @@ class Dispatcher:
     def dispatch(self, broadcast_id: int) -> int:
         """Turn one planned broadcast into commands, once. Returns how many commands were queued."""
         now = self.clock.now()
-        outgoing: list[Outgoing] = []
         with self.db.session() as session:
             result = session.execute(
                 update(Broadcast)
@@ -210,54 +215,104 @@ class Dispatcher:
                 b.status = BroadcastStatus.MISSED
                 b.reason = "Quá thời hạn phát: không còn kịp phát trọn trước khi hết hiệu lực"
                 return 0
-            start_at = b.start_at
             if verdict is Firing.LATE:
-                start_at = now + timedelta(seconds=LATE_PREP_S)
+                late_by = int((now + timedelta(seconds=LATE_PREP_S) - b.start_at).total_seconds())
+                b.start_at = now + timedelta(seconds=LATE_PREP_S)  # the start devices are given
                 b.late = True
-                b.reason = f"Phát trễ {int((start_at - b.start_at).total_seconds())} giây"
+                b.reason = f"Phát trễ {late_by} giây"
             zone = session.get(Zone, b.zone_id)
             assert zone is not None
-            item = b.announcement
-            targets = [(d, body) for d in devices_in(session, zone) if (body := self._body_for(d, item, b))]
-            if targets:
-                # Two multi-row INSERTs, not a flush per device: a commune-wide bulletin is thousands of rows.
-                delivery_ids = session.scalars(
-                    insert(Delivery).returning(Delivery.id, sort_by_parameter_order=True),
-                    [{"broadcast_id": b.id, "device_id": d.id, "updated_at": now} for d, _ in targets],
-                ).all()
-                commands = []
-                for (device, body), delivery_id in zip(targets, delivery_ids, strict=True):
-                    ctype: protocol.CommandType = "play" if device.kind is DeviceKind.SPEAKER else "led.show"
-                    message = protocol.make_command(
-                        self.signer,
-                        ctype,
-                        body,
-                        issued_at=now,
-                        start_at=start_at,
-                        expires_at=b.expires_at,
-                        priority=b.priority,
-                    )
-                    payload = protocol.encode(message)
-                    commands.append(
-                        {
-                            "id": message["id"],
-                            "device_id": device.id,
-                            "delivery_id": delivery_id,
-                            "type": ctype,
-                            "payload": payload.decode("utf-8"),
-                            "created_at": now,
-                            "expires_at": b.expires_at,
-                            "send_count": 1,
-                        }
-                    )
-                    outgoing.append(Outgoing(device.id, message["id"], payload, b.expires_at))
-                session.execute(insert(Command), commands)
-            if not outgoing:
+            targets = [d for d in devices_in(session, zone) if self._body_for(d, b.announcement, b) is not None]
+            if not targets:
                 b.status = BroadcastStatus.DONE
                 b.reason = "Không có thiết bị nào trong khu vực"
-        log.info("broadcast %s dispatched to %d devices", broadcast_id, len(outgoing))
-        self._publish(outgoing)
-        return len(outgoing)
+                return 0
+            session.execute(
+                insert(Delivery), [{"broadcast_id": b.id, "device_id": d.id, "updated_at": now} for d in targets]
+            )
+        sent = self.issue_commands(broadcast_id)
+        log.info("broadcast %s dispatched to %d devices", broadcast_id, sent)
+        return sent
+
+    def issue_commands(self, broadcast_id: int) -> int:
+        """Signed commands for the broadcast's deliveries that have none yet, committed and published a
+        chunk at a time, so the first villages' speakers are fetching while the rest are signed.
+
+        A delivery gets at most one command (a unique constraint), so a crash half-way is finished by
+        the next reconcile and a race between two callers ends with one command each, never two.
+        """
+        total = 0
+        while True:
+            now = self.clock.now()
+            outgoing: list[Outgoing] = []
+            try:
+                with self.db.session() as session:
+                    b = session.get(Broadcast, broadcast_id)
+                    if b is None or b.status is not BroadcastStatus.DISPATCHED or now >= b.expires_at:
+                        return total
+                    rows = session.execute(
+                        select(Delivery.id, Device)
+                        .join(Device, Delivery.device_id == Device.id)
+                        .outerjoin(Command, Command.delivery_id == Delivery.id)
+                        .where(Delivery.broadcast_id == broadcast_id, Command.id.is_(None))
+                        .order_by(Delivery.id)
+                        .limit(ISSUE_CHUNK)
+                    ).all()
+                    commands = []
+                    for delivery_id, device in rows:
+                        body = self._body_for(device, b.announcement, b)
+                        if body is None:
+                            continue
+                        ctype: protocol.CommandType = "play" if device.kind is DeviceKind.SPEAKER else "led.show"
+                        message = protocol.make_command(
+                            self.signer,
+                            ctype,
+                            body,
+                            issued_at=now,
+                            start_at=b.start_at,
+                            expires_at=b.expires_at,
+                            priority=b.priority,
+                        )
+                        payload = protocol.encode(message)
+                        commands.append(
+                            {
+                                "id": message["id"],
+                                "device_id": device.id,
+                                "delivery_id": delivery_id,
+                                "type": ctype,
+                                "payload": payload.decode("utf-8"),
+                                "created_at": now,
+                                "expires_at": b.expires_at,
+                                "send_count": 1,
+                            }
+                        )
+                        outgoing.append(Outgoing(device.id, message["id"], payload, b.expires_at))
+                    if commands:
+                        session.execute(insert(Command), commands)
+            except IntegrityError:
+                log.info("commands for broadcast %s are being issued elsewhere", broadcast_id)
+                return total
+            self._publish(outgoing)
+            total += len(outgoing)
+            if len(rows) < ISSUE_CHUNK:
+                return total
+
+    def _finish_interrupted_dispatches(self, session: Session, now: datetime) -> list[int]:
+        """Broadcasts whose deliveries were stored but not all of their commands (a crash mid-dispatch)."""
+        return list(
+            session.scalars(
+                select(Delivery.broadcast_id)
+                .distinct()
+                .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
+                .outerjoin(Command, Command.delivery_id == Delivery.id)
+                .where(
+                    Command.id.is_(None),
+                    Broadcast.status == BroadcastStatus.DISPATCHED,
+                    Broadcast.expires_at > now,
+                    Delivery.updated_at < now - timedelta(seconds=ISSUE_STALE_S),
+                )
+            )
+        )
 
     def _body_for(self, device: Device, item: Announcement | None, b: Broadcast) -> dict[str, object] | None:
         if device.kind is DeviceKind.SPEAKER and b.programme and b.programme.stream_url and b.kind == "relay":

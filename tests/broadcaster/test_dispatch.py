@@ -321,3 +321,26 @@ def test_a_relay_plays_the_stream_on_a_real_speaker_for_its_duration(
         server.shutdown()
         with contextlib.suppress(StopIteration):
             next(rig_iter)
+
+
+def test_a_dispatch_interrupted_after_its_deliveries_is_finished_once(rig: Rig) -> None:
+    """A crash between storing the deliveries and issuing their commands: reconcile completes it."""
+    bid = plan(rig.db, T0 + timedelta(minutes=2))
+    with rig.db.session() as s:
+        b = s.get(Broadcast, bid)
+        assert b is not None
+        b.status = BroadcastStatus.DISPATCHED
+        for device in ("thon-1-loa", "thon-2-loa"):
+            s.add(Delivery(broadcast_id=bid, device_id=device, updated_at=T0))
+    rig.dispatcher.reconcile()
+    assert _count(rig.db, Command) == 0  # fresh: may still be in progress elsewhere
+    rig.clock.advance(timedelta(seconds=11))
+    threads = [threading.Thread(target=rig.dispatcher.reconcile) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with rig.db.session() as s:
+        per_delivery = s.execute(select(Command.delivery_id, func.count()).group_by(Command.delivery_id)).all()
+    assert sorted(n for _, n in per_delivery) == [1, 1]
+    assert rig.dispatcher.issue_commands(bid) == 0  # nothing left to issue

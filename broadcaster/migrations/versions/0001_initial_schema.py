@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-24 19:53:06.437950
+Create Date: 2026-11-24 20:21:33.121123
 """
 
 from __future__ import annotations
@@ -206,6 +206,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("broadcast_id", "device_id", name="uq_delivery_broadcast_device"),
     )
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.create_index("ix_deliveries_broadcast", ["broadcast_id"], unique=False)
+
     op.create_table(
         "commands",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -227,6 +230,7 @@ def upgrade() -> None:
             ["devices.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("delivery_id", name="uq_command_delivery"),
     )
     with op.batch_alter_table("commands", schema=None) as batch_op:
         batch_op.create_index("ix_commands_device_pending", ["device_id", "acked_at", "expires_at"], unique=False)
@@ -240,6 +244,9 @@ def downgrade() -> None:
         batch_op.drop_index("ix_commands_device_pending")
 
     op.drop_table("commands")
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index("ix_deliveries_broadcast")
+
     op.drop_table("deliveries")
     with op.batch_alter_table("broadcasts", schema=None) as batch_op:
         batch_op.drop_index("ix_broadcasts_status_start")
