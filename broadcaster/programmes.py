@@ -19,7 +19,14 @@ from audio import AudioError
 from broadcaster.bulletins import framing_lengths_ms
 from broadcaster.db import Announcement, Broadcast, Programme, audit
 from broadcaster.planning import PRIORITY_OF, Owner, apply_plan, bulletin_windows, placement_view, plan_new
-from broadcaster.service import BadInput, Services, default_quiet_hours, framing_for, resolve_zones
+from broadcaster.service import (
+    BadInput,
+    Services,
+    default_quiet_hours,
+    framing_for,
+    plan_or_refuse,
+    resolve_zones,
+)
 from schedules import Airing, BulletinWindow, NoticeSeries, RelayProgramme, ScheduleError, parse_recurrence
 from schedules.clock import to_local
 from schedules.model import check_relay_url
@@ -132,13 +139,10 @@ def add_programme(
                 return {**view, "windows": [_window_view(w) for w in windows]}
             series = _series(prog)
             requests = series.airings(now, now + HORIZON)
-            result, groups = plan_new(session, requests, now, default_quiet_hours(svc))
         except ScheduleError as exc:
             raise BadInput(str(exc.code), exc.message_vi) from exc
-        mine = {a.id for a in requests}
-        refused = [c for c in result.conflicts if c.airing.id in mine]
-        if refused:
-            raise BadInput(str(refused[0].code), " ".join(c.message_vi for c in refused[:3]), 409)
+        # A rule over a day and a half can clash many times: the first three reasons say enough.
+        result, groups, mine = plan_or_refuse(svc, session, requests, now, max_reasons=3)
         names = {z: z for z in zone_ids}
         placements = [placement_view(p, names) for p in result.placements if p.airing.id in mine]
         view = {"id": prog.id, "kind": kind, "title": prog.title, "recurrence": recurrence, "placements": placements}

@@ -44,7 +44,7 @@ from broadcaster.planning import (
     plan_new,
     programme_of_window,
 )
-from schedules import Airing, AiringKind, EmergencyAlert, Placement, QuietHours, ScheduleError, notice, to_ics
+from schedules import Airing, AiringKind, EmergencyAlert, Placement, Plan, QuietHours, ScheduleError, notice, to_ics
 from schedules.clock import Clock, to_local
 from schedules.when import WhenError, parse_when
 
@@ -264,6 +264,22 @@ def _queued(
     )
 
 
+def plan_or_refuse(
+    svc: Services, session: Session, requests: list[Airing], now: datetime, *, max_reasons: int | None = None
+) -> tuple[Plan, dict[tuple[str, datetime], Any], set[str]]:
+    """Plan `requests` among what is on the timeline; refuse the whole request (409, nothing written)
+    when the planner cannot place one of them. Returns the plan, the rows behind it and the new ids."""
+    try:
+        result, groups = plan_new(session, requests, now, default_quiet_hours(svc))
+    except ScheduleError as exc:
+        raise BadInput(str(exc.code), exc.message_vi) from exc
+    mine = {a.id for a in requests}
+    refused = [c for c in result.conflicts if c.airing.id in mine]
+    if refused:
+        raise BadInput(str(refused[0].code), " ".join(c.message_vi for c in refused[:max_reasons]), 409)
+    return result, groups, mine
+
+
 def framing_for(svc: Services, session: Session, now: datetime) -> Callable[[Airing], Owner]:
     """Audio for the chimes and spoken heading the planner puts around a bulletin's items."""
     from broadcaster.bulletins import framing_owner
@@ -348,13 +364,9 @@ def announce(
                 requests = [_queued(session, bulletin, now, f"a{item.id}", title, duration, start, rank, priority)]
             else:
                 requests = _requests(svc, now, f"a{item.id}", title, duration, zone_ids, start, priority, rank)
-            result, groups = plan_new(session, requests, now, default_quiet_hours(svc))
         except ScheduleError as exc:
             raise BadInput(str(exc.code), exc.message_vi) from exc
-        mine = {a.id for a in requests}
-        refused = [c for c in result.conflicts if c.airing.id in mine]
-        if refused:
-            raise BadInput(str(refused[0].code), " ".join(c.message_vi for c in refused), 409)
+        result, groups, mine = plan_or_refuse(svc, session, requests, now)
         names = {z.id: z.name for z in session.scalars(select(Zone))}
         placements = [placement_view(p, names) for p in result.placements if p.airing.id in mine]
         moved = [placement_view(p, names) for p in result.changed if p.airing.id not in mine]
