@@ -26,6 +26,7 @@ from broadcaster.service import (
     framing_for,
     plan_or_refuse,
     resolve_zones,
+    zone_names,
 )
 from schedules import Airing, BulletinWindow, NoticeSeries, RelayProgramme, ScheduleError, parse_recurrence
 from schedules.clock import to_local
@@ -143,7 +144,7 @@ def add_programme(
             raise BadInput(str(exc.code), exc.message_vi) from exc
         # A rule over a day and a half can clash many times: the first three reasons say enough.
         result, groups, mine = plan_or_refuse(svc, session, requests, now, max_reasons=3)
-        names = {z: z for z in zone_ids}
+        names = zone_names(session)
         placements = [placement_view(p, names) for p in result.placements if p.airing.id in mine]
         view = {"id": prog.id, "kind": kind, "title": prog.title, "recurrence": recurrence, "placements": placements}
         if preview:

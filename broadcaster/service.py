@@ -148,6 +148,11 @@ def add_device(session: Session, device_id: str, kind: DeviceKind, village_id: s
     return device
 
 
+def zone_names(session: Session) -> dict[str, str]:
+    """Zone id -> the name people know it by, for what the officer reads."""
+    return {z.id: z.name for z in session.scalars(select(Zone))}
+
+
 def villages_of(session: Session, zone: Zone) -> list[str]:
     if zone.kind is ZoneKind.VILLAGE:
         return [zone.id]
@@ -367,7 +372,7 @@ def announce(
         except ScheduleError as exc:
             raise BadInput(str(exc.code), exc.message_vi) from exc
         result, groups, mine = plan_or_refuse(svc, session, requests, now)
-        names = {z.id: z.name for z in session.scalars(select(Zone))}
+        names = zone_names(session)
         placements = [placement_view(p, names) for p in result.placements if p.airing.id in mine]
         moved = [placement_view(p, names) for p in result.changed if p.airing.id not in mine]
         if preview:
@@ -580,7 +585,7 @@ def timeline(
         if zone is not None:
             (z,) = resolve_zones(session, [zone])
             q = q.where(Broadcast.zone_id.in_(villages_of(session, z)))
-        names = {z.id: z.name for z in session.scalars(select(Zone))}
+        names = zone_names(session)
         return [
             {
                 "broadcast": b.id,
@@ -656,7 +661,7 @@ def offline_warnings(svc: Services, within: timedelta = timedelta(minutes=30)) -
             select(Device).where(Device.kind == DeviceKind.SPEAKER, Device.online.is_(False)).order_by(Device.id)
         ):
             offline.setdefault(d.village_id, []).append(d.id)
-        names = {z.id: z.name for z in session.scalars(select(Zone))}
+        names = zone_names(session)
         return [
             {
                 "broadcast": b.id,

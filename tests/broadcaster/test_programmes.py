@@ -43,6 +43,7 @@ def _count(svc: Services, model: type) -> int:
 def test_a_daily_relay_is_placed_ahead_and_expanding_again_adds_nothing(svc: Services) -> None:
     prog = add_programme(svc, "relay", "Thời sự VOV1", ["all"], "06:00", stream_url=RADIO, duration_s=1800)
     starts = sorted({p["start_at_local"] for p in prog["placements"]})
+    assert prog["placements"][0]["village_names"] == ["Thôn 1", "Thôn 2"]
     assert starts == ["06:00:00 25/11/2026", "06:00:00 26/11/2026"]  # 36 hours ahead
     rows = _count(svc, Broadcast)
     assert rows == 4  # two villages, two mornings
