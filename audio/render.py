@@ -12,16 +12,23 @@ import contextlib
 import json
 import math
 import os
+import queue
 import re
 import shutil
 import subprocess
-import sys
+import tempfile
+import threading
 import wave
-from array import array
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+from pydub import AudioSegment
+from pydub.silence import detect_leading_silence
 
 SAMPLE_WIDTH = 2  # bytes per sample, s16le
 FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
@@ -41,6 +48,10 @@ CODECS: dict[str, tuple[str, list[str]]] = {
 # Lossy coding drops masked energy, so the decoded file measures quieter than what went
 # in; measured on espeak speech at 48 kbit/s (mp3: 0.4 LU, opus: 0.1 LU).
 CODEC_LOUDNESS_LOSS_LU: dict[str, float] = {"mp3": 0.4, "opus": 0.1}
+# Headroom the sentence leveller (audio.level) keeps under the true-peak target: it limits
+# samples and half-sample points at the working rate, and resampling plus lossy coding
+# overshoot that. Measured on a 480 s espeak article: mp3 +1.1 dB, opus +1.8 dB.
+CODEC_PEAK_MARGIN_DB: dict[str, float] = {"mp3": 1.5, "opus": 2.3}
 
 
 class AudioError(Exception):
@@ -96,25 +107,8 @@ def duration_ms(pcm_bytes: int, rate: int) -> int:
 
 
 def _rms(chunk: bytes) -> float:
-    """RMS of s16le samples; plain Python because audioop is gone in Python 3.13."""
-    samples = array("h", chunk[: len(chunk) - len(chunk) % SAMPLE_WIDTH])
-    if sys.byteorder == "big":
-        samples.byteswap()
-    return math.sqrt(sum(x * x for x in samples) / len(samples)) if samples else 0.0
-
-
-def _loud_bounds(pcm: bytes, rate: int, threshold_db: float, chunk_ms: int) -> tuple[int, int]:
-    """Byte offsets of the first and last chunk louder than the threshold, scanning only the ends."""
-    step = max(1, rate * chunk_ms // 1000) * SAMPLE_WIDTH
-    limit = 32768 * 10 ** (threshold_db / 20)
-    n = len(pcm) - len(pcm) % SAMPLE_WIDTH
-    start = 0
-    while start < n and _rms(pcm[start : start + step]) < limit:
-        start += step
-    end = n
-    while end > start and _rms(pcm[max(start, end - step) : end]) < limit:
-        end -= step
-    return start, end
+    samples = np.frombuffer(chunk, dtype="<i2", count=len(chunk) // SAMPLE_WIDTH).astype(np.float32)
+    return math.sqrt(float(np.mean(np.square(samples)))) if samples.size else 0.0
 
 
 def trim_silence(
@@ -123,13 +117,37 @@ def trim_silence(
     """Cut engine padding so that our own pauses, not the engine's, set the rhythm.
 
     A little of the quiet edge (`keep_ms`) is kept so that soft onsets and decays of
-    consonants are not clipped.
+    consonants are not clipped. pydub does the scanning (its RMS is C code).
     """
-    start, end = _loud_bounds(pcm, rate, threshold_db, chunk_ms)
-    if end <= start:
+    seg = AudioSegment(data=pcm[: len(pcm) - len(pcm) % SAMPLE_WIDTH], sample_width=SAMPLE_WIDTH,
+                       frame_rate=rate, channels=1)
+    lead = detect_leading_silence(seg, silence_threshold=threshold_db, chunk_size=chunk_ms)
+    if lead >= len(seg):
         return b""
-    keep = rate * keep_ms // 1000 * SAMPLE_WIDTH
-    return pcm[max(0, start - keep) : min(len(pcm) - len(pcm) % SAMPLE_WIDTH, end + keep)]
+    tail = detect_leading_silence(seg.reverse(), silence_threshold=threshold_db, chunk_size=chunk_ms)
+    kept: bytes = seg[max(0, lead - keep_ms) : len(seg) - tail + keep_ms].raw_data
+    return kept
+
+
+def split_on_gaps(pcm: bytes, rate: int, parts: int, min_gap_ms: int, threshold_db: float = -45.0,
+                  chunk_ms: int = 10) -> list[bytes] | None:
+    """Cut PCM in the middle of its `parts - 1` inner silences of at least `min_gap_ms`.
+
+    None unless there are exactly that many: then the caller cannot tell which sound
+    belongs to which text, and must not guess.
+    """
+    samples = np.frombuffer(pcm, dtype="<i2", count=len(pcm) // SAMPLE_WIDTH)
+    step = max(1, rate * chunk_ms // 1000)
+    n = len(samples) // step
+    power = np.square(samples[: n * step].astype(np.float32)).reshape(n, step).mean(axis=1)
+    quiet = np.concatenate(([0], power < (32768 * 10 ** (threshold_db / 20)) ** 2, [0])).astype(np.int8)
+    edges = np.diff(quiet)
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    inner = ((ends - starts) * chunk_ms >= min_gap_ms) & (starts > 0) & (ends < n)
+    if int(inner.sum()) != parts - 1:
+        return None
+    cuts = [int(c) * step * SAMPLE_WIDTH for c in (starts[inner] + ends[inner]) // 2]
+    return [pcm[a:b] for a, b in zip([0, *cuts], [*cuts, len(pcm)], strict=True)]
 
 
 def read_pcm(path: Path, rate: int, *, timeout: float = 120.0) -> bytes:
@@ -295,7 +313,7 @@ def final_chain(gain_db: float, ceiling_dbtp: float, rate: int, out_rate: int) -
     """gain_chain with the limiter run at 4x the sample rate, as a BS.1770 true-peak meter
     oversamples: a sample-peak limiter lets clicks overshoot the ceiling by 2 dB or more
     between samples. Only the final pass pays for it; loudness barely differs."""
-    return f"aresample={4 * rate},{gain_chain(gain_db, ceiling_dbtp)},aresample={out_rate}:resampler=soxr"
+    return f"aresample={4 * rate},{gain_chain(gain_db, ceiling_dbtp)},aresample={out_rate}"
 
 
 def encode(raw: Path, rate: int, out: Path, *, filters: str, channels: int, codec: str, bitrate: str,
@@ -332,6 +350,199 @@ def encode(raw: Path, rate: int, out: Path, *, filters: str, channels: int, code
     finally:
         for leftover in (*parts, listing):
             remove_quietly(leftover)
+
+
+class StreamEncoder:
+    """One ffmpeg encoding PCM as it is written, so the codec works while speech is still
+    being synthesized (on a long article, encoding costs more CPU than espeak-ng does).
+
+    Input is mono s16le at `rate`; `filters` run before the codec. `write` never blocks:
+    a feeder thread hands the queued PCM to ffmpeg, so the caller can move on to the next
+    encoder of a PartedEncoder while this one catches up. Leaving the `with` block by an
+    exception kills ffmpeg and leaves no output file behind.
+    """
+
+    def __init__(self, out: Path, rate: int, *, filters: str, channels: int, codec: str, bitrate: str,
+                 joinable: bool = False, timeout: float = 600.0) -> None:
+        _, codec_args = CODECS[codec]
+        self.out, self.rate, self.timeout = out, rate, timeout
+        self.frames = 0
+        self._done = False
+        self._broken = False
+        # Joinable MP3 is bare frames (no Xing or ID3 header), so parts can be concatenated.
+        bare = ["-write_xing", "0", "-id3v2_version", "0"] if joinable else []
+        cmd = [FFMPEG, "-hide_banner", "-nostats", "-v", "error", "-f", "s16le", "-ac", "1", "-ar", str(rate),
+               "-i", "pipe:0", *(["-af", filters] if filters else []), "-ac", str(channels), *codec_args,
+               "-b:a", bitrate, "-map_metadata", "-1", *bare, "-y", str(out)]
+        # A file, not a pipe: nothing to drain, so no deadlock; closed in _stop.
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._errors)
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._feeder = threading.Thread(target=self._feed, name="encode-feed", daemon=True)
+        self._feeder.start()
+
+    def __enter__(self) -> StreamEncoder:
+        return self
+
+    def _feed(self) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
+        while (chunk := self._queue.get()) is not None:
+            if not self._broken:
+                try:
+                    stdin.write(chunk)
+                except OSError:  # ffmpeg died; the error surfaces at the next write or at the end
+                    self._broken = True
+        with contextlib.suppress(OSError):
+            stdin.close()
+
+    def write(self, pcm: bytes) -> None:
+        if self._broken:
+            raise AudioError("ffmpeg_failed", "Không mã hóa được âm thanh.", self._stop(kill=True))
+        self._queue.put(pcm)
+        self.frames += len(pcm) // SAMPLE_WIDTH
+
+    @property
+    def duration_ms(self) -> int:
+        return self.frames * 1000 // self.rate
+
+    def _stop(self, *, kill: bool) -> str:
+        """End the input and wait for ffmpeg (or kill it); returns its error tail. A failed or
+        abandoned encode leaves no file."""
+        if self._done:
+            return ""
+        self._done = True
+        if kill:
+            self._proc.kill()
+        self._queue.put(None)
+        self._feeder.join(self.timeout)
+        try:
+            self._proc.wait(self.timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+            kill = True
+        self._errors.seek(0)
+        tail = " | ".join(self._errors.read().decode("utf-8", "replace").strip().splitlines()[-3:])
+        self._errors.close()
+        if kill or self._proc.returncode != 0:
+            remove_quietly(self.out)
+        return tail
+
+    def close(self) -> None:
+        """Finish the file; AudioError if ffmpeg failed."""
+        detail = self._stop(kill=False)
+        if self._proc.returncode != 0:
+            raise AudioError("ffmpeg_failed", "Không mã hóa được âm thanh.", detail or "ffmpeg was stopped")
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is not None:
+            self._stop(kill=True)
+        else:
+            self.close()
+
+
+class PartedEncoder:
+    """An MP3 encoded as consecutive parts on separate ffmpeg processes, joined byte for byte.
+
+    LAME is single-threaded and, on a long article, the slowest step: with two parts the
+    second half is encoded while the first is still catching up. Cut only in a pause: each
+    part adds the encoder's ~60 ms of padding at the joint. Joined files are bare frames (no
+    Xing header), so their duration is counted from the frames.
+    """
+
+    def __init__(self, out: Path, rate: int, *, filters: str, channels: int, codec: str, bitrate: str,
+                 parts: int = 1) -> None:
+        if parts > 1 and codec != "mp3":
+            raise ValueError("only MP3 can be encoded in parts")
+        self.out = out
+        self.planned = parts
+        self._args: dict[str, Any] = {"filters": filters, "channels": channels, "codec": codec, "bitrate": bitrate}
+        self.rate = rate
+        self.parts: list[StreamEncoder] = []
+        self._duration_ms = 0
+        self.next_part()
+
+    def __enter__(self) -> PartedEncoder:
+        return self
+
+    @property
+    def joined(self) -> bool:
+        return self.planned > 1
+
+    def next_part(self) -> None:
+        """Start the next part; what is written from now on goes there. A one-part encoder is a
+        plain file with its Xing header (exact duration and gapless playback)."""
+        if len(self.parts) >= self.planned:
+            raise ValueError(f"this encoder has {self.planned} part(s)")
+        path = self.out
+        if self.joined:
+            path = self.out.with_name(f"{self.out.stem}.part{len(self.parts)}{self.out.suffix}")
+        self.parts.append(StreamEncoder(path, self.rate, joinable=self.joined, **self._args))
+
+    def write(self, pcm: bytes) -> None:
+        self.parts[-1].write(pcm)
+
+    @property
+    def duration_ms(self) -> int:
+        """What a player plays: for joined parts, counted from the MP3 frames themselves."""
+        return self._duration_ms
+
+    def _cleanup(self) -> None:
+        for part in self.parts:
+            if part.out != self.out:
+                remove_quietly(part.out)
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if exc_type is not None:
+                for part in self.parts:
+                    part.__exit__(exc_type, exc, tb)
+                return
+            for part in self.parts:
+                part.close()
+            if not self.joined:
+                self._duration_ms = self.parts[0].duration_ms
+                return
+            with self.out.open("wb") as joined:
+                for part in self.parts:
+                    with part.out.open("rb") as fh:
+                        shutil.copyfileobj(fh, joined)
+            self._duration_ms = mp3_duration_ms(self.out)
+        finally:
+            self._cleanup()
+
+
+_MP3_BITRATES = {  # Layer III, kbit/s by bitrate index: MPEG-1, then MPEG-2 and 2.5
+    3: (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    2: (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def mp3_duration_ms(path: Path) -> int:
+    """Playing time of a Layer III stream by walking its frame headers (exact for joined
+    parts, which carry no Xing header for ffprobe to read). Skips a leading ID3v2 tag."""
+    data = path.read_bytes()
+    pos, samples, rate = 0, 0, 0
+    if data[:3] == b"ID3" and len(data) >= 10:
+        pos = 10 + ((data[6] & 0x7F) << 21 | (data[7] & 0x7F) << 14 | (data[8] & 0x7F) << 7 | (data[9] & 0x7F))
+    while pos + 4 <= len(data):
+        b1, b2 = data[pos + 1], data[pos + 2]
+        version, layer = (b1 >> 3) & 3, (b1 >> 1) & 3
+        if data[pos] != 0xFF or b1 & 0xE0 != 0xE0 or layer != 1 or version == 1:
+            raise AudioError("corrupt", "Tệp âm thanh bị hỏng.", f"no MP3 frame at byte {pos}")
+        kbps = _MP3_BITRATES[3 if version == 3 else 2][b2 >> 4] if b2 >> 4 < 15 else 0
+        rate_index = (b2 >> 2) & 3
+        if not kbps or rate_index == 3:
+            raise AudioError("corrupt", "Tệp âm thanh bị hỏng.", f"bad MP3 header at byte {pos}")
+        rate = _MP3_RATES[version][rate_index]
+        per_frame = 1152 if version == 3 else 576
+        pos += per_frame // 8 * kbps * 1000 // rate + ((b2 >> 1) & 1)
+        samples += per_frame
+    return samples * 1000 // rate if rate else 0
 
 
 def probe(path: Path) -> ProbeInfo:

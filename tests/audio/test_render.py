@@ -104,3 +104,68 @@ def test_segmented_mp3_encoding_matches_a_single_pass(tmp_path: Path) -> None:
     assert abs(render.probe(whole).duration_ms - render.probe(split).duration_ms) <= 100
     assert abs(ebur128(whole)[0] - ebur128(split)[0]) <= 0.2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["long.raw", "split.mp3", "whole.mp3"]
+
+
+def test_split_on_gaps_cuts_at_long_silences_only() -> None:
+    words = tone(400) + render.silence(200, RATE) + tone(300)  # a short pause inside a "sentence"
+    gap = render.silence(1200, RATE)
+    pcm = render.silence(100, RATE) + words + gap + tone(500) + gap + words + render.silence(100, RATE)
+    parts = render.split_on_gaps(pcm, RATE, 3, min_gap_ms=1000)
+    assert parts is not None and b"".join(parts) == pcm
+    lengths = [render.duration_ms(len(render.trim_silence(p, RATE, keep_ms=0)), RATE) for p in parts]
+    assert [round(ms, -2) for ms in lengths] == [900, 500, 900]
+    # A count that does not match is refused, not guessed.
+    assert render.split_on_gaps(pcm, RATE, 2, min_gap_ms=1000) is None
+    assert render.split_on_gaps(pcm, RATE, 3, min_gap_ms=150) is None
+
+
+def _mp3_parts(tmp_path: Path, cut: bool) -> tuple[Path, int]:
+    out = tmp_path / ("parted.mp3" if cut else "whole.mp3")
+    second = tone(1000, amp=0.2)
+    with render.PartedEncoder(out, RATE, filters="", channels=1, codec="mp3", bitrate="48k",
+                              parts=2 if cut else 1) as enc:
+        for i in range(20):
+            enc.write(second)
+            if cut and i == 9:
+                enc.write(render.silence(500, RATE))
+                enc.next_part()
+    return out, enc.duration_ms
+
+
+@needs_tools
+def test_parted_encoding_joins_into_one_playable_mp3(tmp_path: Path) -> None:
+    parted, parted_ms = _mp3_parts(tmp_path, cut=True)
+    whole, whole_ms = _mp3_parts(tmp_path, cut=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["parted.mp3", "whole.mp3"]  # parts cleaned up
+    # The counted duration is what a decoder plays: each part adds the encoder's padding.
+    decoded = tmp_path / "decoded.raw"
+    ffmpeg("-i", str(parted), "-f", "s16le", "-ac", "1", "-ar", str(RATE), str(decoded))
+    assert abs(render.duration_ms(decoded.stat().st_size, RATE) - parted_ms) <= 30
+    assert abs(render.probe(parted).duration_ms - parted_ms) <= 30
+    assert 20_500 <= parted_ms <= 20_500 + 200 and 20_000 <= whole_ms <= 20_000 + 100
+    assert abs(ebur128(parted)[0] - ebur128(whole)[0]) <= 0.2
+    assert whole.read_bytes()[:3] == b"ID3" and parted.read_bytes()[:2] == b"\xff\xf3"  # bare joined frames
+
+
+@needs_tools
+def test_a_failed_or_abandoned_encode_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "bad.mp3"
+    with pytest.raises(AudioError) as err, render.PartedEncoder(out, RATE, filters="nosuchfilter", channels=1,
+                                                                codec="mp3", bitrate="48k") as enc:
+        enc.write(tone(500))
+    assert err.value.code == "ffmpeg_failed" and "filter" in err.value.detail
+    with pytest.raises(RuntimeError), render.PartedEncoder(out, RATE, filters="", channels=1, codec="mp3",
+                                                           bitrate="48k", parts=2) as enc:
+        enc.write(tone(500))
+        enc.next_part()
+        enc.write(tone(500))
+        raise RuntimeError("render stopped")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mp3_duration_refuses_what_is_not_mp3(tmp_path: Path) -> None:
+    junk = tmp_path / "x.mp3"
+    junk.write_bytes(b"\xff\xfb" + b"\x00" * 50)
+    with pytest.raises(AudioError) as err:
+        render.mp3_duration_ms(junk)
+    assert err.value.code == "corrupt"
