@@ -47,7 +47,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, select, text
 
 from broadcaster import protocol
 from broadcaster.broker import BrokerSettings, ManagedBroker
@@ -237,6 +237,15 @@ class RecordingWriter(EventWriter):
         self.kinds: Counter[str] = Counter()
         self.profile: cProfile.Profile | None = None
         self._n_received = self._n_final = 0
+        self._n_arrived = 0
+        self.last_received_arrived_at = 0.0
+
+    def put(self, kind: str, device_id: str, data: Any) -> None:
+        if self.expected and kind == "ack" and isinstance(data, dict) and data.get("state") == "received":
+            self._n_arrived += 1
+            if self._n_arrived == self.expected:
+                self.last_received_arrived_at = time.perf_counter()
+        super().put(kind, device_id, data)
 
     def _write(self, batch: list[tuple[str, str, Any, datetime]]) -> list[str]:
         t = time.perf_counter()
@@ -500,6 +509,7 @@ def summarize(
         "acked": received_or_later,
         "project_s": round(project_s, 3),
         "project_done_s": round(w.done_at - t0, 3) if w.done_at else None,
+        "last_received_arrived_s": round(w.last_received_arrived_at - t0, 3) if w.last_received_arrived_at else None,
         "measured_until": "every received ack committed by EventWriter",
         "deliveries": {s.value: n for s, n in by_status.items()},
         "start_errors_ms": errors,
@@ -522,6 +532,7 @@ def summarize(
 def print_profile(title: str, prof: cProfile.Profile) -> None:
     out = io.StringIO()
     pstats.Stats(prof, stream=out).sort_stats("cumulative").print_stats(18)
+    pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(14)
     say(f"profile of {title}:\n{out.getvalue()}")
 
 
@@ -547,6 +558,12 @@ def main(argv: list[str] | None = None) -> int:
         help="one broadcast per village (as the planner stores it), dispatched concurrently, not one for 'all'",
     )
     p.add_argument("--profile", action="store_true", help="cProfile dispatch() and EventWriter to stderr")
+    p.add_argument(
+        "--postgres",
+        metavar="URL",
+        help="use PostgreSQL (a throw-away schema in this database) instead of a SQLite file, "
+        "e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    )
     args = p.parse_args(argv)
     villages = args.villages or min(50, max(1, args.devices // 10))
     if args.devices % villages:
@@ -565,9 +582,11 @@ def main(argv: list[str] | None = None) -> int:
             args.profile,
             args.rounds,
             args.per_village,
+            args.postgres,
         )
     result.update(devices=args.devices, villages=villages, processes=processes, lead_s=lead_s)
     result["broadcasts"] = "one per village, dispatched concurrently" if args.per_village else "one for zone all"
+    result["database"] = "postgresql" if args.postgres else "sqlite"
     result["loadavg_1m_before"] = round(load_before, 2)
     result["cpus"] = os.cpu_count()
     print(json.dumps(result, ensure_ascii=False))
@@ -584,10 +603,45 @@ def run(
     profile: bool,
     rounds: int,
     per_village: bool,
+    postgres: str | None = None,
 ) -> dict[str, Any]:
     broker = ManagedBroker(tmp / "broker", BrokerSettings(port=0))
     broker.start()
-    db = Database(f"sqlite:///{tmp / 'loa.sqlite3'}")
+    with throwaway_database(tmp, postgres) as url:
+        return _run(tmp, broker, Database(url), n, villages, processes, lead_s, audio_s, profile, rounds, per_village)
+
+
+@contextmanager
+def throwaway_database(tmp: Path, postgres: str | None) -> Iterator[str]:
+    """A SQLite file, or a fresh schema in the given PostgreSQL database (dropped afterwards)."""
+    if not postgres:
+        yield f"sqlite:///{tmp / 'loa.sqlite3'}"
+        return
+    schema = f"loa_fanout_{os.getpid()}"
+    admin = create_engine(postgres)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{postgres}{'&' if '?' in postgres else '?'}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _run(
+    tmp: Path,
+    broker: ManagedBroker,
+    db: Database,
+    n: int,
+    villages: int,
+    processes: int,
+    lead_s: float,
+    audio_s: float,
+    profile: bool,
+    rounds: int,
+    per_village: bool,
+) -> dict[str, Any]:
     fleet: Fleet | None = None
     try:
         db.upgrade()

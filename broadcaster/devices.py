@@ -12,6 +12,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any, cast
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from sqlalchemy import Float, String, Table, bindparam, func, select, update
+from sqlalchemy import Float, String, Table, Update, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster import protocol
@@ -108,14 +109,47 @@ class _Row:
     broadcast_id: int | None
 
 
+_COMMANDS, _DELIVERIES = cast(Table, Command.__table__), cast(Table, Delivery.__table__)
+# The writer's statements, built once: building them per batch cost more than running them.
+_ROWS_OF = (
+    select(_COMMANDS.c.id, _COMMANDS.c.device_id, _COMMANDS.c.sent_at, _COMMANDS.c.acked_at, _DELIVERIES.c.id,
+           _DELIVERIES.c.status, _DELIVERIES.c.broadcast_id)
+    .outerjoin(_DELIVERIES, _COMMANDS.c.delivery_id == _DELIVERIES.c.id)
+    .where(_COMMANDS.c.id.in_(bindparam("ids", expanding=True)))
+)  # fmt: skip
+_SET_COMMAND_TIMES: dict[tuple[str, ...], Update] = {
+    columns: update(_COMMANDS).where(_COMMANDS.c.id == bindparam("c_id")).values(
+        {c: bindparam(f"c_{c}") for c in columns}
+    )
+    for columns in (("sent_at",), ("acked_at",), ("sent_at", "acked_at"))
+}
+_MOVE_DELIVERY = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("d_id"))
+    .values(
+        status=bindparam("d_status"),
+        updated_at=bindparam("d_at"),
+        reason=func.coalesce(bindparam("d_reason", type_=String), _DELIVERIES.c.reason),
+        start_error_ms=func.coalesce(bindparam("d_error", type_=Float), _DELIVERIES.c.start_error_ms),
+    )
+)
+
+
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
     """IN lists of a size every database accepts."""
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def finish_broadcast_if_complete(session: Session, broadcast_id: int) -> None:
-    statuses = session.scalars(select(Delivery.status).where(Delivery.broadcast_id == broadcast_id)).all()
-    if statuses and all(s in FINAL_DELIVERY for s in statuses):
+    # Called for every batch of final acks: ask whether one delivery is still open, not for them all.
+    open_one = session.scalar(
+        select(Delivery.id)
+        .where(Delivery.broadcast_id == broadcast_id, Delivery.status.not_in(list(FINAL_DELIVERY)))
+        .limit(1)
+    )
+    if open_one is not None:
+        return
+    if session.scalar(select(Delivery.id).where(Delivery.broadcast_id == broadcast_id).limit(1)) is not None:
         b = session.get(Broadcast, broadcast_id)
         if b is not None and b.status is BroadcastStatus.DISPATCHED:
             b.status = BroadcastStatus.DONE
@@ -131,12 +165,16 @@ class EventWriter:
         metrics: Metrics,
         on_devices_online: Callable[[list[str]], None] | None = None,
         max_batch: int = 2000,
+        linger_s: float = 0.05,
     ) -> None:
         self.db = db
         self.clock = clock
         self.metrics = metrics
         self.on_devices_online = on_devices_online
         self.max_batch = max_batch
+        # After the first event, wait this long for more before writing: a bulletin's acks arrive
+        # thousands a second, and each transaction costs about as much as a hundred acks in it.
+        self.linger_s = linger_s
         self._queue: queue.SimpleQueue[tuple[str, str, Any, datetime] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
         self._idle = threading.Event()
@@ -170,9 +208,10 @@ class EventWriter:
                 return
             batch = [item]
             stop = False
+            deadline = time.monotonic() + self.linger_s
             while len(batch) < self.max_batch:
                 try:
-                    nxt = self._queue.get_nowait()
+                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if nxt is None:
@@ -218,14 +257,9 @@ class EventWriter:
         ids = {d for k, _, d, _ in events if k == "sent" and isinstance(d, str)}
         ids |= {d["cmd"] for k, _, d, _ in events if k == "ack" and isinstance(d.get("cmd"), str)}
         rows: dict[str, _Row] = {}
+        conn = session.connection()  # Core: no ORM rows, and statements built once (_ROWS_OF)
         for chunk in _chunks(sorted(ids)):
-            q = (
-                select(Command.id, Command.device_id, Command.sent_at, Command.acked_at, Delivery.id, Delivery.status,
-                       Delivery.broadcast_id)
-                .outerjoin(Delivery, Command.delivery_id == Delivery.id)
-                .where(Command.id.in_(chunk))
-            )  # fmt: skip
-            for cid, dev, sent, acked, did, status, bid in session.execute(q):
+            for cid, dev, sent, acked, did, status, bid in conn.execute(_ROWS_OF, {"ids": chunk}):
                 rows[cid] = _Row(dev, sent, acked, did, status, bid)
         sent_at: dict[str, datetime] = {}
         acked_at: dict[str, datetime] = {}
@@ -264,26 +298,15 @@ class EventWriter:
                 change["d_error"] = float(err)
             if state in FINAL_DELIVERY and row.broadcast_id is not None:
                 touched.add(row.broadcast_id)
-        conn = session.connection()
-        commands, deliveries = cast(Table, Command.__table__), cast(Table, Delivery.__table__)
-        for column, values in (("sent_at", sent_at), ("acked_at", acked_at)):
-            if values:
-                conn.execute(
-                    update(commands).where(commands.c.id == bindparam("c_id")).values({column: bindparam("c_at")}),
-                    [{"c_id": k, "c_at": v} for k, v in values.items()],
-                )
+        # One UPDATE per command, whichever of its times this batch learned (often both).
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for cid in sent_at.keys() | acked_at.keys():
+            times = {c: t[cid] for c, t in (("sent_at", sent_at), ("acked_at", acked_at)) if cid in t}
+            by_columns.setdefault(tuple(times), []).append({"c_id": cid, **{f"c_{c}": t for c, t in times.items()}})
+        for columns, params in by_columns.items():
+            conn.execute(_SET_COMMAND_TIMES[columns], params)
         if moved:
-            conn.execute(
-                update(deliveries)
-                .where(deliveries.c.id == bindparam("d_id"))
-                .values(
-                    status=bindparam("d_status"),
-                    updated_at=bindparam("d_at"),
-                    reason=func.coalesce(bindparam("d_reason", type_=String), deliveries.c.reason),
-                    start_error_ms=func.coalesce(bindparam("d_error", type_=Float), deliveries.c.start_error_ms),
-                ),
-                list(moved.values()),
-            )
+            conn.execute(_MOVE_DELIVERY, list(moved.values()))
         return touched
 
     def _status(self, session: Session, device_id: str, status: dict[str, Any], at: datetime) -> bool:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, insert, select, update
+from sqlalchemy import CursorResult, Table, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -37,7 +37,7 @@ from broadcaster.db import (
 )
 from broadcaster.devices import DeviceLink, EventWriter, Metrics, apply_delivery_update, finish_broadcast_if_complete
 from broadcaster.mqtt import BrokerAddress
-from broadcaster.service import devices_in
+from broadcaster.service import villages_of
 from schedules import Firing, classify_firing
 from schedules.clock import Clock
 from schedules.timer import Timer
@@ -51,6 +51,24 @@ TIMER_HORIZON_S = 900.0  # broadcasts further ahead wait for a later reconcile, 
 ISSUE_CHUNK = 5000  # commands committed and published together (smaller chunks only contend with the ack writer)
 ISSUE_STALE_S = 10.0  # deliveries left without a command this long were interrupted, not in progress
 CHORES_EVERY_S = 300.0  # programmes are expanded 36 h ahead, so a few minutes' delay costs nothing
+
+
+_DELIVERIES = cast(Table, Delivery.__table__)
+_COMMANDS = cast(Table, Command.__table__)
+
+
+class _Bodies:
+    """Command bodies of one broadcast, built once per kind of device (they differ by nothing else)."""
+
+    def __init__(self, dispatcher: Dispatcher, b: Broadcast) -> None:
+        self._dispatcher, self._b = dispatcher, b
+        self._cache: dict[tuple[DeviceKind, bool], dict[str, object] | None] = {}
+
+    def get(self, kind: DeviceKind, diacritics: bool) -> dict[str, object] | None:
+        key = (kind, bool(diacritics))
+        if key not in self._cache:
+            self._cache[key] = self._dispatcher._body(kind, key[1], self._b.announcement, self._b)
+        return self._cache[key]
 
 
 @dataclass
@@ -92,6 +110,12 @@ class Dispatcher:
 
     def start(self) -> None:
         self.timer.start()
+        # A dispatch cut short by a crash (deliveries stored, some commands not): nothing in this
+        # fresh process can still be issuing them, so finish them now rather than after ISSUE_STALE_S.
+        with self.db.session() as session:
+            interrupted = self._finish_interrupted_dispatches(session, self.clock.now(), stale_s=0.0)
+        for bid in interrupted:
+            self.issue_commands(bid)
         self.resend_pending(only_unsent=False)
         self._chores()
         self.reconcile()
@@ -222,13 +246,21 @@ class Dispatcher:
                 b.reason = f"Phát trễ {late_by} giây"
             zone = session.get(Zone, b.zone_id)
             assert zone is not None
-            targets = [d for d in devices_in(session, zone) if self._body_for(d, b.announcement, b) is not None]
+            villages = villages_of(session, zone)
+            # Columns, not ORM objects: a commune-wide bulletin has thousands of targets.
+            devices = session.execute(
+                select(Device.id, Device.kind, Device.diacritics)
+                .where(Device.village_id.in_(villages))
+                .order_by(Device.id)
+            ).all() if villages else []
+            bodies = _Bodies(self, b)
+            targets = [device_id for device_id, kind, diacritics in devices if bodies.get(kind, diacritics) is not None]
             if not targets:
                 b.status = BroadcastStatus.DONE
                 b.reason = "Không có thiết bị nào trong khu vực"
                 return 0
-            session.execute(
-                insert(Delivery), [{"broadcast_id": b.id, "device_id": d.id, "updated_at": now} for d in targets]
+            session.connection().execute(
+                insert(_DELIVERIES), [{"broadcast_id": b.id, "device_id": d, "updated_at": now} for d in targets]
             )
         sent = self.issue_commands(broadcast_id)
         log.info("broadcast %s dispatched to %d devices", broadcast_id, sent)
@@ -251,19 +283,20 @@ class Dispatcher:
                     if b is None or b.status is not BroadcastStatus.DISPATCHED or now >= b.expires_at:
                         return total
                     rows = session.execute(
-                        select(Delivery.id, Device)
+                        select(Delivery.id, Device.id, Device.kind, Device.diacritics)
                         .join(Device, Delivery.device_id == Device.id)
                         .outerjoin(Command, Command.delivery_id == Delivery.id)
                         .where(Delivery.broadcast_id == broadcast_id, Command.id.is_(None))
                         .order_by(Delivery.id)
                         .limit(ISSUE_CHUNK)
                     ).all()
+                    bodies = _Bodies(self, b)
                     commands = []
-                    for delivery_id, device in rows:
-                        body = self._body_for(device, b.announcement, b)
+                    for delivery_id, device_id, kind, diacritics in rows:
+                        body = bodies.get(kind, diacritics)
                         if body is None:
                             continue
-                        ctype: protocol.CommandType = "play" if device.kind is DeviceKind.SPEAKER else "led.show"
+                        ctype: protocol.CommandType = "play" if kind is DeviceKind.SPEAKER else "led.show"
                         message = protocol.make_command(
                             self.signer,
                             ctype,
@@ -277,7 +310,7 @@ class Dispatcher:
                         commands.append(
                             {
                                 "id": message["id"],
-                                "device_id": device.id,
+                                "device_id": device_id,
                                 "delivery_id": delivery_id,
                                 "type": ctype,
                                 "payload": payload.decode("utf-8"),
@@ -286,9 +319,9 @@ class Dispatcher:
                                 "send_count": 1,
                             }
                         )
-                        outgoing.append(Outgoing(device.id, message["id"], payload, b.expires_at))
+                        outgoing.append(Outgoing(device_id, message["id"], payload, b.expires_at))
                     if commands:
-                        session.execute(insert(Command), commands)
+                        session.connection().execute(insert(_COMMANDS), commands)
             except IntegrityError:
                 log.info("commands for broadcast %s are being issued elsewhere", broadcast_id)
                 return total
@@ -297,7 +330,9 @@ class Dispatcher:
             if len(rows) < ISSUE_CHUNK:
                 return total
 
-    def _finish_interrupted_dispatches(self, session: Session, now: datetime) -> list[int]:
+    def _finish_interrupted_dispatches(
+        self, session: Session, now: datetime, stale_s: float = ISSUE_STALE_S
+    ) -> list[int]:
         """Broadcasts whose deliveries were stored but not all of their commands (a crash mid-dispatch)."""
         return list(
             session.scalars(
@@ -309,15 +344,18 @@ class Dispatcher:
                     Command.id.is_(None),
                     Broadcast.status == BroadcastStatus.DISPATCHED,
                     Broadcast.expires_at > now,
-                    Delivery.updated_at < now - timedelta(seconds=ISSUE_STALE_S),
+                    Delivery.updated_at <= now - timedelta(seconds=stale_s),
                 )
             )
         )
 
-    def _body_for(self, device: Device, item: Announcement | None, b: Broadcast) -> dict[str, object] | None:
-        if device.kind is DeviceKind.SPEAKER and b.programme and b.programme.stream_url and b.kind == "relay":
+    def _body(
+        self, kind: DeviceKind, diacritics: bool, item: Announcement | None, b: Broadcast
+    ) -> dict[str, object] | None:
+        """What a device of this kind is told to do for the broadcast; None: nothing to do."""
+        if kind is DeviceKind.SPEAKER and b.programme and b.programme.stream_url and b.kind == "relay":
             return {"title": b.title, "stream": {"url": b.programme.stream_url, "duration_s": b.duration_ms / 1000}}
-        if device.kind is DeviceKind.SPEAKER:
+        if kind is DeviceKind.SPEAKER:
             if item is None or item.audio_sha256 is None:
                 return None
             return {
@@ -330,12 +368,12 @@ class Dispatcher:
                     "format": item.audio_ext,
                 },
             }
-        text = b.title if device.diacritics else protocol.strip_diacritics(b.title)
+        text = b.title if diacritics else protocol.strip_diacritics(b.title)
         return {
             "text": text,
             "duration_s": max(5, round(b.duration_ms / 1000)),
             "scroll_speed": 2,
-            "diacritics": device.diacritics,
+            "diacritics": diacritics,
         }
 
     # ------------------------------------------------------------ outbox -> wire

@@ -33,6 +33,11 @@ SPEAKERS = ("thon-1-loa", "thon-2-loa")
 LEDS = ("thon-1-led", "thon-2-led")
 
 
+def _commands(db: Database) -> int:
+    with db.session() as s:
+        return s.scalar(select(func.count()).select_from(Command)) or 0
+
+
 def _deliveries(db: Database, announcement_id: int) -> list[Delivery]:
     with db.session() as s:
         return list(
@@ -117,8 +122,8 @@ def test_restarted_daemon_airs_exactly_once(
         resp = daemon.post("/api/v1/announcements", {"text": "Thông báo lịch tiêm chủng.", "at": start_at.isoformat()})
         assert resp.status_code == 201, resp.text
         item_id = resp.json()["id"]
-        if kill_when == "after_dispatch":
-            wait_for(lambda: len(_deliveries(db, item_id)) == 4, 10, "dispatch")
+        if kill_when == "after_dispatch":  # every command signed and in the outbox
+            wait_for(lambda: _commands(db) == 4, 10, "dispatch")
         daemon.stop(signal.SIGKILL)
         with db.session() as s:
             dispatched = s.scalar(select(func.count()).select_from(Command))
