@@ -179,6 +179,7 @@ def run_baseline(
     if not subscribed.wait(10):
         raise RuntimeError("baseline client did not subscribe")
     topics = protocol.Topics()
+    cpu_before = thread_cpu_s()
     t0 = time.perf_counter()
     now = datetime.now(UTC)
     start_at = now + timedelta(seconds=lead_s)
@@ -205,6 +206,7 @@ def run_baseline(
         client.publish(topics.cmd(device_id), payload, qos=1, properties=publish_properties(remaining))
     if not acks.received.wait(300):
         raise RuntimeError(f"baseline: only {acks._n_received}/{len(devices)} received acks")
+    cpu_received = thread_cpu_s()
     say(f"baseline: every received ack after {acks.received_at - t0:.2f} s; waiting for the airing")
     acks.done.wait(lead_s + 60)
     client.disconnect()
@@ -217,6 +219,11 @@ def run_baseline(
         "baseline_payload_bytes": len(payloads[0][1]),
         "baseline_start_error_p99_ms": percentile(errors, 99),
         "baseline_acks": sum(len(v) for v in acks.states.values()),
+        "baseline_cpu_s_until_received": {
+            name: round(cpu_received.get(name, 0) - cpu_before.get(name, 0), 2)
+            for name in cpu_received
+            if cpu_received.get(name, 0) - cpu_before.get(name, 0) >= 0.05
+        },
     }
 
 

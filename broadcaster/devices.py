@@ -22,7 +22,7 @@ from typing import Any, cast
 import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from sqlalchemy import Float, String, Table, Update, bindparam, func, select, update
+from sqlalchemy import Float, String, Table, Update, bindparam, case, func, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster import protocol
@@ -117,22 +117,69 @@ _ROWS_OF = (
     .outerjoin(_DELIVERIES, _COMMANDS.c.delivery_id == _DELIVERIES.c.id)
     .where(_COMMANDS.c.id.in_(bindparam("ids", expanding=True)))
 )  # fmt: skip
+# The guards below (a time is set once; a delivery moves only up in rank and never out of a final
+# state) repeat `advances` in SQL, so a stale _RowCache entry can cost a no-op UPDATE, never a wrong one.
 _SET_COMMAND_TIMES: dict[tuple[str, ...], Update] = {
     columns: update(_COMMANDS).where(_COMMANDS.c.id == bindparam("c_id")).values(
-        {c: bindparam(f"c_{c}") for c in columns}
+        {c: func.coalesce(_COMMANDS.c[c], bindparam(f"c_{c}")) for c in columns}
     )
     for columns in (("sent_at",), ("acked_at",), ("sent_at", "acked_at"))
 }
-_MOVE_DELIVERY = (
-    update(_DELIVERIES)
-    .where(_DELIVERIES.c.id == bindparam("d_id"))
-    .values(
-        status=bindparam("d_status"),
-        updated_at=bindparam("d_at"),
-        reason=func.coalesce(bindparam("d_reason", type_=String), _DELIVERIES.c.reason),
-        start_error_ms=func.coalesce(bindparam("d_error", type_=Float), _DELIVERIES.c.start_error_ms),
-    )
+_FINAL_RANK = 1000  # above every target rank: nothing leaves a final state
+_TO_FINAL_RANK = _FINAL_RANK - 1  # a final state can be reached from any other
+# Constants written into the SQL, not bound: bound, they were re-processed for every row of an
+# executemany. The column stores enum names (Enum(native_enum=False)).
+_RANK_OF_STATUS = case(
+    *[
+        (_DELIVERIES.c.status == literal_column(f"'{s.name}'"), literal_column(str(DELIVERY_RANK[s])))
+        for s in DeliveryStatus
+        if s not in FINAL_DELIVERY
+    ],
+    else_=literal_column(str(_FINAL_RANK)),
 )
+def _move_delivery(reason: bool, error: bool) -> Update:
+    """The delivery UPDATE, with the reason and start error only when the batch has them: most acks
+    carry neither, and every bound parameter is processed once per row of an executemany."""
+    values: dict[str, Any] = {"status": bindparam("d_status"), "updated_at": bindparam("d_at")}
+    if reason:
+        values["reason"] = func.coalesce(bindparam("d_reason", type_=String), _DELIVERIES.c.reason)
+    if error:
+        values["start_error_ms"] = func.coalesce(bindparam("d_error", type_=Float), _DELIVERIES.c.start_error_ms)
+    return (
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.id == bindparam("d_id"), bindparam("d_rank") > _RANK_OF_STATUS)
+        .values(values)
+    )
+
+
+_MOVE_DELIVERY = {(r, e): _move_delivery(r, e) for r in (False, True) for e in (False, True)}
+
+
+class _RowCache:
+    """Rows the writer has written or the dispatcher has just created, so that a command's later sends
+    and acks (five or so each) need no SELECT. Only committed rows go in, so an entry may lag the
+    database (another daemon instance, the dispatcher expiring deliveries) but never lead it, and the
+    guarded UPDATEs make a lagging entry harmless. Cleared whenever a write fails."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._rows: dict[str, _Row] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, ids: set[str]) -> dict[str, _Row]:
+        with self._lock:
+            return {cid: row for cid in ids if (row := self._rows.get(cid)) is not None}
+
+    def put_many(self, rows: dict[str, _Row]) -> None:
+        with self._lock:
+            self._rows.update(rows)
+            if len(self._rows) > self.limit:  # oldest first: dicts keep insertion order
+                for cid in list(self._rows)[: len(self._rows) - self.limit // 2]:
+                    del self._rows[cid]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
 
 
 def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
@@ -180,6 +227,8 @@ class EventWriter:
         self._idle = threading.Event()
         self._idle.set()
         self.batches = 0
+        self.rows = _RowCache()
+        self._learned: dict[str, _Row] = {}
 
     def start(self) -> None:
         self._thread.start()
@@ -187,6 +236,11 @@ class EventWriter:
     def stop(self) -> None:
         self._queue.put(None)
         self._thread.join(timeout=10)
+
+    def remember_commands(self, rows: list[tuple[str, str, int, int]]) -> None:
+        """Commands just committed by the dispatcher, (command id, device, delivery, broadcast), so the
+        first acks of a bulletin need no SELECT."""
+        self.rows.put_many({cid: _Row(dev, None, None, did, DeliveryStatus.QUEUED, bid) for cid, dev, did, bid in rows})
 
     def put(self, kind: str, device_id: str, data: Any) -> None:
         self._idle.clear()
@@ -220,9 +274,12 @@ class EventWriter:
                 batch.append(nxt)
             try:
                 online = self._write(batch)
+                self.rows.put_many(self._learned)
             except Exception:
                 log.exception("could not write %d device events", len(batch))
+                self.rows.clear()  # its rows may have been advanced past what was committed
                 online = []
+            self._learned = {}
             self.batches += 1
             if online and self.on_devices_online:
                 self.on_devices_online(online)
@@ -256,9 +313,9 @@ class EventWriter:
         made the database the slowest part of the path."""
         ids = {d for k, _, d, _ in events if k == "sent" and isinstance(d, str)}
         ids |= {d["cmd"] for k, _, d, _ in events if k == "ack" and isinstance(d.get("cmd"), str)}
-        rows: dict[str, _Row] = {}
+        rows = self.rows.get_many(ids)
         conn = session.connection()  # Core: no ORM rows, and statements built once (_ROWS_OF)
-        for chunk in _chunks(sorted(ids)):
+        for chunk in _chunks(sorted(ids - rows.keys())):
             for cid, dev, sent, acked, did, status, bid in conn.execute(_ROWS_OF, {"ids": chunk}):
                 rows[cid] = _Row(dev, sent, acked, did, status, bid)
         sent_at: dict[str, datetime] = {}
@@ -291,7 +348,8 @@ class EventWriter:
                 continue
             row.status = state
             change = moved.setdefault(row.delivery_id, {"d_id": row.delivery_id, "d_reason": None, "d_error": None})
-            change.update(d_status=state, d_at=at)
+            rank = _TO_FINAL_RANK if state in FINAL_DELIVERY else DELIVERY_RANK[state]
+            change.update(d_status=state, d_at=at, d_rank=rank)
             if reason:
                 change["d_reason"] = reason[:300]
             if isinstance(err, (int, float)) and not isinstance(err, bool):
@@ -305,8 +363,13 @@ class EventWriter:
             by_columns.setdefault(tuple(times), []).append({"c_id": cid, **{f"c_{c}": t for c, t in times.items()}})
         for columns, params in by_columns.items():
             conn.execute(_SET_COMMAND_TIMES[columns], params)
-        if moved:
-            conn.execute(_MOVE_DELIVERY, list(moved.values()))
+        by_fields: dict[tuple[bool, bool], list[dict[str, Any]]] = {}
+        for change in moved.values():
+            key = (change["d_reason"] is not None, change["d_error"] is not None)
+            by_fields.setdefault(key, []).append(change)
+        for key, changes in by_fields.items():
+            conn.execute(_MOVE_DELIVERY[key], changes)
+        self._learned = rows  # into the cache once committed (_run)
         return touched
 
     def _status(self, session: Session, device_id: str, status: dict[str, Any], at: datetime) -> bool:

@@ -248,7 +248,7 @@ class Dispatcher:
             assert zone is not None
             villages = villages_of(session, zone)
             # Columns, not ORM objects: a commune-wide bulletin has thousands of targets.
-            devices = session.execute(
+            devices = session.connection().execute(
                 select(Device.id, Device.kind, Device.diacritics)
                 .where(Device.village_id.in_(villages))
                 .order_by(Device.id)
@@ -282,7 +282,7 @@ class Dispatcher:
                     b = session.get(Broadcast, broadcast_id)
                     if b is None or b.status is not BroadcastStatus.DISPATCHED or now >= b.expires_at:
                         return total
-                    rows = session.execute(
+                    rows = session.connection().execute(  # Core rows: thousands of them
                         select(Delivery.id, Device.id, Device.kind, Device.diacritics)
                         .join(Device, Delivery.device_id == Device.id)
                         .outerjoin(Command, Command.delivery_id == Delivery.id)
@@ -325,6 +325,8 @@ class Dispatcher:
             except IntegrityError:
                 log.info("commands for broadcast %s are being issued elsewhere", broadcast_id)
                 return total
+            self.link.writer.remember_commands([(c["id"], c["device_id"], c["delivery_id"], broadcast_id)
+                                                for c in commands])
             self._publish(outgoing)
             total += len(outgoing)
             if len(rows) < ISSUE_CHUNK:

@@ -378,3 +378,27 @@ def test_a_restarted_daemon_finishes_an_interrupted_dispatch_at_once(rig: Rig) -
             s.add(Delivery(broadcast_id=bid, device_id=device, updated_at=T0))
     rig.dispatcher.start()  # the clock has not moved: the deliveries are seconds old at most
     assert _count(rig.db, Command) == 2  # the rig's teardown stops the dispatcher's loop
+
+
+def test_a_delivery_finished_elsewhere_is_never_moved_back_by_a_late_ack(rig: Rig) -> None:
+    """The writer remembers the rows it wrote; another daemon instance (or expiry) may have moved them on
+    since. The database's own guard keeps a final delivery final and a first ack time first."""
+    bid = plan(rig.db, T0 + timedelta(seconds=10))
+    rig.dispatcher.dispatch(bid)
+    assert rig.writer.flush()
+    with rig.db.session() as s:
+        cmd = s.scalars(select(Command).where(Command.device_id == "thon-1-loa")).one()
+    rig.writer.put("ack", cmd.device_id, protocol.make_ack(cmd.id, "received", T0))
+    assert rig.writer.flush()
+    with rig.db.session() as s:  # meanwhile, elsewhere: the delivery ends
+        d = s.scalars(select(Delivery).where(Delivery.device_id == "thon-1-loa")).one()
+        assert d.status is DeliveryStatus.RECEIVED
+        d.status = DeliveryStatus.DONE
+        first_ack = s.get(Command, cmd.id).acked_at  # type: ignore[union-attr]
+    rig.clock.advance(timedelta(seconds=5))
+    for state in ("downloaded", "playing"):
+        rig.writer.put("ack", cmd.device_id, protocol.make_ack(cmd.id, state, T0))
+    assert rig.writer.flush()
+    with rig.db.session() as s:
+        assert s.scalars(select(Delivery.status).where(Delivery.device_id == "thon-1-loa")).one() is DeliveryStatus.DONE
+        assert s.get(Command, cmd.id).acked_at == first_ack  # type: ignore[union-attr]
