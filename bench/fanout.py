@@ -357,15 +357,15 @@ class Daemon:
 
     @contextmanager
     def timed_dispatch(self) -> Iterator[None]:
-        """Sum the time in signing (protocol.make_command) and in Dispatcher._publish during dispatch."""
-        make_command = protocol.make_command
+        """Sum the time in signing (protocol.CommandStamp, one call per command) and in Dispatcher._publish."""
+        stamp = protocol.CommandStamp.__call__
         publish = self.dispatcher._publish
-        protocol.make_command = self.sign.wrap(make_command)
+        protocol.CommandStamp.__call__ = self.sign.wrap(stamp)  # type: ignore[method-assign]
         self.dispatcher._publish = self.publish.wrap(publish)  # type: ignore[method-assign]
         try:
             yield
         finally:
-            protocol.make_command = make_command
+            protocol.CommandStamp.__call__ = stamp  # type: ignore[method-assign]
             self.dispatcher._publish = publish  # type: ignore[method-assign]
 
 

@@ -57,18 +57,34 @@ _DELIVERIES = cast(Table, Delivery.__table__)
 _COMMANDS = cast(Table, Command.__table__)
 
 
+def _command_type(kind: DeviceKind) -> protocol.CommandType:
+    return "play" if kind is DeviceKind.SPEAKER else "led.show"
+
+
 class _Bodies:
-    """Command bodies of one broadcast, built once per kind of device (they differ by nothing else)."""
+    """Command bodies of one broadcast, built once per kind of device (they differ by nothing else),
+    and a stamp per body that signs its commands without serializing each one again."""
 
     def __init__(self, dispatcher: Dispatcher, b: Broadcast) -> None:
         self._dispatcher, self._b = dispatcher, b
         self._cache: dict[tuple[DeviceKind, bool], dict[str, object] | None] = {}
+        self._stamps: dict[tuple[DeviceKind, bool], protocol.CommandStamp | None] = {}
 
     def get(self, kind: DeviceKind, diacritics: bool) -> dict[str, object] | None:
         key = (kind, bool(diacritics))
         if key not in self._cache:
             self._cache[key] = self._dispatcher._body(kind, key[1], self._b.announcement, self._b)
         return self._cache[key]
+
+    def stamp(self, kind: DeviceKind, diacritics: bool, now: datetime) -> protocol.CommandStamp | None:
+        key = (kind, bool(diacritics))
+        if key not in self._stamps:
+            body, b = self.get(kind, diacritics), self._b
+            self._stamps[key] = None if body is None else protocol.CommandStamp(
+                self._dispatcher.signer, _command_type(kind), dict(body), issued_at=now, start_at=b.start_at,
+                expires_at=b.expires_at, priority=b.priority,
+            )  # fmt: skip
+        return self._stamps[key]
 
 
 @dataclass
@@ -277,6 +293,7 @@ class Dispatcher:
         while True:
             now = self.clock.now()
             outgoing: list[Outgoing] = []
+            delivery_ids: list[int] = []
             try:
                 with self.db.session() as session:
                     b = session.get(Broadcast, broadcast_id)
@@ -293,40 +310,32 @@ class Dispatcher:
                     bodies = _Bodies(self, b)
                     commands = []
                     for delivery_id, device_id, kind, diacritics in rows:
-                        body = bodies.get(kind, diacritics)
-                        if body is None:
+                        stamp = bodies.stamp(kind, diacritics, now)
+                        if stamp is None:
                             continue
-                        ctype: protocol.CommandType = "play" if kind is DeviceKind.SPEAKER else "led.show"
-                        message = protocol.make_command(
-                            self.signer,
-                            ctype,
-                            body,
-                            issued_at=now,
-                            start_at=b.start_at,
-                            expires_at=b.expires_at,
-                            priority=b.priority,
-                        )
-                        payload = protocol.encode(message)
+                        command_id, payload = stamp()
                         commands.append(
                             {
-                                "id": message["id"],
+                                "id": command_id,
                                 "device_id": device_id,
                                 "delivery_id": delivery_id,
-                                "type": ctype,
+                                "type": _command_type(kind),
                                 "payload": payload.decode("utf-8"),
                                 "created_at": now,
                                 "expires_at": b.expires_at,
                                 "send_count": 1,
                             }
                         )
-                        outgoing.append(Outgoing(device_id, message["id"], payload, b.expires_at))
+                        outgoing.append(Outgoing(device_id, command_id, payload, b.expires_at))
+                        delivery_ids.append(delivery_id)
                     if commands:
                         session.connection().execute(insert(_COMMANDS), commands)
             except IntegrityError:
                 log.info("commands for broadcast %s are being issued elsewhere", broadcast_id)
                 return total
-            self.link.writer.remember_commands([(c["id"], c["device_id"], c["delivery_id"], broadcast_id)
-                                                for c in commands])
+            self.link.writer.remember_commands(
+                [(o.command_id, o.device_id, d, broadcast_id) for o, d in zip(outgoing, delivery_ids, strict=True)]
+            )
             self._publish(outgoing)
             total += len(outgoing)
             if len(rows) < ISSUE_CHUNK:

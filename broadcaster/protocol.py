@@ -9,6 +9,7 @@ on a speaker's firmware can verify them.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import uuid
@@ -116,8 +117,8 @@ def load_public_key(b64: str) -> Ed25519PublicKey:
 class Signer:
     private: Ed25519PrivateKey
 
-    @property
-    def kid(self) -> str:
+    @functools.cached_property
+    def kid(self) -> str:  # cached: it is part of every command signed
         return key_id(self.private.public_key())
 
     @property
@@ -166,6 +167,31 @@ def verify(command: dict[str, Any], keys: dict[str, Ed25519PublicKey]) -> bool:
 # ---------------------------------------------------------------- commands
 
 
+def _unsigned(
+    type: CommandType,
+    body: dict[str, Any],
+    issued_at: datetime,
+    start_at: datetime,
+    expires_at: datetime,
+    priority: str,
+    command_id: str,
+) -> dict[str, Any]:
+    if type not in COMMAND_TYPES:
+        raise ValueError(f"unknown command type {type!r}")
+    if priority not in PRIORITIES:
+        raise ValueError(f"unknown priority {priority!r}")
+    return {
+        "v": PROTOCOL_VERSION,
+        "id": command_id,
+        "type": type,
+        "issued_at": format_time(issued_at),
+        "start_at": format_time(start_at),
+        "expires_at": format_time(expires_at),
+        "priority": priority,
+        "body": body,
+    }
+
+
 def make_command(
     signer: Signer,
     type: CommandType,
@@ -177,22 +203,49 @@ def make_command(
     priority: str = "normal",
     command_id: str | None = None,
 ) -> dict[str, Any]:
-    if type not in COMMAND_TYPES:
-        raise ValueError(f"unknown command type {type!r}")
-    if priority not in PRIORITIES:
-        raise ValueError(f"unknown priority {priority!r}")
-    return signer.sign(
-        {
-            "v": PROTOCOL_VERSION,
-            "id": command_id or str(uuid.uuid4()),
-            "type": type,
-            "issued_at": format_time(issued_at),
-            "start_at": format_time(start_at),
-            "expires_at": format_time(expires_at),
-            "priority": priority,
-            "body": body,
-        }
-    )
+    cid = command_id or str(uuid.uuid4())
+    return signer.sign(_unsigned(type, body, issued_at, start_at, expires_at, priority, cid))
+
+
+class CommandStamp:
+    """Signed commands that differ only in their id, as a bulletin's thousands of commands do.
+
+    The canonical form is serialized once around a placeholder id, and each command's signed
+    bytes are spliced from it, so only the signature itself is computed per command. The wire
+    payload is those canonical bytes with `"sig"` added last: a device parses it and checks the
+    signature over the canonical form, exactly as for `make_command`.
+    """
+
+    _PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+
+    def __init__(
+        self,
+        signer: Signer,
+        type: CommandType,
+        body: dict[str, Any],
+        *,
+        issued_at: datetime,
+        start_at: datetime,
+        expires_at: datetime,
+        priority: str = "normal",
+    ) -> None:
+        self.signer = signer
+        unsigned = _unsigned(type, body, issued_at, start_at, expires_at, priority, self._PLACEHOLDER)
+        unsigned["kid"] = signer.kid
+        text = canonical(unsigned)
+        head, *tail = text.split(f'"id":"{self._PLACEHOLDER}"'.encode("ascii"))
+        if len(tail) != 1:  # the placeholder also occurs in the body: splicing would be ambiguous
+            raise ValueError("command body contains the id placeholder")
+        self._head, self._tail = head + b'"id":"', b'"' + tail[0]
+
+    def __call__(self, command_id: str | None = None) -> tuple[str, bytes]:
+        """(command id, wire payload) of one more command."""
+        cid = command_id or str(uuid.uuid4())
+        if json.dumps(cid) != f'"{cid}"':
+            raise ValueError(f"command id {cid!r} needs JSON escaping")
+        signed = self._head + cid.encode("ascii") + self._tail
+        sig = base64.b64encode(self.signer.private.sign(signed))
+        return cid, signed[:-1] + b',"sig":"' + sig + b'"}'
 
 
 def encode(message: dict[str, Any]) -> bytes:
