@@ -270,24 +270,33 @@ class Dispatcher:
                 .order_by(Device.id)
             ).all() if villages else []
             bodies = _Bodies(self, b)
-            targets = [device_id for device_id, kind, diacritics in devices if bodies.get(kind, diacritics) is not None]
+            targets = [row for row in devices if bodies.get(row[1], row[2]) is not None]
             if not targets:
                 b.status = BroadcastStatus.DONE
                 b.reason = "Không có thiết bị nào trong khu vực"
                 return 0
-            session.connection().execute(
-                insert(_DELIVERIES), [{"broadcast_id": b.id, "device_id": d, "updated_at": now} for d in targets]
-            )
-        sent = self.issue_commands(broadcast_id)
+            # Deliveries and their signed commands in the claim's own transaction: a crash before the
+            # commit leaves the broadcast planned, to be dispatched whole after a restart.
+            conn = session.connection()
+            delivery_ids = conn.execute(
+                insert(_DELIVERIES).returning(_DELIVERIES.c.id, sort_by_parameter_order=True),
+                [{"broadcast_id": b.id, "device_id": device_id, "updated_at": now} for device_id, _, _ in targets],
+            ).scalars().all()
+            rows = [(d, device_id, kind, dia) for d, (device_id, kind, dia) in zip(delivery_ids, targets, strict=True)]
+            commands, outgoing, issued = self._sign(b, bodies, now, rows)
+            conn.execute(insert(_COMMANDS), commands)
+        self._send(broadcast_id, outgoing, issued)
+        sent = len(outgoing)
         log.info("broadcast %s dispatched to %d devices", broadcast_id, sent)
         return sent
 
     def issue_commands(self, broadcast_id: int) -> int:
-        """Signed commands for the broadcast's deliveries that have none yet, committed and published a
-        chunk at a time, so the first villages' speakers are fetching while the rest are signed.
+        """Signed commands for the broadcast's deliveries that have none yet, a chunk at a time.
 
-        A delivery gets at most one command (a unique constraint), so a crash half-way is finished by
-        the next reconcile and a race between two callers ends with one command each, never two.
+        `dispatch` stores deliveries and commands in one transaction; this finishes the deliveries left
+        without a command some other way (a crash inside an older release's two-step dispatch, rows
+        written by hand). A delivery gets at most one command (a unique constraint), so a race between
+        two callers ends with one command each, never two.
         """
         total = 0
         while True:
@@ -307,39 +316,51 @@ class Dispatcher:
                         .order_by(Delivery.id)
                         .limit(ISSUE_CHUNK)
                     ).all()
-                    bodies = _Bodies(self, b)
-                    commands = []
-                    for delivery_id, device_id, kind, diacritics in rows:
-                        stamp = bodies.stamp(kind, diacritics, now)
-                        if stamp is None:
-                            continue
-                        command_id, payload = stamp()
-                        commands.append(
-                            {
-                                "id": command_id,
-                                "device_id": device_id,
-                                "delivery_id": delivery_id,
-                                "type": _command_type(kind),
-                                "payload": payload.decode("utf-8"),
-                                "created_at": now,
-                                "expires_at": b.expires_at,
-                                "send_count": 1,
-                            }
-                        )
-                        outgoing.append(Outgoing(device_id, command_id, payload, b.expires_at))
-                        delivery_ids.append(delivery_id)
+                    commands, outgoing, delivery_ids = self._sign(b, _Bodies(self, b), now, rows)
                     if commands:
                         session.connection().execute(insert(_COMMANDS), commands)
             except IntegrityError:
                 log.info("commands for broadcast %s are being issued elsewhere", broadcast_id)
                 return total
-            self.link.writer.remember_commands(
-                [(o.command_id, o.device_id, d, broadcast_id) for o, d in zip(outgoing, delivery_ids, strict=True)]
-            )
-            self._publish(outgoing)
+            self._send(broadcast_id, outgoing, delivery_ids)
             total += len(outgoing)
             if len(rows) < ISSUE_CHUNK:
                 return total
+
+    def _sign(
+        self, b: Broadcast, bodies: _Bodies, now: datetime, rows: Sequence[tuple[int, str, DeviceKind, bool]]
+    ) -> tuple[list[dict[str, Any]], list[Outgoing], list[int]]:
+        """Outbox rows, wire messages and their delivery ids for (delivery, device, kind, diacritics) rows."""
+        commands: list[dict[str, Any]] = []
+        outgoing: list[Outgoing] = []
+        delivery_ids: list[int] = []
+        for delivery_id, device_id, kind, diacritics in rows:
+            stamp = bodies.stamp(kind, diacritics, now)
+            if stamp is None:
+                continue
+            command_id, payload = stamp()
+            commands.append(
+                {
+                    "id": command_id,
+                    "device_id": device_id,
+                    "delivery_id": delivery_id,
+                    "type": _command_type(kind),
+                    "payload": payload.decode("utf-8"),
+                    "created_at": now,
+                    "expires_at": b.expires_at,
+                    "send_count": 1,
+                }
+            )
+            outgoing.append(Outgoing(device_id, command_id, payload, b.expires_at))
+            delivery_ids.append(delivery_id)
+        return commands, outgoing, delivery_ids
+
+    def _send(self, broadcast_id: int, outgoing: list[Outgoing], delivery_ids: list[int]) -> None:
+        """Publish committed commands (and tell the ack writer about them first, see _RowCache)."""
+        self.link.writer.remember_commands(
+            [(o.command_id, o.device_id, d, broadcast_id) for o, d in zip(outgoing, delivery_ids, strict=True)]
+        )
+        self._publish(outgoing)
 
     def _finish_interrupted_dispatches(
         self, session: Session, now: datetime, stale_s: float = ISSUE_STALE_S
