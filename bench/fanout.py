@@ -22,6 +22,7 @@ The LAST stdout line is one JSON object; progress goes to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import functools
 import hashlib
@@ -614,8 +615,40 @@ def run(
 ) -> dict[str, Any]:
     broker = ManagedBroker(tmp / "broker", BrokerSettings(port=0))
     broker.start()
-    with throwaway_database(tmp, postgres) as url:
-        return _run(tmp, broker, Database(url), n, villages, processes, lead_s, audio_s, profile, rounds, per_village)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(broker.stop)
+        db = Database(cleanup.enter_context(throwaway_database(tmp, postgres)))
+        fleet: Fleet | None = None
+        try:
+            db.upgrade()
+            devices = provision_fleet(db, fleet_devices(villages, n // villages))
+            zones = [village_of(d.id) for d in devices if d.id.endswith("-1")] if per_village else [COMMUNE_ZONE]
+            signer = protocol.load_or_create_signer(tmp / "keys" / "daemon-ed25519.pem")
+            with audio_server(tmp / "www", audio_s) as (base_url, audio):
+                settings = FleetSettings(broker.url, {signer.kid: signer.public_b64}, str(tmp / "fleet"))
+                fleet = Fleet(settings, devices, processes)
+                t = time.perf_counter()
+                fleet.start(timeout=300)
+                say(f"{n} speakers in {villages} villages connected in {time.perf_counter() - t:.1f} s")
+                pairs = []
+                for r in range(rounds):
+                    load = os.getloadavg()[0]
+                    baseline = run_baseline(broker.url, signer, devices, audio, lead_s, r)
+                    last = r == rounds - 1
+                    project = run_project(
+                        db, broker.url, signer, base_url, audio, n, lead_s, profile and last, r, zones
+                    )
+                    pairs.append((baseline, project, load))
+                report = fleet.stop()
+                fleet = None
+            result = combine(pairs)
+            result["fleet_refused"] = report.refused
+            result["fleet_downloads"] = report.downloads
+            return result
+        finally:
+            if fleet is not None:
+                fleet.stop()
+            db.dispose()
 
 
 @contextmanager
@@ -634,51 +667,6 @@ def throwaway_database(tmp: Path, postgres: str | None) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
-
-
-def _run(
-    tmp: Path,
-    broker: ManagedBroker,
-    db: Database,
-    n: int,
-    villages: int,
-    processes: int,
-    lead_s: float,
-    audio_s: float,
-    profile: bool,
-    rounds: int,
-    per_village: bool,
-) -> dict[str, Any]:
-    fleet: Fleet | None = None
-    try:
-        db.upgrade()
-        devices = provision_fleet(db, fleet_devices(villages, n // villages))
-        zones = [village_of(d.id) for d in devices if d.id.endswith("-1")] if per_village else [COMMUNE_ZONE]
-        signer = protocol.load_or_create_signer(tmp / "keys" / "daemon-ed25519.pem")
-        with audio_server(tmp / "www", audio_s) as (base_url, audio):
-            settings = FleetSettings(broker.url, {signer.kid: signer.public_b64}, str(tmp / "fleet"))
-            fleet = Fleet(settings, devices, processes)
-            t = time.perf_counter()
-            fleet.start(timeout=300)
-            say(f"{n} speakers in {villages} villages connected in {time.perf_counter() - t:.1f} s")
-            pairs = []
-            for r in range(rounds):
-                load = os.getloadavg()[0]
-                baseline = run_baseline(broker.url, signer, devices, audio, lead_s, r)
-                last = r == rounds - 1
-                project = run_project(db, broker.url, signer, base_url, audio, n, lead_s, profile and last, r, zones)
-                pairs.append((baseline, project, load))
-            report = fleet.stop()
-            fleet = None
-        result = combine(pairs)
-        result["fleet_refused"] = report.refused
-        result["fleet_downloads"] = report.downloads
-        return result
-    finally:
-        if fleet is not None:
-            fleet.stop()
-        db.dispose()
-        broker.stop()
 
 
 def combine(pairs: list[tuple[dict[str, Any], dict[str, Any], float]]) -> dict[str, Any]:

@@ -344,15 +344,21 @@ def test_a_relay_plays_the_stream_on_a_real_speaker_for_its_duration(
             next(rig_iter)
 
 
-def test_a_dispatch_interrupted_after_its_deliveries_is_finished_once(rig: Rig) -> None:
-    """A crash between storing the deliveries and issuing their commands: reconcile completes it."""
-    bid = plan(rig.db, T0 + timedelta(minutes=2))
+def _half_dispatched(rig: Rig, start_at: datetime) -> int:
+    """A broadcast claimed, with its deliveries stored but no commands (as a crash could leave it)."""
+    bid = plan(rig.db, start_at)
     with rig.db.session() as s:
         b = s.get(Broadcast, bid)
         assert b is not None
         b.status = BroadcastStatus.DISPATCHED
         for device in ("thon-1-loa", "thon-2-loa"):
             s.add(Delivery(broadcast_id=bid, device_id=device, updated_at=T0))
+    return bid
+
+
+def test_a_dispatch_interrupted_after_its_deliveries_is_finished_once(rig: Rig) -> None:
+    """A crash between storing the deliveries and issuing their commands: reconcile completes it."""
+    bid = _half_dispatched(rig, T0 + timedelta(minutes=2))
     rig.dispatcher.reconcile()
     assert _count(rig.db, Command) == 0  # fresh: may still be in progress elsewhere
     rig.clock.advance(timedelta(seconds=11))
@@ -369,13 +375,7 @@ def test_a_dispatch_interrupted_after_its_deliveries_is_finished_once(rig: Rig) 
 
 def test_a_restarted_daemon_finishes_an_interrupted_dispatch_at_once(rig: Rig) -> None:
     """After a crash no one else can be issuing those commands: start() does not wait ISSUE_STALE_S."""
-    bid = plan(rig.db, T0 + timedelta(seconds=40))
-    with rig.db.session() as s:
-        b = s.get(Broadcast, bid)
-        assert b is not None
-        b.status = BroadcastStatus.DISPATCHED
-        for device in ("thon-1-loa", "thon-2-loa"):
-            s.add(Delivery(broadcast_id=bid, device_id=device, updated_at=T0))
+    _half_dispatched(rig, T0 + timedelta(seconds=40))
     rig.dispatcher.start()  # the clock has not moved: the deliveries are seconds old at most
     assert _count(rig.db, Command) == 2  # the rig's teardown stops the dispatcher's loop
 
