@@ -137,6 +137,8 @@ _RANK_OF_STATUS = case(
     ],
     else_=literal_column(str(_FINAL_RANK)),
 )
+
+
 def _move_delivery(reason: bool, error: bool) -> Update:
     """The delivery UPDATE, with the reason and start error only when the batch has them: most acks
     carry neither, and every bound parameter is processed once per row of an executemany."""
