@@ -352,6 +352,11 @@ def encode(raw: Path, rate: int, out: Path, *, filters: str, channels: int, code
             remove_quietly(leftover)
 
 
+# PCM an encoder may have waiting: about 25 minutes of speech at 22.05 kHz, far more than the
+# encoder ever lags behind on an article, but a bound on what a very long text can hold in memory.
+MAX_QUEUED_BYTES = 64 * 1024**2
+
+
 class StreamEncoder:
     """One ffmpeg encoding PCM as it is written, so the codec works while speech is still
     being synthesized (on a long article, encoding costs more CPU than espeak-ng does).
@@ -378,6 +383,8 @@ class StreamEncoder:
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._errors)
         self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._queued = 0  # bytes written but not yet handed to ffmpeg
+        self._room = threading.Condition()
         self._feeder = threading.Thread(target=self._feed, name="encode-feed", daemon=True)
         self._feeder.start()
 
@@ -393,10 +400,18 @@ class StreamEncoder:
                     stdin.write(chunk)
                 except OSError:  # ffmpeg died; the error surfaces at the next write or at the end
                     self._broken = True
+            with self._room:
+                self._queued -= len(chunk)
+                self._room.notify_all()
         with contextlib.suppress(OSError):
             stdin.close()
 
     def write(self, pcm: bytes) -> None:
+        """Queue PCM for ffmpeg; blocks only when more than MAX_QUEUED_BYTES are still waiting,
+        so a very long text cannot fill memory when the encoder falls behind."""
+        with self._room:
+            self._room.wait_for(lambda: self._queued <= MAX_QUEUED_BYTES or self._broken)
+            self._queued += len(pcm)
         if self._broken:
             raise AudioError("ffmpeg_failed", "Không mã hóa được âm thanh.", self._stop(kill=True))
         self._queue.put(pcm)

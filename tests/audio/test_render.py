@@ -169,3 +169,13 @@ def test_mp3_duration_refuses_what_is_not_mp3(tmp_path: Path) -> None:
     with pytest.raises(AudioError) as err:
         render.mp3_duration_ms(junk)
     assert err.value.code == "corrupt"
+
+
+@needs_tools
+def test_a_full_encoder_queue_makes_the_writer_wait_not_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    free, _ = _mp3_parts(tmp_path, cut=True)
+    expected = free.read_bytes()
+    free.unlink()
+    monkeypatch.setattr(render, "MAX_QUEUED_BYTES", 4096)  # every write now waits for the feeder
+    bounded, _ = _mp3_parts(tmp_path, cut=True)
+    assert bounded.read_bytes() == expected
