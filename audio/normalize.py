@@ -261,19 +261,24 @@ _QUOTE_CHARS = frozenset("\"“”„‟«»‹›「」『』`´'‘’")
 _LINE_ENDS_SPOKEN = re.compile(r"[.!?:;,…]\s*$")
 
 
+def _list_item(line: str) -> str:
+    """A line without its bullets (silent), its list number read as a number and a pause."""
+    line = line.strip(" ")
+    while True:
+        stripped = _BULLET.sub("", line, count=1)
+        if stripped == line:
+            break
+        line = stripped
+    return _LIST_NUMBER.sub(r"\1, ", line, count=1)
+
+
 def _join_lines(text: str) -> str:
     """Lines become sentences: a title line without a full stop still needs a pause."""
     lines: list[str] = []
     for raw in text.split("\n"):
-        line = raw.strip(" ")
-        while True:
-            stripped = _BULLET.sub("", line, count=1)
-            if stripped == line:
-                break
-            line = stripped
-        if not line.strip():
-            continue
-        lines.append(_LIST_NUMBER.sub(r"\1, ", line, count=1))
+        line = _list_item(raw)
+        if line.strip():
+            lines.append(line)
     out: list[str] = []
     for i, line in enumerate(lines):
         core = _QUOTES.sub("", line).rstrip(" )]")
@@ -289,17 +294,7 @@ def _preprocess(text: str) -> str:
     text = text.translate(_PREPROCESS_TABLE)
     if " -" in text:
         text = _APPOSITION_DASH_RE.sub(", ", text)
-    if "\n" in text:
-        text = _join_lines(text)
-    else:
-        stripped = text.strip(" ")
-        while True:
-            new = _BULLET.sub("", stripped, count=1)
-            if new == stripped:
-                break
-            stripped = new
-        text = _LIST_NUMBER.sub(r"\1, ", stripped, count=1)
-    return text
+    return _join_lines(text) if "\n" in text else _list_item(text)
 
 
 # ---------------------------------------------------------------------------------------------
