@@ -165,13 +165,6 @@ def villages_of(session: Session, zone: Zone) -> list[str]:
     )
 
 
-def devices_in(session: Session, zone: Zone) -> list[Device]:
-    villages = villages_of(session, zone)
-    if not villages:
-        return []
-    return list(session.scalars(select(Device).where(Device.village_id.in_(villages)).order_by(Device.id)))
-
-
 def resolve_zones(session: Session, zone_ids: list[str]) -> list[Zone]:
     if not zone_ids:
         raise BadInput("no_zone", "Chưa chọn khu vực phát.")
