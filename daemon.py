@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import gc
 import json
 import logging
 import os
@@ -208,6 +209,15 @@ class Daemon:
         return "\n".join(lines)
 
 
+def settle_memory() -> None:
+    """Put what start-up built (modules, SQLAlchemy's metadata and compiled statements, about 170,000
+    objects) out of the garbage collector's reach: it lives as long as the process, and every full
+    collection scanned it again, holding the GIL for 70-110 ms in the middle of a bulletin's acks
+    (bench/fanout.py). Collect first, so no start-up garbage is kept for good."""
+    gc.collect()
+    gc.freeze()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="daemon.py", description="loa broadcaster daemon")
     parser.add_argument("--config", type=Path, default=None, help="TOML config (default: $LOA_CONFIG or built-in)")
@@ -234,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("cannot start: %s", exc)
         daemon.stop()
         return 1
+    settle_memory()
     print(daemon.banner(), flush=True)
     stop.wait()
     log.info("stopping")

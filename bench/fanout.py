@@ -67,6 +67,7 @@ from broadcaster.fleet import (
 )
 from broadcaster.mqtt import BrokerAddress, connect, new_client, publish_properties
 from broadcaster.service import COMMUNE_ZONE
+from daemon import settle_memory
 from schedules.clock import SystemClock
 
 VALIDITY_S = 900
@@ -348,6 +349,7 @@ class Daemon:
         assert isinstance(writer, RecordingWriter)
         daemon = cls(db, writer, link, dispatcher, client_id)
         path.start()
+        settle_memory()  # as daemon.py's main does once started
         return daemon
 
     def stop(self) -> None:
