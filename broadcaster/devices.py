@@ -31,6 +31,7 @@ from broadcaster.db import (
     FINAL_DELIVERY,
     Broadcast,
     BroadcastStatus,
+    BulkStatement,
     Command,
     Database,
     Delivery,
@@ -119,10 +120,10 @@ _ROWS_OF = (
 )  # fmt: skip
 # The guards below (a time is set once; a delivery moves only up in rank and never out of a final
 # state) repeat `advances` in SQL, so a stale _RowCache entry can cost a no-op UPDATE, never a wrong one.
-_SET_COMMAND_TIMES: dict[tuple[str, ...], Update] = {
-    columns: update(_COMMANDS).where(_COMMANDS.c.id == bindparam("c_id")).values(
-        {c: func.coalesce(_COMMANDS.c[c], bindparam(f"c_{c}")) for c in columns}
-    )
+_SET_COMMAND_TIMES: dict[tuple[str, ...], BulkStatement] = {
+    columns: BulkStatement(update(_COMMANDS).where(_COMMANDS.c.id == bindparam("c_id")).values(
+        {c: func.coalesce(_COMMANDS.c[c], bindparam(f"c_{c}", type_=_COMMANDS.c[c].type)) for c in columns}
+    ))
     for columns in (("sent_at",), ("acked_at",), ("sent_at", "acked_at"))
 }
 _FINAL_RANK = 1000  # above every target rank: nothing leaves a final state
@@ -142,7 +143,11 @@ _RANK_OF_STATUS = case(
 def _move_delivery(reason: bool, error: bool) -> Update:
     """The delivery UPDATE, with the reason and start error only when the batch has them: most acks
     carry neither, and every bound parameter is processed once per row of an executemany."""
-    values: dict[str, Any] = {"status": bindparam("d_status"), "updated_at": bindparam("d_at")}
+    c = _DELIVERIES.c
+    values: dict[str, Any] = {
+        "status": bindparam("d_status", type_=c.status.type),
+        "updated_at": bindparam("d_at", type_=c.updated_at.type),
+    }
     if reason:
         values["reason"] = func.coalesce(bindparam("d_reason", type_=String), _DELIVERIES.c.reason)
     if error:
@@ -154,7 +159,7 @@ def _move_delivery(reason: bool, error: bool) -> Update:
     )
 
 
-_MOVE_DELIVERY = {(r, e): _move_delivery(r, e) for r in (False, True) for e in (False, True)}
+_MOVE_DELIVERY = {(r, e): BulkStatement(_move_delivery(r, e)) for r in (False, True) for e in (False, True)}
 
 
 class _RowCache:
@@ -226,8 +231,10 @@ class EventWriter:
         self.linger_s = linger_s
         self._queue: queue.SimpleQueue[tuple[str, str, Any, datetime] | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
-        self._idle = threading.Event()
-        self._idle.set()
+        # Events queued and events written (or given up on), under one plain lock: a threading.Event
+        # cleared on every put cost more than the rest of put.
+        self._counts = threading.Condition(threading.Lock())
+        self._queued = self._done = 0
         self.batches = 0
         self.rows = _RowCache()
         self._learned: dict[str, _Row] = {}
@@ -245,35 +252,43 @@ class EventWriter:
         self.rows.put_many({cid: _Row(dev, None, None, did, DeliveryStatus.QUEUED, bid) for cid, dev, did, bid in rows})
 
     def put(self, kind: str, device_id: str, data: Any) -> None:
-        self._idle.clear()
+        with self._counts:
+            self._queued += 1
         self._queue.put((kind, device_id, data, self.clock.now()))
 
     @property
     def lagging(self) -> bool:
         """Events are waiting to be written: what the database says about sends and acks is behind."""
-        return not self._idle.is_set()
+        return self._done < self._queued
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until everything queued so far is committed (tests, shutdown)."""
-        return self._idle.wait(timeout)
+        with self._counts:
+            target = self._queued
+            return self._counts.wait_for(lambda: self._done >= target, timeout)
 
     def _run(self) -> None:
+        linger = True
         while True:
             item = self._queue.get()
             if item is None:
                 return
+            if linger:
+                # Sleep, then take what came meanwhile. Waiting in get() instead would wake this thread
+                # (and hand it the GIL) once per event: a bulletin brings thousands a second.
+                time.sleep(self.linger_s)
             batch = [item]
             stop = False
-            deadline = time.monotonic() + self.linger_s
             while len(batch) < self.max_batch:
                 try:
-                    nxt = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is None:
                     stop = True
                     break
                 batch.append(nxt)
+            linger = len(batch) < self.max_batch  # a full batch: more are waiting, write them at once
             try:
                 online = self._write(batch)
                 self.rows.put_many(self._learned)
@@ -285,8 +300,9 @@ class EventWriter:
             self.batches += 1
             if online and self.on_devices_online:
                 self.on_devices_online(online)
-            if self._queue.empty():
-                self._idle.set()
+            with self._counts:
+                self._done += len(batch)
+                self._counts.notify_all()
             if stop:
                 return
 
@@ -364,13 +380,13 @@ class EventWriter:
             times = {c: t[cid] for c, t in (("sent_at", sent_at), ("acked_at", acked_at)) if cid in t}
             by_columns.setdefault(tuple(times), []).append({"c_id": cid, **{f"c_{c}": t for c, t in times.items()}})
         for columns, params in by_columns.items():
-            conn.execute(_SET_COMMAND_TIMES[columns], params)
+            _SET_COMMAND_TIMES[columns].executemany(conn, params)
         by_fields: dict[tuple[bool, bool], list[dict[str, Any]]] = {}
         for change in moved.values():
             key = (change["d_reason"] is not None, change["d_error"] is not None)
             by_fields.setdefault(key, []).append(change)
         for key, changes in by_fields.items():
-            conn.execute(_MOVE_DELIVERY[key], changes)
+            _MOVE_DELIVERY[key].executemany(conn, changes)
         self._learned = rows  # into the cache once committed (_run)
         return touched
 

@@ -27,6 +27,7 @@ from broadcaster.db import (
     Announcement,
     Broadcast,
     BroadcastStatus,
+    BulkStatement,
     Command,
     Database,
     Delivery,
@@ -48,13 +49,28 @@ LATE_TOLERANCE_S = 1.0  # dispatched later than this past start_at counts as lat
 LATE_PREP_S = 3.0  # a late airing starts this long after dispatch, so devices can fetch the audio
 RESEND_AFTER_S = 15.0  # an unacknowledged command to an online device goes out again after this
 TIMER_HORIZON_S = 900.0  # broadcasts further ahead wait for a later reconcile, not in the timer
-ISSUE_CHUNK = 5000  # commands committed and published together (smaller chunks only contend with the ack writer)
+ISSUE_CHUNK = 5000  # commands committed and published together when finishing an interrupted dispatch
+FIRST_CHUNK = 250  # a dispatch's first commit and publish; each later chunk is twice the one before
 ISSUE_STALE_S = 10.0  # deliveries left without a command this long were interrupted, not in progress
 CHORES_EVERY_S = 300.0  # programmes are expanded 36 h ahead, so a few minutes' delay costs nothing
 
 
 _DELIVERIES = cast(Table, Delivery.__table__)
 _COMMANDS = cast(Table, Command.__table__)
+_INSERT_DELIVERIES = BulkStatement(insert(_DELIVERIES))
+_INSERT_COMMANDS = BulkStatement(insert(_COMMANDS))
+
+
+def growing_chunks(rows: list[Any], first: int = FIRST_CHUNK, largest: int = ISSUE_CHUNK) -> list[list[Any]]:
+    """Small first, so the first commands are on the wire at once; then larger, because every chunk
+    costs a commit."""
+    chunks: list[list[Any]] = []
+    size, i = first, 0
+    while i < len(rows) or not chunks:
+        chunks.append(rows[i : i + size])
+        i += size
+        size = min(size * 2, largest)
+    return chunks
 
 
 def _command_type(kind: DeviceKind) -> protocol.CommandType:
@@ -118,6 +134,7 @@ class Dispatcher:
         # never races the reconcile that reads what it writes.
         self.chores = list(chores)
         self._last_chores = 0.0
+        self.first_chunk = FIRST_CHUNK
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -275,27 +292,55 @@ class Dispatcher:
                 b.status = BroadcastStatus.DONE
                 b.reason = "Không có thiết bị nào trong khu vực"
                 return 0
-            # Deliveries and their signed commands in the claim's own transaction: a crash before the
-            # commit leaves the broadcast planned, to be dispatched whole after a restart.
+            # Every delivery, and the first few commands, in the claim's own transaction: a crash before
+            # this commit leaves the broadcast planned, to be dispatched whole after a restart, and one
+            # after it leaves deliveries without commands, which start() and reconcile finish.
             conn = session.connection()
-            delivery_ids = conn.execute(
-                insert(_DELIVERIES).returning(_DELIVERIES.c.id, sort_by_parameter_order=True),
-                [{"broadcast_id": b.id, "device_id": device_id, "updated_at": now} for device_id, _, _ in targets],
-            ).scalars().all()
-            rows = [(d, device_id, kind, dia) for d, (device_id, kind, dia) in zip(delivery_ids, targets, strict=True)]
-            commands, outgoing, issued = self._sign(b, bodies, now, rows)
-            conn.execute(insert(_COMMANDS), commands)
+            _INSERT_DELIVERIES.executemany(
+                conn,
+                [
+                    {"broadcast_id": b.id, "device_id": device_id, "status": DeliveryStatus.QUEUED, "reason": "",
+                     "start_error_ms": None, "updated_at": now}
+                    for device_id, _, _ in targets
+                ],
+            )  # fmt: skip
+            delivery_of = dict(
+                conn.execute(
+                    select(_DELIVERIES.c.device_id, _DELIVERIES.c.id).where(_DELIVERIES.c.broadcast_id == b.id)
+                ).all()
+            )
+            rows = [(delivery_of[device_id], device_id, kind, dia) for device_id, kind, dia in targets]
+            for _, _, kind, dia in rows:  # every stamp while `b` is attached: later chunks only sign
+                bodies.stamp(kind, dia, now)
+            chunks = growing_chunks(rows, self.first_chunk)
+            commands, outgoing, issued = self._sign(b, bodies, now, chunks[0])
+            _INSERT_COMMANDS.executemany(conn, commands)
         self._send(broadcast_id, outgoing, issued)
         sent = len(outgoing)
+        # The rest a chunk at a time, each committed and then published: the first villages' speakers are
+        # fetching the audio while the later commands are still being signed and stored.
+        for chunk in chunks[1:]:
+            try:
+                with self.db.session() as session:
+                    status = session.scalar(select(Broadcast.status).where(Broadcast.id == broadcast_id))
+                    if status is not BroadcastStatus.DISPATCHED:
+                        break  # cancelled meanwhile
+                    commands, outgoing, issued = self._sign(b, bodies, now, chunk)
+                    _INSERT_COMMANDS.executemany(session.connection(), commands)
+            except IntegrityError:
+                log.info("commands for broadcast %s are being issued elsewhere", broadcast_id)
+                break
+            self._send(broadcast_id, outgoing, issued)
+            sent += len(outgoing)
         log.info("broadcast %s dispatched to %d devices", broadcast_id, sent)
         return sent
 
     def issue_commands(self, broadcast_id: int) -> int:
         """Signed commands for the broadcast's deliveries that have none yet, a chunk at a time.
 
-        `dispatch` stores deliveries and commands in one transaction; this finishes the deliveries left
-        without a command some other way (a crash inside an older release's two-step dispatch, rows
-        written by hand). A delivery gets at most one command (a unique constraint), so a race between
+        `dispatch` stores every delivery with its first chunk of commands, then the rest chunk by chunk;
+        this finishes the deliveries a dispatch cut off between chunks left without a command (a crash,
+        a database error). A delivery gets at most one command (a unique constraint), so a race between
         two callers ends with one command each, never two.
         """
         total = 0
@@ -317,8 +362,7 @@ class Dispatcher:
                         .limit(ISSUE_CHUNK)
                     ).all()
                     commands, outgoing, delivery_ids = self._sign(b, _Bodies(self, b), now, rows)
-                    if commands:
-                        session.connection().execute(insert(_COMMANDS), commands)
+                    _INSERT_COMMANDS.executemany(session.connection(), commands)
             except IntegrityError:
                 log.info("commands for broadcast %s are being issued elsewhere", broadcast_id)
                 return total
@@ -349,6 +393,8 @@ class Dispatcher:
                     "created_at": now,
                     "expires_at": b.expires_at,
                     "send_count": 1,
+                    "sent_at": None,
+                    "acked_at": None,
                 }
             )
             outgoing.append(Outgoing(device_id, command_id, payload, b.expires_at))

@@ -28,7 +28,7 @@ from broadcaster.db import (
     DeviceKind,
 )
 from broadcaster.devices import DeviceLink, EventWriter, Metrics
-from broadcaster.dispatch import DevicePath, Dispatcher
+from broadcaster.dispatch import DevicePath, Dispatcher, growing_chunks
 from broadcaster.mqtt import BrokerAddress, connect, new_client
 from broadcaster.service import add_device, add_village, ensure_commune
 from schedules.clock import Clock, FakeClock, SystemClock
@@ -402,3 +402,78 @@ def test_a_delivery_finished_elsewhere_is_never_moved_back_by_a_late_ack(rig: Ri
     with rig.db.session() as s:
         assert s.scalars(select(Delivery.status).where(Delivery.device_id == "thon-1-loa")).one() is DeliveryStatus.DONE
         assert s.get(Command, cmd.id).acked_at == first_ack  # type: ignore[union-attr]
+
+
+def test_chunks_start_small_and_double_up_to_the_largest() -> None:
+    rows = list(range(20))
+    chunks = growing_chunks(rows, first=2, largest=8)
+    assert [len(c) for c in chunks] == [2, 4, 8, 6]
+    assert [r for c in chunks for r in c] == rows
+    assert growing_chunks([], first=2) == [[]]
+
+
+def _add_speakers(db: Database, n: int) -> list[str]:
+    ids = [f"thon-1-loa-{i}" for i in range(n)]
+    with db.session() as s:
+        for device_id in ids:
+            add_device(s, device_id, DeviceKind.SPEAKER, "thon-1")
+    return ids
+
+
+def test_a_dispatch_in_chunks_gives_every_device_one_command_on_the_wire(rig: Rig) -> None:
+    devices = ["thon-1-loa", *_add_speakers(rig.db, 5)]
+    listeners = [Listener(rig.broker, d) for d in devices]
+    try:
+        rig.dispatcher.first_chunk = 1  # chunks of 1, 2 and 3 commands
+        bid = plan(rig.db, T0 + timedelta(seconds=10), zone="thon-1")
+        assert rig.dispatcher.dispatch(bid) == 6
+        wait_for(lambda: all(len(x.got) == 1 for x in listeners), 5, "a command for every device")
+        with rig.db.session() as s:
+            per_delivery = s.execute(select(Command.delivery_id, func.count()).group_by(Command.delivery_id)).all()
+            assert len(per_delivery) == 6 and {n for _, n in per_delivery} == {1}
+        assert rig.writer.flush()
+        wait_for(lambda: _delivery_status(rig.db) == [DeliveryStatus.SENT] * 6, 5, "every delivery sent")
+    finally:
+        for x in listeners:
+            x.close()
+
+
+@pytest.fixture
+def sqlite_rig(tmp_path: Path, broker: ManagedBroker, sqlite_url: str) -> Iterator[Rig]:
+    yield from make_rig(tmp_path, broker, sqlite_url, FakeClock(T0))
+
+
+def test_a_dispatch_cut_off_after_its_first_chunk_is_finished_on_restart(sqlite_rig: Rig) -> None:
+    """The database refuses the second chunk: the first chunk is out, the deliveries of the rest wait
+    without commands, and a restarted dispatcher issues them at once. (A SQLite trigger does the
+    refusing; the recovery from a half-dispatched broadcast is tested on both backends above.)"""
+    rig = sqlite_rig
+    _add_speakers(rig.db, 3)
+    rig.dispatcher.first_chunk = 1
+    bid = plan(rig.db, T0 + timedelta(seconds=40), zone="thon-1")
+    with rig.db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER full_disk BEFORE INSERT ON commands WHEN (SELECT count(*) FROM commands) >= 1 "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    assert rig.dispatcher.dispatch(bid) == 1
+    assert (_count(rig.db, Delivery), _count(rig.db, Command)) == (4, 1)
+    with rig.db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER full_disk")
+    rig.dispatcher.start()
+    assert _count(rig.db, Command) == 4
+    with rig.db.session() as s:
+        assert s.scalar(select(func.count(func.distinct(Command.delivery_id)))) == 4
+
+
+def test_the_writer_lags_until_what_was_put_is_committed(rig: Rig) -> None:
+    """`lagging` holds back the dispatcher's re-sends while acks wait in the writer's queue."""
+    bid = plan(rig.db, T0 + timedelta(seconds=10), zone="thon-1")
+    rig.dispatcher.dispatch(bid)
+    assert rig.writer.flush() and not rig.writer.lagging
+    with rig.db.session() as s:
+        cmd = s.scalars(select(Command)).one()
+    rig.writer.put("ack", cmd.device_id, protocol.make_ack(cmd.id, "received", T0))
+    assert rig.writer.lagging  # the writer lingers 50 ms before it takes a batch
+    assert rig.writer.flush() and not rig.writer.lagging
+    assert _delivery_status(rig.db) == [DeliveryStatus.RECEIVED]
