@@ -563,9 +563,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio-s", type=float, default=1.0)
     p.add_argument("--rounds", type=int, default=2, help="baseline/project pairs (medians are reported)")
     p.add_argument(
-        "--per-village",
+        "--one-row",
         action="store_true",
-        help="one broadcast per village (as the planner stores it), dispatched concurrently, not one for 'all'",
+        help="one broadcast row for the zone 'all' instead of one per village (the planner stores a "
+        "commune-wide item as one row per village, fired at once, and the default does the same)",
     )
     p.add_argument("--profile", action="store_true", help="cProfile dispatch() and EventWriter to stderr")
     p.add_argument(
@@ -591,11 +592,11 @@ def main(argv: list[str] | None = None) -> int:
             args.audio_s,
             args.profile,
             args.rounds,
-            args.per_village,
+            not args.one_row,
             args.postgres,
         )
     result.update(devices=args.devices, villages=villages, processes=processes, lead_s=lead_s)
-    result["broadcasts"] = "one per village, dispatched concurrently" if args.per_village else "one for zone all"
+    result["broadcasts"] = "one for zone all" if args.one_row else "one per village, all fired at once"
     result["database"] = "postgresql" if args.postgres else "sqlite"
     result["loadavg_1m_before"] = round(load_before, 2)
     result["cpus"] = os.cpu_count()

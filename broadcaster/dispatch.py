@@ -83,6 +83,7 @@ class _Bodies:
 
     def __init__(self, dispatcher: Dispatcher, b: Broadcast) -> None:
         self._dispatcher, self._b = dispatcher, b
+        self.broadcast_id, self.expires_at = b.id, b.expires_at
         self._cache: dict[tuple[DeviceKind, bool], dict[str, object] | None] = {}
         self._stamps: dict[tuple[DeviceKind, bool], protocol.CommandStamp | None] = {}
 
@@ -136,6 +137,7 @@ class Dispatcher:
         self._last_chores = 0.0
         self.first_chunk = FIRST_CHUNK
         self._lock = threading.Lock()
+        self._claim_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -248,92 +250,145 @@ class Dispatcher:
             finish_broadcast_if_complete(session, bid)
 
     def dispatch(self, broadcast_id: int) -> int:
-        """Turn one planned broadcast into commands, once. Returns how many commands were queued."""
-        now = self.clock.now()
-        with self.db.session() as session:
-            result = session.execute(
-                update(Broadcast)
-                .where(Broadcast.id == broadcast_id, Broadcast.status == BroadcastStatus.PLANNED)
-                .values(status=BroadcastStatus.DISPATCHED, dispatched_at=now)
-            )
-            claimed = cast(CursorResult[Any], result).rowcount
-            if claimed != 1:
+        """Turn one planned broadcast, with the rest of its placement (the other villages' rows of the
+        same airing and start), into commands, once. Returns how many commands were queued.
+
+        A commune-wide bulletin is one row per village, and the timer fires all of them at the same
+        instant: the first call takes them all, so the villages' commands go out as one stream rather
+        than as fifty dispatches fighting over the database, and the later calls find nothing to do.
+        """
+        # One claim at a time in this process: the other villages' calls of a placement then wait here
+        # and find their rows taken, instead of queueing for the database's write lock.
+        with self._claim_lock, self.db.session() as session:
+            now = self.clock.now()
+            claimed = self._claim_placement(session, broadcast_id, now)
+            if not claimed:
                 return 0
-            b = session.get(Broadcast, broadcast_id)
-            assert b is not None
-            verdict = classify_firing(
-                b.start_at,
-                b.expires_at,
-                now,
-                duration=timedelta(milliseconds=b.duration_ms),
-                tolerance=timedelta(seconds=LATE_TOLERANCE_S),
-            )
-            if verdict is Firing.MISSED:
-                b.status = BroadcastStatus.MISSED
-                b.reason = "Quá thời hạn phát: không còn kịp phát trọn trước khi hết hiệu lực"
-                return 0
-            if verdict is Firing.LATE:
-                late_by = int((now + timedelta(seconds=LATE_PREP_S) - b.start_at).total_seconds())
-                b.start_at = now + timedelta(seconds=LATE_PREP_S)  # the start devices are given
-                b.late = True
-                b.reason = f"Phát trễ {late_by} giây"
-            zone = session.get(Zone, b.zone_id)
-            assert zone is not None
-            villages = villages_of(session, zone)
-            # Columns, not ORM objects: a commune-wide bulletin has thousands of targets.
-            devices = session.connection().execute(
-                select(Device.id, Device.kind, Device.diacritics)
-                .where(Device.village_id.in_(villages))
-                .order_by(Device.id)
-            ).all() if villages else []
-            bodies = _Bodies(self, b)
-            targets = [row for row in devices if bodies.get(row[1], row[2]) is not None]
+            targets: list[tuple[_Bodies, str, DeviceKind, bool]] = []
+            for b in claimed:
+                targets += self._targets(session, b, now)
             if not targets:
-                b.status = BroadcastStatus.DONE
-                b.reason = "Không có thiết bị nào trong khu vực"
                 return 0
             # Every delivery, and the first few commands, in the claim's own transaction: a crash before
-            # this commit leaves the broadcast planned, to be dispatched whole after a restart, and one
+            # this commit leaves the broadcasts planned, to be dispatched whole after a restart, and one
             # after it leaves deliveries without commands, which start() and reconcile finish.
             conn = session.connection()
             _INSERT_DELIVERIES.executemany(
                 conn,
                 [
-                    {"broadcast_id": b.id, "device_id": device_id, "status": DeliveryStatus.QUEUED, "reason": "",
-                     "start_error_ms": None, "updated_at": now}
-                    for device_id, _, _ in targets
+                    {"broadcast_id": bodies.broadcast_id, "device_id": device_id, "status": DeliveryStatus.QUEUED,
+                     "reason": "", "start_error_ms": None, "updated_at": now}
+                    for bodies, device_id, _, _ in targets
                 ],
             )  # fmt: skip
-            delivery_of = dict(
-                conn.execute(
-                    select(_DELIVERIES.c.device_id, _DELIVERIES.c.id).where(_DELIVERIES.c.broadcast_id == b.id)
-                ).all()
-            )
-            rows = [(delivery_of[device_id], device_id, kind, dia) for device_id, kind, dia in targets]
-            for _, _, kind, dia in rows:  # every stamp while `b` is attached: later chunks only sign
+            ids = sorted({bodies.broadcast_id for bodies, _, _, _ in targets})
+            delivery_of = {
+                (bid, device_id): did
+                for did, bid, device_id in conn.execute(
+                    select(_DELIVERIES.c.id, _DELIVERIES.c.broadcast_id, _DELIVERIES.c.device_id).where(
+                        _DELIVERIES.c.broadcast_id.in_(ids)
+                    )
+                )
+            }
+            rows = [
+                (bodies, delivery_of[bodies.broadcast_id, device_id], device_id, kind, dia)
+                for bodies, device_id, kind, dia in targets
+            ]
+            for bodies, _, _, kind, dia in rows:  # every stamp while the broadcasts are attached
                 bodies.stamp(kind, dia, now)
             chunks = growing_chunks(rows, self.first_chunk)
-            commands, outgoing, issued = self._sign(b, bodies, now, chunks[0])
+            commands, outgoing, issued = self._sign(now, chunks[0])
             _INSERT_COMMANDS.executemany(conn, commands)
-        self._send(broadcast_id, outgoing, issued)
+        self._send(outgoing, issued)
         sent = len(outgoing)
         # The rest a chunk at a time, each committed and then published: the first villages' speakers are
         # fetching the audio while the later commands are still being signed and stored.
         for chunk in chunks[1:]:
             try:
                 with self.db.session() as session:
-                    status = session.scalar(select(Broadcast.status).where(Broadcast.id == broadcast_id))
-                    if status is not BroadcastStatus.DISPATCHED:
-                        break  # cancelled meanwhile
-                    commands, outgoing, issued = self._sign(b, bodies, now, chunk)
+                    live = set(
+                        session.scalars(
+                            select(Broadcast.id).where(
+                                Broadcast.id.in_(ids), Broadcast.status == BroadcastStatus.DISPATCHED
+                            )
+                        )
+                    )
+                    chunk = [row for row in chunk if row[0].broadcast_id in live]  # not cancelled meanwhile
+                    commands, outgoing, issued = self._sign(now, chunk)
                     _INSERT_COMMANDS.executemany(session.connection(), commands)
             except IntegrityError:
-                log.info("commands for broadcast %s are being issued elsewhere", broadcast_id)
+                log.info("commands for broadcasts %s are being issued elsewhere", ids)
                 break
-            self._send(broadcast_id, outgoing, issued)
+            self._send(outgoing, issued)
             sent += len(outgoing)
-        log.info("broadcast %s dispatched to %d devices", broadcast_id, sent)
+        log.info("broadcasts %s dispatched to %d devices", ids, sent)
         return sent
+
+    def _claim_placement(self, session: Session, broadcast_id: int, now: datetime) -> list[Broadcast]:
+        """The planned rows of this broadcast's placement that this call moved to DISPATCHED (a
+        conditional UPDATE each: two racing callers never both own a row)."""
+        b = session.get(Broadcast, broadcast_id)
+        if b is None or b.status is not BroadcastStatus.PLANNED:
+            return []
+        ids = [broadcast_id]
+        if b.airing_id:
+            ids += session.scalars(
+                select(Broadcast.id)
+                .where(
+                    Broadcast.airing_id == b.airing_id,
+                    Broadcast.start_at == b.start_at,
+                    Broadcast.status == BroadcastStatus.PLANNED,
+                    Broadcast.id != broadcast_id,
+                )
+                .order_by(Broadcast.id)
+            ).all()
+        claimed = []
+        for bid in ids:
+            result = session.execute(
+                update(Broadcast)
+                .where(Broadcast.id == bid, Broadcast.status == BroadcastStatus.PLANNED)
+                .values(status=BroadcastStatus.DISPATCHED, dispatched_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if cast(CursorResult[Any], result).rowcount == 1:
+                claimed.append(bid)
+        session.expire_all()  # the rows as the UPDATEs left them
+        return [row for bid in claimed if (row := session.get(Broadcast, bid)) is not None]
+
+    def _targets(self, session: Session, b: Broadcast, now: datetime) -> list[tuple[_Bodies, str, DeviceKind, bool]]:
+        """The devices a claimed broadcast goes to, with its command bodies; none when it is too late to
+        air or nobody is there to hear it (the broadcast then says why)."""
+        verdict = classify_firing(
+            b.start_at,
+            b.expires_at,
+            now,
+            duration=timedelta(milliseconds=b.duration_ms),
+            tolerance=timedelta(seconds=LATE_TOLERANCE_S),
+        )
+        if verdict is Firing.MISSED:
+            b.status = BroadcastStatus.MISSED
+            b.reason = "Quá thời hạn phát: không còn kịp phát trọn trước khi hết hiệu lực"
+            return []
+        if verdict is Firing.LATE:
+            late_by = int((now + timedelta(seconds=LATE_PREP_S) - b.start_at).total_seconds())
+            b.start_at = now + timedelta(seconds=LATE_PREP_S)  # the start devices are given
+            b.late = True
+            b.reason = f"Phát trễ {late_by} giây"
+        zone = session.get(Zone, b.zone_id)
+        assert zone is not None
+        villages = villages_of(session, zone)
+        # Columns, not ORM objects: a commune-wide bulletin has thousands of targets.
+        devices = session.connection().execute(
+            select(Device.id, Device.kind, Device.diacritics)
+            .where(Device.village_id.in_(villages))
+            .order_by(Device.id)
+        ).all() if villages else []
+        bodies = _Bodies(self, b)
+        targets = [(bodies, dev, kind, dia) for dev, kind, dia in devices if bodies.get(kind, dia) is not None]
+        if not targets:
+            b.status = BroadcastStatus.DONE
+            b.reason = "Không có thiết bị nào trong khu vực"
+        return targets
 
     def issue_commands(self, broadcast_id: int) -> int:
         """Signed commands for the broadcast's deliveries that have none yet, a chunk at a time.
@@ -347,7 +402,7 @@ class Dispatcher:
         while True:
             now = self.clock.now()
             outgoing: list[Outgoing] = []
-            delivery_ids: list[int] = []
+            issued: list[tuple[int, int]] = []
             try:
                 with self.db.session() as session:
                     b = session.get(Broadcast, broadcast_id)
@@ -361,24 +416,26 @@ class Dispatcher:
                         .order_by(Delivery.id)
                         .limit(ISSUE_CHUNK)
                     ).all()
-                    commands, outgoing, delivery_ids = self._sign(b, _Bodies(self, b), now, rows)
+                    bodies = _Bodies(self, b)
+                    commands, outgoing, issued = self._sign(now, [(bodies, *row) for row in rows])
                     _INSERT_COMMANDS.executemany(session.connection(), commands)
             except IntegrityError:
                 log.info("commands for broadcast %s are being issued elsewhere", broadcast_id)
                 return total
-            self._send(broadcast_id, outgoing, delivery_ids)
+            self._send(outgoing, issued)
             total += len(outgoing)
             if len(rows) < ISSUE_CHUNK:
                 return total
 
     def _sign(
-        self, b: Broadcast, bodies: _Bodies, now: datetime, rows: Sequence[tuple[int, str, DeviceKind, bool]]
-    ) -> tuple[list[dict[str, Any]], list[Outgoing], list[int]]:
-        """Outbox rows, wire messages and their delivery ids for (delivery, device, kind, diacritics) rows."""
+        self, now: datetime, rows: Sequence[tuple[_Bodies, int, str, DeviceKind, bool]]
+    ) -> tuple[list[dict[str, Any]], list[Outgoing], list[tuple[int, int]]]:
+        """Outbox rows, wire messages and their (delivery, broadcast) ids for (bodies, delivery, device,
+        kind, diacritics) rows."""
         commands: list[dict[str, Any]] = []
         outgoing: list[Outgoing] = []
-        delivery_ids: list[int] = []
-        for delivery_id, device_id, kind, diacritics in rows:
+        issued: list[tuple[int, int]] = []
+        for bodies, delivery_id, device_id, kind, diacritics in rows:
             stamp = bodies.stamp(kind, diacritics, now)
             if stamp is None:
                 continue
@@ -391,20 +448,20 @@ class Dispatcher:
                     "type": _command_type(kind),
                     "payload": payload.decode("utf-8"),
                     "created_at": now,
-                    "expires_at": b.expires_at,
+                    "expires_at": bodies.expires_at,
                     "send_count": 1,
                     "sent_at": None,
                     "acked_at": None,
                 }
             )
-            outgoing.append(Outgoing(device_id, command_id, payload, b.expires_at))
-            delivery_ids.append(delivery_id)
-        return commands, outgoing, delivery_ids
+            outgoing.append(Outgoing(device_id, command_id, payload, bodies.expires_at))
+            issued.append((delivery_id, bodies.broadcast_id))
+        return commands, outgoing, issued
 
-    def _send(self, broadcast_id: int, outgoing: list[Outgoing], delivery_ids: list[int]) -> None:
+    def _send(self, outgoing: list[Outgoing], issued: list[tuple[int, int]]) -> None:
         """Publish committed commands (and tell the ack writer about them first, see _RowCache)."""
         self.link.writer.remember_commands(
-            [(o.command_id, o.device_id, d, broadcast_id) for o, d in zip(outgoing, delivery_ids, strict=True)]
+            [(o.command_id, o.device_id, d, bid) for o, (d, bid) in zip(outgoing, issued, strict=True)]
         )
         self._publish(outgoing)
 

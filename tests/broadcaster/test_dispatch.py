@@ -477,3 +477,46 @@ def test_the_writer_lags_until_what_was_put_is_committed(rig: Rig) -> None:
     assert rig.writer.lagging  # the writer lingers 50 ms before it takes a batch
     assert rig.writer.flush() and not rig.writer.lagging
     assert _delivery_status(rig.db) == [DeliveryStatus.RECEIVED]
+
+
+def _placement(db: Database, start_at: datetime, villages: list[str], airing_id: str) -> list[int]:
+    """One airing placed in several villages, as the planner stores a commune-wide item: a row each."""
+    bid = plan(db, start_at, zone=villages[0])
+    with db.session() as s:
+        first = s.get(Broadcast, bid)
+        assert first is not None
+        first.airing_id = airing_id
+        rows = [
+            Broadcast(
+                announcement_id=first.announcement_id, zone_id=v, start_at=start_at, expires_at=first.expires_at,
+                airing_id=airing_id,
+            )
+            for v in villages[1:]
+        ]  # fmt: skip
+        s.add_all(rows)
+        s.flush()
+        return [bid, *(r.id for r in rows)]
+
+
+def test_the_first_dispatch_of_a_placement_takes_every_village_of_it(rig: Rig) -> None:
+    """The timer fires every village's row of a commune-wide item at once: one call issues them all,
+    the others find nothing left, and a later airing of the same item is not touched."""
+    start = T0 + timedelta(seconds=20)
+    bids = _placement(rig.db, start, ["thon-1", "thon-2"], "a1@20261125T000020Z")
+    later = _placement(rig.db, start + timedelta(hours=1), ["thon-1"], "a1@20261125T000020Z")
+    results: list[int] = []
+    threads = [threading.Thread(target=lambda b=b: results.append(rig.dispatcher.dispatch(b))) for b in bids * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [0, 0, 0, 2]
+    with rig.db.session() as s:
+        statuses = dict(s.execute(select(Broadcast.id, Broadcast.status)).all())
+        per_broadcast = dict(
+            s.execute(select(Delivery.broadcast_id, func.count()).group_by(Delivery.broadcast_id)).all()
+        )
+    assert [statuses[b] for b in bids] == [BroadcastStatus.DISPATCHED] * 2
+    assert statuses[later[0]] is BroadcastStatus.PLANNED
+    assert per_broadcast == {bids[0]: 1, bids[1]: 1}
+    assert _count(rig.db, Command) == 2
