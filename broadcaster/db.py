@@ -314,8 +314,8 @@ class BulkStatement:
     outbox rows and ack updates that cost twice the database's own work (bench/fanout.py). Here the
     statement is compiled once per dialect and set of columns, and only the parameters whose types
     convert values (times, enums) go through those types' own bind processors, so the driver gets
-    exactly what SQLAlchemy would have given it. Every row names every column it writes: column
-    defaults are not applied.
+    exactly what SQLAlchemy would have given it. Every row names the same columns, all it writes:
+    column defaults are not applied.
     """
 
     def __init__(self, statement: ValuesBase) -> None:

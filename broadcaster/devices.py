@@ -50,6 +50,10 @@ from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
 
+# Pauses before writing a failed batch again. After the last one the batch is dropped and logged; the
+# outbox still re-sends every unacknowledged command, and devices answer a re-send with their last ack.
+WRITE_RETRY_S = (0.5, 2.0, 5.0)
+
 ACK_TO_DELIVERY = {
     "received": DeliveryStatus.RECEIVED,
     "downloaded": DeliveryStatus.DOWNLOADED,
@@ -289,14 +293,7 @@ class EventWriter:
                     break
                 batch.append(nxt)
             linger = len(batch) < self.max_batch  # a full batch: more are waiting, write them at once
-            try:
-                online = self._write(batch)
-                self.rows.put_many(self._learned)
-            except Exception:
-                log.exception("could not write %d device events", len(batch))
-                self.rows.clear()  # its rows may have been advanced past what was committed
-                online = []
-            self._learned = {}
+            online = self._write_with_retries(batch)
             self.batches += 1
             if online and self.on_devices_online:
                 self.on_devices_online(online)
@@ -305,6 +302,25 @@ class EventWriter:
                 self._counts.notify_all()
             if stop:
                 return
+
+    def _write_with_retries(self, batch: list[tuple[str, str, Any, datetime]]) -> list[str]:
+        """A database that is briefly away (locked past its timeout, a PostgreSQL restart) costs a retry,
+        not the acks: the guarded UPDATEs make writing a batch twice harmless."""
+        for attempt in range(len(WRITE_RETRY_S) + 1):
+            try:
+                online = self._write(batch)
+                self.rows.put_many(self._learned)
+                return online
+            except Exception:
+                self.rows.clear()  # its rows may have been advanced past what was committed
+                if attempt == len(WRITE_RETRY_S):
+                    log.exception("could not write %d device events; dropped", len(batch))
+                    return []
+                log.warning("could not write %d device events; retrying", len(batch), exc_info=True)
+                time.sleep(WRITE_RETRY_S[attempt])
+            finally:
+                self._learned = {}
+        return []
 
     def _write(self, batch: list[tuple[str, str, Any, datetime]]) -> list[str]:
         came_online: list[str] = []

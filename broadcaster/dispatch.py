@@ -51,6 +51,7 @@ RESEND_AFTER_S = 15.0  # an unacknowledged command to an online device goes out 
 TIMER_HORIZON_S = 900.0  # broadcasts further ahead wait for a later reconcile, not in the timer
 ISSUE_CHUNK = 5000  # commands committed and published together when finishing an interrupted dispatch
 FIRST_CHUNK = 250  # a dispatch's first commit and publish; each later chunk is twice the one before
+CLAIMS_REMEMBERED = 10_000  # a day's placements many times over
 ISSUE_STALE_S = 10.0  # deliveries left without a command this long were interrupted, not in progress
 CHORES_EVERY_S = 300.0  # programmes are expanded 36 h ahead, so a few minutes' delay costs nothing
 
@@ -104,6 +105,10 @@ class _Bodies:
         return self._stamps[key]
 
 
+# A command to issue: its broadcast's bodies, the delivery, the device, its kind and whether it shows diacritics
+_Row = tuple["_Bodies", int, str, DeviceKind, bool]
+
+
 @dataclass
 class Outgoing:
     device_id: str
@@ -138,6 +143,7 @@ class Dispatcher:
         self.first_chunk = FIRST_CHUNK
         self._lock = threading.Lock()
         self._claim_lock = threading.Lock()
+        self._claimed_here: dict[int, None] = {}  # broadcasts this process claimed lately (_remember_claims)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -257,48 +263,23 @@ class Dispatcher:
         instant: the first call takes them all, so the villages' commands go out as one stream rather
         than as fifty dispatches fighting over the database, and the later calls find nothing to do.
         """
-        # One claim at a time in this process: the other villages' calls of a placement then wait here
-        # and find their rows taken, instead of queueing for the database's write lock.
-        with self._claim_lock, self.db.session() as session:
-            now = self.clock.now()
-            claimed = self._claim_placement(session, broadcast_id, now)
-            if not claimed:
+        if broadcast_id in self._claimed_here:
+            return 0  # taken with its placement by another village's call
+        # One claim at a time in this process: the other villages' calls of a placement wait here, then
+        # find their rows taken without asking the database.
+        with self._claim_lock:
+            if broadcast_id in self._claimed_here:
                 return 0
-            targets: list[tuple[_Bodies, str, DeviceKind, bool]] = []
-            for b in claimed:
-                targets += self._targets(session, b, now)
-            if not targets:
-                return 0
-            # Every delivery, and the first few commands, in the claim's own transaction: a crash before
-            # this commit leaves the broadcasts planned, to be dispatched whole after a restart, and one
-            # after it leaves deliveries without commands, which start() and reconcile finish.
-            conn = session.connection()
-            _INSERT_DELIVERIES.executemany(
-                conn,
-                [
-                    {"broadcast_id": bodies.broadcast_id, "device_id": device_id, "status": DeliveryStatus.QUEUED,
-                     "reason": "", "start_error_ms": None, "updated_at": now}
-                    for bodies, device_id, _, _ in targets
-                ],
-            )  # fmt: skip
-            ids = sorted({bodies.broadcast_id for bodies, _, _, _ in targets})
-            delivery_of = {
-                (bid, device_id): did
-                for did, bid, device_id in conn.execute(
-                    select(_DELIVERIES.c.id, _DELIVERIES.c.broadcast_id, _DELIVERIES.c.device_id).where(
-                        _DELIVERIES.c.broadcast_id.in_(ids)
-                    )
-                )
-            }
-            rows = [
-                (bodies, delivery_of[bodies.broadcast_id, device_id], device_id, kind, dia)
-                for bodies, device_id, kind, dia in targets
-            ]
-            for bodies, _, _, kind, dia in rows:  # every stamp while the broadcasts are attached
-                bodies.stamp(kind, dia, now)
-            chunks = growing_chunks(rows, self.first_chunk)
-            commands, outgoing, issued = self._sign(now, chunks[0])
-            _INSERT_COMMANDS.executemany(conn, commands)
+            with self.db.session() as session:
+                now = self.clock.now()
+                claimed = self._claim_placement(session, broadcast_id, now)
+                targets = self._targets(session, claimed, now)
+                if targets:
+                    chunks, outgoing, issued = self._first_chunk(session, targets, now)
+            self._remember_claims([b.id for b in claimed])
+        if not targets:
+            return 0
+        ids = sorted({bodies.broadcast_id for bodies, _, _, _ in targets})
         self._send(outgoing, issued)
         sent = len(outgoing)
         # The rest a chunk at a time, each committed and then published: the first villages' speakers are
@@ -324,6 +305,46 @@ class Dispatcher:
         log.info("broadcasts %s dispatched to %d devices", ids, sent)
         return sent
 
+    def _first_chunk(
+        self, session: Session, targets: list[tuple[_Bodies, str, DeviceKind, bool]], now: datetime
+    ) -> tuple[list[list[_Row]], list[Outgoing], list[tuple[int, int]]]:
+        """Every delivery, and the first few commands, in the claim's own transaction: a crash before
+        its commit leaves the broadcasts planned, to be dispatched whole after a restart, and one after
+        it leaves deliveries without commands, which start() and reconcile finish."""
+        conn = session.connection()
+        _INSERT_DELIVERIES.executemany(
+            conn,
+            [
+                {"broadcast_id": bodies.broadcast_id, "device_id": device_id, "status": DeliveryStatus.QUEUED,
+                 "reason": "", "start_error_ms": None, "updated_at": now}
+                for bodies, device_id, _, _ in targets
+            ],
+        )  # fmt: skip
+        ids = sorted({bodies.broadcast_id for bodies, _, _, _ in targets})
+        delivery_of = {
+            (bid, device_id): did
+            for did, bid, device_id in conn.execute(
+                select(_DELIVERIES.c.id, _DELIVERIES.c.broadcast_id, _DELIVERIES.c.device_id).where(
+                    _DELIVERIES.c.broadcast_id.in_(ids)
+                )
+            )
+        }
+        rows = [
+            (bodies, delivery_of[bodies.broadcast_id, device_id], device_id, kind, dia)
+            for bodies, device_id, kind, dia in targets
+        ]
+        for bodies, _, _, kind, dia in rows:  # every stamp while the broadcasts are attached
+            bodies.stamp(kind, dia, now)
+        chunks = growing_chunks(rows, self.first_chunk)
+        commands, outgoing, issued = self._sign(now, chunks[0])
+        _INSERT_COMMANDS.executemany(conn, commands)
+        return chunks, outgoing, issued
+
+    def _remember_claims(self, ids: list[int]) -> None:
+        self._claimed_here.update(dict.fromkeys(ids))
+        while len(self._claimed_here) > CLAIMS_REMEMBERED:  # oldest first: dicts keep insertion order
+            del self._claimed_here[next(iter(self._claimed_here))]
+
     def _claim_placement(self, session: Session, broadcast_id: int, now: datetime) -> list[Broadcast]:
         """The planned rows of this broadcast's placement that this call moved to DISPATCHED (a
         conditional UPDATE each: two racing callers never both own a row)."""
@@ -342,7 +363,7 @@ class Dispatcher:
                 )
                 .order_by(Broadcast.id)
             ).all()
-        claimed = []
+        claimed: list[int] = []
         for bid in ids:
             result = session.execute(
                 update(Broadcast)
@@ -352,12 +373,53 @@ class Dispatcher:
             )
             if cast(CursorResult[Any], result).rowcount == 1:
                 claimed.append(bid)
-        session.expire_all()  # the rows as the UPDATEs left them
-        return [row for bid in claimed if (row := session.get(Broadcast, bid)) is not None]
+        if not claimed:
+            return []
+        return list(
+            session.scalars(  # the rows as the UPDATEs left them
+                select(Broadcast).where(Broadcast.id.in_(claimed)).order_by(Broadcast.id)
+                .execution_options(populate_existing=True)
+            )
+        )  # fmt: skip
 
-    def _targets(self, session: Session, b: Broadcast, now: datetime) -> list[tuple[_Bodies, str, DeviceKind, bool]]:
-        """The devices a claimed broadcast goes to, with its command bodies; none when it is too late to
-        air or nobody is there to hear it (the broadcast then says why)."""
+    def _targets(
+        self, session: Session, claimed: list[Broadcast], now: datetime
+    ) -> list[tuple[_Bodies, str, DeviceKind, bool]]:
+        """The devices the claimed broadcasts go to, with their command bodies. A broadcast too late to
+        air, or with nobody to hear it, gets none and says why."""
+        live = [b for b in claimed if self._still_on_time(b, now)]
+        if not live:
+            return []
+        zones = {z.id: z for z in session.scalars(select(Zone).where(Zone.id.in_({b.zone_id for b in live})))}
+        villages = {b.id: villages_of(session, zones[b.zone_id]) for b in live}
+        devices: dict[str, list[tuple[str, DeviceKind, bool]]] = {}
+        wanted = sorted({v for vs in villages.values() for v in vs})
+        if wanted:
+            # Columns, not ORM objects: a commune-wide bulletin has thousands of targets.
+            for village, device_id, kind, dia in session.connection().execute(
+                select(Device.village_id, Device.id, Device.kind, Device.diacritics)
+                .where(Device.village_id.in_(wanted))
+                .order_by(Device.id)
+            ):
+                devices.setdefault(village, []).append((device_id, kind, dia))
+        targets: list[tuple[_Bodies, str, DeviceKind, bool]] = []
+        for b in live:
+            bodies = _Bodies(self, b)
+            mine = [
+                (bodies, device_id, kind, dia)
+                for village in villages[b.id]
+                for device_id, kind, dia in devices.get(village, [])
+                if bodies.get(kind, dia) is not None
+            ]
+            if not mine:
+                b.status = BroadcastStatus.DONE
+                b.reason = "Không có thiết bị nào trong khu vực"
+            targets += mine
+        return targets
+
+    def _still_on_time(self, b: Broadcast, now: datetime) -> bool:
+        """False, and the broadcast marked missed, when it can no longer air whole; a late one is moved
+        to start shortly, and says so."""
         verdict = classify_firing(
             b.start_at,
             b.expires_at,
@@ -368,27 +430,13 @@ class Dispatcher:
         if verdict is Firing.MISSED:
             b.status = BroadcastStatus.MISSED
             b.reason = "Quá thời hạn phát: không còn kịp phát trọn trước khi hết hiệu lực"
-            return []
+            return False
         if verdict is Firing.LATE:
             late_by = int((now + timedelta(seconds=LATE_PREP_S) - b.start_at).total_seconds())
             b.start_at = now + timedelta(seconds=LATE_PREP_S)  # the start devices are given
             b.late = True
             b.reason = f"Phát trễ {late_by} giây"
-        zone = session.get(Zone, b.zone_id)
-        assert zone is not None
-        villages = villages_of(session, zone)
-        # Columns, not ORM objects: a commune-wide bulletin has thousands of targets.
-        devices = session.connection().execute(
-            select(Device.id, Device.kind, Device.diacritics)
-            .where(Device.village_id.in_(villages))
-            .order_by(Device.id)
-        ).all() if villages else []
-        bodies = _Bodies(self, b)
-        targets = [(bodies, dev, kind, dia) for dev, kind, dia in devices if bodies.get(kind, dia) is not None]
-        if not targets:
-            b.status = BroadcastStatus.DONE
-            b.reason = "Không có thiết bị nào trong khu vực"
-        return targets
+        return True
 
     def issue_commands(self, broadcast_id: int) -> int:
         """Signed commands for the broadcast's deliveries that have none yet, a chunk at a time.
@@ -428,7 +476,7 @@ class Dispatcher:
                 return total
 
     def _sign(
-        self, now: datetime, rows: Sequence[tuple[_Bodies, int, str, DeviceKind, bool]]
+        self, now: datetime, rows: Sequence[_Row]
     ) -> tuple[list[dict[str, Any]], list[Outgoing], list[tuple[int, int]]]:
         """Outbox rows, wire messages and their (delivery, broadcast) ids for (bodies, delivery, device,
         kind, diacritics) rows."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -520,3 +521,27 @@ def test_the_first_dispatch_of_a_placement_takes_every_village_of_it(rig: Rig) -
     assert statuses[later[0]] is BroadcastStatus.PLANNED
     assert per_broadcast == {bids[0]: 1, bids[1]: 1}
     assert _count(rig.db, Command) == 2
+
+
+def test_acks_survive_a_database_that_refuses_a_write_for_a_moment(
+    sqlite_rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer's batch fails (a trigger refuses it, as a locked or restarting database would): it is
+    written again, not dropped."""
+    rig = sqlite_rig
+    bid = plan(rig.db, T0 + timedelta(seconds=10), zone="thon-1")
+    rig.dispatcher.dispatch(bid)
+    assert rig.writer.flush()
+    with rig.db.session() as s:
+        cmd = s.scalars(select(Command)).one()
+    with rig.db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TRIGGER refuse BEFORE UPDATE ON deliveries BEGIN SELECT RAISE(ABORT, 'database is busy'); END"
+        )
+    caplog.set_level(logging.WARNING, logger="broadcaster.devices")
+    rig.writer.put("ack", cmd.device_id, protocol.make_ack(cmd.id, "received", T0))
+    wait_for(lambda: any("retrying" in r.getMessage() for r in caplog.records), 5, "a failed write")
+    with rig.db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TRIGGER refuse")
+    assert rig.writer.flush()
+    assert _delivery_status(rig.db) == [DeliveryStatus.RECEIVED]
