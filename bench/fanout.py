@@ -7,9 +7,13 @@ Everything is real: a Mosquitto started here (ManagedBroker, free port), a SQLit
 fleet (broadcaster/fleet.py, a few processes), a 1 s tone made by ffmpeg and served over HTTP at the
 daemon's audio URL (/audio/<sha256>.mp3).
 
-project_s: from the start of `Dispatcher.dispatch()` (claim the broadcast, create and sign one command
-per device in the outbox, commit, publish through `DeviceLink`) until the `EventWriter` has committed
-every device's `received` ack to the database.
+The bulletin is stored as the planner stores a commune-wide item: one broadcast row per village, sharing
+an airing id and start, all fired at once on a thread pool as the daemon's timer fires them
+(`--one-row`: a single row for the zone "all").
+
+project_s: from the start of `Dispatcher.dispatch()` (claim the placement, create and sign one command
+per device in the outbox, commit and publish through `DeviceLink` chunk by chunk) until the
+`EventWriter` has committed every device's `received` ack to the database.
 baseline_s: a bare paho client (same client settings as DeviceLink: MQTT 5, QoS 1, 100 in flight,
 message expiry) signs the same number of commands of the same size, publishes them and collects the
 `received` acks in a dict. Signing is inside the baseline because a device refuses an unsigned command;
