@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import signal
 import socket
@@ -122,3 +123,18 @@ def test_the_banner_warns_a_newcomer_during_quiet_hours() -> None:
     day = Daemon(load_config(None, environ={}), clock=FakeClock(datetime(2026, 11, 25, 9, 0, tzinfo=LOCAL_TZ)))
     day.http = Bound()  # type: ignore[assignment]
     assert "giờ yên tĩnh" not in day.banner() and "curl -s -X POST http://127.0.0.1:8080" in day.banner()
+
+
+def test_settled_memory_is_out_of_the_collectors_reach() -> None:
+    """What start-up built is frozen, so a full collection mid-bulletin does not scan it again."""
+    from daemon import settle_memory
+
+    survivor = [object()]  # a container the collector tracks, alive before and after
+    assert gc.is_tracked(survivor)
+    try:
+        settle_memory()
+        assert gc.get_freeze_count() > 0
+        assert all(survivor is not o for o in gc.get_objects())  # frozen objects are not in any generation
+    finally:
+        gc.unfreeze()
+    assert any(survivor is o for o in gc.get_objects())
