@@ -51,8 +51,9 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from common import throwaway_database
 from paho.mqtt.enums import CallbackAPIVersion
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select
 
 from broadcaster import protocol
 from broadcaster.broker import BrokerSettings, ManagedBroker
@@ -624,7 +625,7 @@ def run(
     broker.start()
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(broker.stop)
-        db = Database(cleanup.enter_context(throwaway_database(tmp, postgres)))
+        db = Database(cleanup.enter_context(throwaway_database(postgres, tmp)))
         fleet: Fleet | None = None
         try:
             db.upgrade()
@@ -656,24 +657,6 @@ def run(
             if fleet is not None:
                 fleet.stop()
             db.dispose()
-
-
-@contextmanager
-def throwaway_database(tmp: Path, postgres: str | None) -> Iterator[str]:
-    """A SQLite file, or a fresh schema in the given PostgreSQL database (dropped afterwards)."""
-    if not postgres:
-        yield f"sqlite:///{tmp / 'loa.sqlite3'}"
-        return
-    schema = f"loa_fanout_{os.getpid()}"
-    admin = create_engine(postgres)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{postgres}{'&' if '?' in postgres else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def combine(pairs: list[tuple[dict[str, Any], dict[str, Any], float]]) -> dict[str, Any]:

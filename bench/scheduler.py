@@ -45,13 +45,14 @@ import threading
 import time
 import uuid
 from array import array
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, TypeVar
+
+from common import throwaway_database  # bench/common.py: standard library only at import
 
 # Only the standard library up here: this file is also each measured child process, and a child's import
 # floor must be what it imports itself (the baseline must not pay for SQLAlchemy, nor ours for nothing).
@@ -452,26 +453,6 @@ def build_database(url: str, airings: int, days: int, seed: int, tmp: Path) -> P
         db.dispose()
 
 
-@contextmanager
-def database(url: str | None, tmp: Path) -> Iterator[str]:
-    """A SQLite file in the temp folder, or a schema of its own in the given PostgreSQL, dropped after."""
-    if not url:
-        yield f"sqlite:///{tmp / 'loa.sqlite3'}"
-        return
-    from sqlalchemy import create_engine, text
-
-    schema = f"loa_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 # ================================================================ running children
 
 
@@ -658,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
     t = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="loa-sched-") as tmp_name:
         tmp = Path(tmp_name)
-        with database(args.database_url, tmp) as url:
+        with throwaway_database(args.database_url, tmp) as url:
             plan = build_database(url, airings, args.days, args.seed, tmp)
             say(
                 f"{plan.rows} planned broadcasts ({plan.placements} placements in {VILLAGES} villages), "
