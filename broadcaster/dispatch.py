@@ -274,12 +274,12 @@ class Dispatcher:
                 now = self.clock.now()
                 claimed = self._claim_placement(session, broadcast_id, now)
                 targets = self._targets(session, claimed, now)
+                ids = sorted({bodies.broadcast_id for bodies, _, _, _ in targets})
                 if targets:
-                    chunks, outgoing, issued = self._first_chunk(session, targets, now)
+                    chunks, outgoing, issued = self._first_chunk(session, targets, ids, now)
             self._remember_claims([b.id for b in claimed])
         if not targets:
             return 0
-        ids = sorted({bodies.broadcast_id for bodies, _, _, _ in targets})
         self._send(outgoing, issued)
         sent = len(outgoing)
         # The rest a chunk at a time, each committed and then published: the first villages' speakers are
@@ -306,7 +306,7 @@ class Dispatcher:
         return sent
 
     def _first_chunk(
-        self, session: Session, targets: list[tuple[_Bodies, str, DeviceKind, bool]], now: datetime
+        self, session: Session, targets: list[tuple[_Bodies, str, DeviceKind, bool]], ids: list[int], now: datetime
     ) -> tuple[list[list[_Row]], list[Outgoing], list[tuple[int, int]]]:
         """Every delivery, and the first few commands, in the claim's own transaction: a crash before
         its commit leaves the broadcasts planned, to be dispatched whole after a restart, and one after
@@ -320,8 +320,7 @@ class Dispatcher:
                 for bodies, device_id, _, _ in targets
             ],
         )  # fmt: skip
-        ids = sorted({bodies.broadcast_id for bodies, _, _, _ in targets})
-        delivery_of = {
+        delivery_of = {  # `ids`: the broadcasts of `targets`
             (bid, device_id): did
             for did, bid, device_id in conn.execute(
                 select(_DELIVERIES.c.id, _DELIVERIES.c.broadcast_id, _DELIVERIES.c.device_id).where(
