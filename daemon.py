@@ -10,42 +10,35 @@ clock ────┘        │                └─> Dispatcher ─> DeviceLi
 from __future__ import annotations
 
 import argparse
-import fcntl
-import gc
-import json
 import logging
-import os
 import signal
 import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
-from urllib.parse import urlsplit
+from typing import Any
 
-from broadcaster import protocol, security
-from broadcaster.api import HttpServer, create_app
-from broadcaster.app import build_services
-from broadcaster.broker import BrokerSettings, ManagedBroker
+from broadcaster import protocol
+from broadcaster.api.app import create_app
+from broadcaster.api.server import HttpServer
+from broadcaster.broker.access import BrokerAccess
+from broadcaster.broker.credentials import daemon_credentials
+from broadcaster.broker.managed import BrokerSettings, ManagedBroker
 from broadcaster.config import Config, ConfigError, load_config
-from broadcaster.devices import EventWriter, Metrics
-from broadcaster.dispatch import DevicePath
-from broadcaster.mqtt import BrokerAddress
-from broadcaster.programmes import expand_programmes
-from broadcaster.service import Services, evict_audio
-from broadcaster.simulate import AgentProcesses, provision
-from schedules.clock import Clock, SystemClock, to_local
+from broadcaster.dispatch.events import EventWriter, Metrics
+from broadcaster.protocol.mqtt import BrokerAddress
+from broadcaster.runtime.banner import banner
+from broadcaster.runtime.datadir import DataDirLock, previous_ports, write_runtime
+from broadcaster.runtime.memory import settle_memory
+from broadcaster.runtime.path import DevicePath
+from broadcaster.services import Services
+from broadcaster.services.audio import evict_audio
+from broadcaster.services.build import build_services
+from broadcaster.services.programmes import expand_programmes
+from broadcaster.simulation.commune import AgentProcesses, provision
+from schedules.clock import Clock, SystemClock
 
 log = logging.getLogger("loa")
-
-
-def previous_ports(data: Path) -> tuple[int, int]:
-    """The API and broker ports of the last run: commands and device configs already carry them."""
-    try:
-        info = json.loads((data / "runtime.json").read_text(encoding="utf-8"))
-        return urlsplit(info["api_url"]).port or 0, urlsplit(info["broker_url"]).port or 0
-    except (OSError, ValueError, KeyError):
-        return 0, 0
 
 
 @dataclass
@@ -57,15 +50,16 @@ class Daemon:
     services: Services | None = None
     path: DevicePath | None = None
     agents: AgentProcesses | None = None
-    access: security.BrokerAccess | None = None
+    access: BrokerAccess | None = None
     metrics: Metrics = field(default_factory=Metrics)
     broker_url: str = ""
-    _lock_file: TextIO | None = None
+    _lock: DataDirLock | None = None
 
     def start(self) -> None:
         cfg = self.config
         data = Path(cfg.general.data_dir).resolve()
-        self._lock_data_dir(data)
+        self._lock = DataDirLock(data)
+        self._lock.acquire()
         svc = self.services = build_services(cfg, self.clock)
         signer = protocol.load_or_create_signer(data / "keys" / "daemon-ed25519.pem")
         last_api, last_broker = previous_ports(data)
@@ -76,8 +70,8 @@ class Daemon:
             if cfg.broker.password:
                 address = address.with_credentials(address.username or "loa-daemon", cfg.broker.password)
         else:
-            user, password = security.daemon_credentials(cfg)
-            self.access = security.BrokerAccess(svc.db, data / "broker", user, password, topics.prefix)
+            user, password = daemon_credentials(cfg)
+            self.access = BrokerAccess(svc.db, data / "broker", user, password, topics.prefix)
             self.broker = ManagedBroker(
                 data / "broker",
                 BrokerSettings(
@@ -116,7 +110,7 @@ class Daemon:
         self.http.start()  # audio is served before the first command can name it
         self.path.start()
 
-        self._write_runtime(data)
+        write_runtime(data, self.http.url, self.broker_url)
         if cfg.simulation.villages:
             configs = provision(
                 svc.db,
@@ -132,34 +126,6 @@ class Daemon:
             self.agents = AgentProcesses(configs, data / "sim" / "logs")
             self.agents.start()
 
-    def _lock_data_dir(self, data: Path) -> None:
-        """Two daemons on one data folder would fight over the broker session and the devices."""
-        data.mkdir(parents=True, exist_ok=True)
-        self._lock_file = (data / "daemon.lock").open("a+")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock_file.seek(0)
-            other = self._lock_file.read().strip() or "?"
-            self._lock_file.close()
-            self._lock_file = None
-            raise RuntimeError(
-                f"một daemon loa khác đang chạy với thư mục dữ liệu {data} (pid {other}) / "
-                "another daemon already uses this data folder"
-            ) from None
-        self._lock_file.seek(0)
-        self._lock_file.truncate()
-        self._lock_file.write(str(os.getpid()))
-        self._lock_file.flush()
-
-    def _write_runtime(self, data: Path) -> None:
-        """Where this instance listens, for the CLI, scripts and tests (ports may have been moved)."""
-        assert self.http is not None
-        info = {"api_url": self.http.url, "broker_url": self.broker_url, "pid": os.getpid()}
-        tmp = data / "runtime.json.tmp"
-        tmp.write_text(json.dumps(info), encoding="utf-8")
-        tmp.replace(data / "runtime.json")
-
     def _poke(self) -> None:
         if self.path:
             self.path.dispatcher.poke()
@@ -173,49 +139,20 @@ class Daemon:
                     log.exception("while stopping %s", type(part).__name__)
         if self.services:
             self.services.db.dispose()
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def banner(self) -> str:
         assert self.http is not None
-        api = self.http.url
-        lines = [
-            f"loa đang chạy — xã {self.config.general.commune}",
-            f"  API:        {api}/api/v1/health",
-            f"  Âm thanh:   {api}/audio/<sha256>.mp3",
-            f"  Broker:     {self.broker_url}{' (do loa quản lý)' if self.broker else ''}",
-            f"  Dữ liệu:    {Path(self.config.general.data_dir).resolve()}",
-        ]
-        if self.agents:
-            lines.append(
-                f"  Mô phỏng:   {self.config.simulation.villages} thôn (loa + bảng LED), "
-                f"tệp đã phát trong {Path(self.config.general.data_dir).resolve() / 'sim'}"
-            )
-        quiet = self.config.schedule
-        now = to_local(self.clock.now()).strftime("%H:%M")
-        start, end = quiet.quiet_start, quiet.quiet_end
-        if (start <= now or now < end) if start > end else (start <= now < end):
-            lines.append(
-                f"  Lưu ý: đang trong giờ yên tĩnh ({start}–{end}): thông báo thường sẽ bị từ chối và chỉ tin khẩn cấp "
-                f"được phát; hãy hẹn giờ sau {end} (--at), hoặc đổi [schedule] trong cấu hình."
-            )
-        lines += [
-            "Thử ngay / try it:",
-            f"  curl -s -X POST {api}/api/v1/announcements -H 'Content-Type: application/json' "
-            '-d \'{"text": "UBND xã thông báo: 7h30 sáng mai họp thôn.", "zones": ["all"], "at": "+10s"}\'',
-            "  .venv/bin/loa status",
-        ]
-        return "\n".join(lines)
-
-
-def settle_memory() -> None:
-    """Put what start-up built (modules, SQLAlchemy's metadata and compiled statements, about 170,000
-    objects) out of the garbage collector's reach: it lives as long as the process, and every full
-    collection scanned it again, holding the GIL for 70-110 ms in the middle of a bulletin's acks
-    (bench/fanout.py). Collect first, so no start-up garbage is kept for good."""
-    gc.collect()
-    gc.freeze()
+        return banner(
+            self.config,
+            self.clock,
+            api_url=self.http.url,
+            broker_url=self.broker_url,
+            managed_broker=self.broker is not None,
+            simulated=self.agents is not None,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

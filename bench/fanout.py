@@ -4,7 +4,7 @@
     .venv/bin/python bench/fanout.py --devices 500   # the start-precision goal (p99 <= 5 ms)
 
 Everything is real: a Mosquitto started here (ManagedBroker, free port), a SQLite file, the simulated
-fleet (broadcaster/fleet.py, a few processes), a 1 s tone made by ffmpeg and served over HTTP at the
+fleet (broadcaster/simulation/fleet.py, a few processes), a 1 s tone made by ffmpeg and served over HTTP at the
 daemon's audio URL (/audio/<sha256>.mp3).
 
 The bulletin is stored as the planner stores a commune-wide item: one broadcast row per village, sharing
@@ -56,23 +56,19 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import func, select
 
 from broadcaster import protocol
-from broadcaster.broker import BrokerSettings, ManagedBroker
+from broadcaster.broker.managed import BrokerSettings, ManagedBroker
 from broadcaster.config import DispatchConfig
 from broadcaster.db import Announcement, Broadcast, Database, Delivery, DeliveryStatus
-from broadcaster.devices import DeviceLink, EventWriter, Metrics
-from broadcaster.dispatch import DevicePath, Dispatcher
-from broadcaster.fleet import (
-    Fleet,
-    FleetSettings,
-    SimDevice,
-    fleet_devices,
-    percentile,
-    provision_fleet,
-    village_of,
-)
-from broadcaster.mqtt import BrokerAddress, connect, new_client, publish_properties
-from broadcaster.service import COMMUNE_ZONE
-from daemon import settle_memory
+from broadcaster.dispatch.dispatcher import Dispatcher
+from broadcaster.dispatch.events import EventWriter, Metrics
+from broadcaster.dispatch.link import DeviceLink
+from broadcaster.protocol.mqtt import BrokerAddress, connect, new_client, publish_properties
+from broadcaster.runtime.memory import settle_memory
+from broadcaster.runtime.path import DevicePath
+from broadcaster.services.reports import percentile
+from broadcaster.services.zones import COMMUNE_ZONE
+from broadcaster.simulation.commune import provision_fleet, village_of
+from broadcaster.simulation.fleet import Fleet, FleetSettings, SimDevice, fleet_devices
 from schedules.clock import SystemClock
 
 VALIDITY_S = 900
@@ -93,7 +89,7 @@ class Audio:
     url: str
 
     def body(self, title: str) -> dict[str, Any]:
-        """The play body the Dispatcher builds (Dispatcher._body_for), for the baseline's commands."""
+        """The play body the dispatcher builds (dispatch.bodies.command_body), for the baseline's commands."""
         return {
             "title": title,
             "audio": {
@@ -332,6 +328,7 @@ class Daemon:
     link: DeviceLink
     dispatcher: Dispatcher
     client_id: str
+    path: DevicePath
     sign: Stopwatch = field(default_factory=Stopwatch)
     publish: Stopwatch = field(default_factory=Stopwatch)
 
@@ -352,29 +349,27 @@ class Daemon:
         )
         writer, link, dispatcher = path.writer, path.link, path.dispatcher
         assert isinstance(writer, RecordingWriter)
-        daemon = cls(db, writer, link, dispatcher, client_id)
+        daemon = cls(db, writer, link, dispatcher, client_id, path)
         path.start()
         settle_memory()  # as daemon.py's main does once started
         return daemon
 
     def stop(self) -> None:
-        self.dispatcher.stop()
-        self.link.stop()
-        self.writer.stop()
+        self.path.stop()
         forget_session(self.link.address, self.client_id)
 
     @contextmanager
     def timed_dispatch(self) -> Iterator[None]:
-        """Sum the time in signing (protocol.CommandStamp, one call per command) and in Dispatcher._publish."""
+        """Sum the time in signing (protocol.CommandStamp, one call per command) and in Outbox.publish."""
         stamp = protocol.CommandStamp.__call__
-        publish = self.dispatcher._publish
+        publish = self.dispatcher.outbox.publish
         protocol.CommandStamp.__call__ = self.sign.wrap(stamp)  # type: ignore[method-assign]
-        self.dispatcher._publish = self.publish.wrap(publish)  # type: ignore[method-assign]
+        self.dispatcher.outbox.publish = self.publish.wrap(publish)  # type: ignore[method-assign]
         try:
             yield
         finally:
             protocol.CommandStamp.__call__ = stamp  # type: ignore[method-assign]
-            self.dispatcher._publish = publish  # type: ignore[method-assign]
+            self.dispatcher.outbox.publish = publish  # type: ignore[method-assign]
 
 
 def settle(writer: RecordingWriter, quiet_s: float = 1.0, timeout: float = 120.0) -> None:

@@ -18,7 +18,7 @@ RSS is VmRSS from /proc/self/status right after; `*_import_rss_mb` is the same p
 only, the floor under each number.
 
 Jitter: `time.time()` minus the due instant when each callback starts, for N airings due in one
-minute, through schedules.timer.Timer and through a bare BackgroundScheduler (default 10-thread pool,
+minute, through broadcaster.runtime.timer.Timer and through a bare BackgroundScheduler (default 10-thread pool,
 misfire_grace_time=None so that late jobs run rather than vanish). Patterns:
   spread       N instants evenly over the window (ours and the baseline run side by side in two processes,
                their instants half a step apart: each wakes ~17 times a second, so they barely meet)
@@ -96,11 +96,13 @@ def child_startup_ours(spec: dict[str, Any]) -> dict[str, Any]:
     from broadcaster import protocol
     from broadcaster.config import DispatchConfig
     from broadcaster.db import Broadcast, BroadcastStatus, Database
-    from broadcaster.devices import DeviceLink, EventWriter, Metrics
-    from broadcaster.dispatch import TIMER_HORIZON_S, Dispatcher
-    from broadcaster.mqtt import BrokerAddress
+    from broadcaster.dispatch.dispatcher import Dispatcher
+    from broadcaster.dispatch.events import EventWriter, Metrics
+    from broadcaster.dispatch.link import DeviceLink
+    from broadcaster.dispatch.reconcile import TIMER_HORIZON_S
+    from broadcaster.protocol.mqtt import BrokerAddress
+    from broadcaster.runtime.timer import Timer
     from schedules.clock import SystemClock
-    from schedules.timer import Timer
 
     import_s = time.perf_counter() - t
     import_rss, _ = memory_mb()
@@ -297,8 +299,8 @@ def run_jitter(spec: dict[str, Any], arm: Callable[[str, datetime, Lateness], No
 
 
 def child_jitter_ours(spec: dict[str, Any]) -> dict[str, Any]:
+    from broadcaster.runtime.timer import DEFAULT_WORKERS, Timer
     from schedules.clock import SystemClock
-    from schedules.timer import DEFAULT_WORKERS, Timer
 
     timer = Timer(SystemClock())
     timer.start()
@@ -376,7 +378,7 @@ def build_database(url: str, airings: int, days: int, seed: int, tmp: Path) -> P
 
     from broadcaster.config import DispatchConfig
     from broadcaster.db import Announcement, Broadcast, BroadcastStatus, Database
-    from broadcaster.service import add_village, ensure_commune
+    from broadcaster.services.zones import add_village, ensure_commune
 
     t = time.perf_counter()
     rng = random.Random(seed)
@@ -476,7 +478,7 @@ def child(kind: str, spec: dict[str, Any], tmp: Path) -> dict[str, Any]:
 
 
 def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank, as broadcaster.fleet.percentile: with 1,000 firings p99 is the 10th latest, an
+    """Nearest-rank, as broadcaster.services.reports.percentile: with 1,000 firings p99 is the 10th latest, an
     airing that really was that late rather than an interpolation between two."""
     if not values:
         return None
@@ -506,7 +508,7 @@ def startup(plan: Plan, rounds: int, tmp: Path) -> dict[str, Any]:
     """Ours and the baseline alternately, each in a fresh process; the ratios are medians of per-round
     ratios, because the two runs of a round share whatever else the machine is doing at the time."""
     from broadcaster import protocol
-    from broadcaster.broker import BrokerSettings, ManagedBroker
+    from broadcaster.broker.managed import BrokerSettings, ManagedBroker
 
     key = tmp / "keys" / "daemon-ed25519.pem"
     protocol.load_or_create_signer(key)

@@ -31,13 +31,13 @@ Planning (`schedules.planner`):
 
 Firing: classify_firing(planned_start, valid_until, now, *, duration=0, tolerance=10 s)
         -> Firing.ON_TIME | LATE | MISSED
-Timer:  Timer(clock).schedule(job_id, run_at, callback) / cancel / scheduled_ids / start / shutdown
 Export: to_ics(placements, zone_name, *, stamp=None) -> str
 Heading: bulletin_heading(when) -> "Bản tin sáng ngày 25 tháng 5" (audio/ reads the numbers)
 Errors: ScheduleError(code, message_vi), ErrorCode
 
-Wiring it to a database (a sketch: `db` and `send` are the broadcaster's)
--------------------------------------------------------------------------
+Wiring it to a database and a timer (a sketch: `db`, `timer` and `send` are the broadcaster's;
+the daemon's timer is broadcaster.runtime.timer, which does the I/O this package never does)
+-----------------------------------------------------------------------------------------
     tree = ZoneTree(db.zones())                                  # communes, villages, groups
     now = clock.now()
     existing = db.placements(since=now - timedelta(hours=6))     # Placement rows, dispatched flag set
@@ -76,7 +76,6 @@ from schedules.model import (
 )
 from schedules.planner import MIN_RELAY_PIECE, Conflict, PlacementCode, Plan, check_request, plan
 from schedules.recurrence import Frequency, Recurrence, occurrences, parse_recurrence
-from schedules.timer import Timer
 from schedules.zones import DEFAULT_QUIET_HOURS, NO_QUIET_HOURS, QuietHours, Zone, ZoneKind, ZoneTree
 
 __all__ = [
@@ -108,7 +107,6 @@ __all__ = [
     "RelayProgramme",
     "ScheduleError",
     "SystemClock",
-    "Timer",
     "Zone",
     "ZoneKind",
     "ZoneTree",

@@ -48,6 +48,14 @@ class QuietHours:
     def label(self) -> str:
         return f"{self.start:%H:%M}–{self.end:%H:%M}"
 
+    def contains(self, local: time) -> bool:
+        """Whether this local wall-clock time falls in the quiet hours."""
+        if self.is_empty:
+            return False
+        if self.start > self.end:  # across midnight
+            return local >= self.start or local < self.end
+        return self.start <= local < self.end
+
 
 DEFAULT_QUIET_HOURS = QuietHours()
 NO_QUIET_HOURS = QuietHours(time(0), time(0))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broadcaster.app import build_services
 from broadcaster.config import load_config
-from broadcaster.service import Services
+from broadcaster.services import Services
+from broadcaster.services.build import build_services
 from schedules.clock import Clock
 
 

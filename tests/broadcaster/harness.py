@@ -16,8 +16,8 @@ import httpx
 
 from broadcaster import protocol
 from broadcaster.db import Database
-from broadcaster.service import ensure_commune
-from broadcaster.simulate import AgentProcesses, provision
+from broadcaster.services.zones import ensure_commune
+from broadcaster.simulation.commune import AgentProcesses, provision
 
 ROOT = Path(__file__).resolve().parents[2]
 

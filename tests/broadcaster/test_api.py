@@ -13,9 +13,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from broadcaster.api import HttpServer, create_app
+from broadcaster.api.app import create_app
+from broadcaster.api.server import HttpServer
 from broadcaster.db import Announcement, AuditEntry, Broadcast, Database
-from broadcaster.service import Services, add_village
+from broadcaster.services import Services
+from broadcaster.services.zones import add_village
 from schedules.clock import SystemClock
 from tests.broadcaster.conftest import make_services
 

@@ -34,20 +34,30 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.reasoncodes import ReasonCode
 from sqlalchemy import func, select
 
-from broadcaster import protocol, security
-from broadcaster.agents.base import AgentConfig
-from broadcaster.agents.sinks import FileSink, NullSink
-from broadcaster.agents.speaker import SpeakerAgent
-from broadcaster.broker import BrokerSettings, ManagedBroker, pick_port, wait_for_port
+from broadcaster import protocol
+from broadcaster.broker.access import BrokerAccess, acl_text, broker_files
+from broadcaster.broker.credentials import (
+    DAEMON_SECRET_FILE,
+    DAEMON_USER,
+    check_password,
+    hash_password,
+    issue_credentials,
+    new_secret,
+)
+from broadcaster.broker.managed import BrokerSettings, ManagedBroker, pick_port, wait_for_port
+from broadcaster.broker.tls import make_ca, make_server_cert, tls_listener_lines
 from broadcaster.db import AuditEntry, Database, Device, DeviceKind
-from broadcaster.mqtt import BrokerAddress, connect, new_client
-from broadcaster.service import add_device, add_village, ensure_commune
+from broadcaster.device.agent import AgentConfig
+from broadcaster.device.sinks import FileSink, NullSink
+from broadcaster.device.speaker import SpeakerAgent
+from broadcaster.protocol.mqtt import BrokerAddress, connect, new_client
+from broadcaster.services.zones import add_device, add_village, ensure_commune
 from tests.broadcaster.harness import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPICS = protocol.Topics()
 A, B = "thon-1-loa", "thon-2-loa"
-DAEMON = security.DAEMON_USER
+DAEMON = DAEMON_USER
 
 
 # ---------------------------------------------------------------- a bare MQTT client that records
@@ -189,9 +199,9 @@ ZONES = {A: ["all", "thon-1"], B: ["all", "thon-2"]}
 
 @pytest.fixture
 def commune(tmp_path: Path) -> Iterator[Commune]:
-    passwords = {DAEMON: security.new_secret(), A: security.new_secret(), B: security.new_secret()}
-    devices = [(d, security.hash_password(passwords[d]), ZONES[d]) for d in (A, B)]
-    lines = security.broker_files(tmp_path / "broker", DAEMON, passwords[DAEMON], devices)
+    passwords = {DAEMON: new_secret(), A: new_secret(), B: new_secret()}
+    devices = [(d, hash_password(passwords[d]), ZONES[d]) for d in (A, B)]
+    lines = broker_files(tmp_path / "broker", DAEMON, passwords[DAEMON], devices)
     broker = ManagedBroker(tmp_path / "broker", BrokerSettings(port=0, extra_lines=lines))
     broker.start()
     signer = protocol.load_or_create_signer(tmp_path / "keys" / "daemon-ed25519.pem")
@@ -247,29 +257,29 @@ def wait_until(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 def test_hash_password_is_mosquittos_own_format(tmp_path: Path) -> None:
-    hashed = security.hash_password("bí mật", salt=b"\x01" * 12)
+    hashed = hash_password("bí mật", salt=b"\x01" * 12)
     _, seven, iterations, salt, digest = hashed.split("$")
     assert (seven, iterations, salt) == ("7", "101", "AQEBAQEBAQEBAQEB")
     assert digest == base64.b64encode(hashlib.pbkdf2_hmac("sha512", "bí mật".encode(), b"\x01" * 12, 101, 64)).decode()
-    assert security.check_password("bí mật", hashed)
-    assert not security.check_password("bi mat", hashed)
+    assert check_password("bí mật", hashed)
+    assert not check_password("bi mat", hashed)
 
     # and it reads what the real mosquitto_passwd writes
     pwfile = tmp_path / "pw"
     subprocess.run(["mosquitto_passwd", "-c", "-b", str(pwfile), "u", "s3cret"], check=True)
     theirs = pwfile.read_text().strip().split(":", 1)[1]
     assert theirs.startswith("$7$101$")
-    assert security.check_password("s3cret", theirs)
-    assert not security.check_password("wrong", theirs)
+    assert check_password("s3cret", theirs)
+    assert not check_password("wrong", theirs)
 
 
 def test_a_real_broker_accepts_our_hashes_and_refuses_everyone_else(tmp_path: Path) -> None:
-    strong = security.new_secret()
+    strong = new_secret()
     devices: list[tuple[str, str, list[str]]] = [
-        (A, security.hash_password("pa"), []),
-        (B, security.hash_password(strong, iterations=1000), []),  # the broker reads the count from the hash
+        (A, hash_password("pa"), []),
+        (B, hash_password(strong, iterations=1000), []),  # the broker reads the count from the hash
     ]
-    lines = security.broker_files(tmp_path / "b", DAEMON, "daemon-pw", devices)
+    lines = broker_files(tmp_path / "b", DAEMON, "daemon-pw", devices)
     broker = ManagedBroker(tmp_path / "b", BrokerSettings(port=0, extra_lines=lines))
     broker.start()
     probes: list[Probe] = []
@@ -466,8 +476,8 @@ def test_reload_admits_new_devices_and_shuts_out_revoked_ones(tmp_path: Path) ->
     with db.session() as s:
         ensure_commune(s, "Xã")
         add_village(s, "thon-1", "Thôn 1")
-        secrets[A] = security.issue_credentials(add_device(s, A, DeviceKind.SPEAKER, "thon-1"))
-    access = security.BrokerAccess(db, tmp_path / "broker", DAEMON, "daemon-pw")
+        secrets[A] = issue_credentials(add_device(s, A, DeviceKind.SPEAKER, "thon-1"))
+    access = BrokerAccess(db, tmp_path / "broker", DAEMON, "daemon-pw")
     broker = ManagedBroker(tmp_path / "broker", BrokerSettings(port=0, extra_lines=access.write()))
     broker.start()
 
@@ -481,7 +491,7 @@ def test_reload_admits_new_devices_and_shuts_out_revoked_ones(tmp_path: Path) ->
         assert access.refresh(broker) is False  # nothing changed, nothing reloaded
         held = Probe(broker.port, A, secrets[A]).start()  # A stays connected throughout
         with db.session() as s:
-            secrets[B] = security.issue_credentials(add_device(s, B, DeviceKind.SPEAKER, "thon-1"))
+            secrets[B] = issue_credentials(add_device(s, B, DeviceKind.SPEAKER, "thon-1"))
         assert not login(B)
         assert access.refresh(broker) is True
         wait_for(lambda: login(B), 5, "B admitted after the reload")
@@ -503,13 +513,13 @@ def test_reload_admits_new_devices_and_shuts_out_revoked_ones(tmp_path: Path) ->
 def test_acl_text_refuses_names_that_would_widen_a_topic() -> None:
     for bad in ("+", "#", "a/b", "a b", "", "$SYS", "x\nuser loa-daemon"):
         with pytest.raises(ValueError):
-            security.acl_text([DAEMON], [(bad, [])])
+            acl_text([DAEMON], [(bad, [])])
         with pytest.raises(ValueError):
-            security.acl_text([DAEMON], [(A, [bad])])
+            acl_text([DAEMON], [(A, [bad])])
     with pytest.raises(ValueError):
-        security.acl_text([DAEMON], [(DAEMON, [])])
+        acl_text([DAEMON], [(DAEMON, [])])
     with pytest.raises(ValueError):
-        security.acl_text([DAEMON], [], prefix="pa/+")
+        acl_text([DAEMON], [], prefix="pa/+")
 
 
 # ---------------------------------------------------------------- TLS
@@ -518,18 +528,18 @@ def test_acl_text_refuses_names_that_would_widen_a_topic() -> None:
 def test_a_tls_broker_accepts_an_agent_that_trusts_the_commune_ca(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tls = security.make_server_cert(tmp_path / "tls", ["localhost", "127.0.0.1"])
+    tls = make_server_cert(tmp_path / "tls", ["localhost", "127.0.0.1"])
     for key in (tls.key, tmp_path / "tls" / "ca.key"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    ca_again = security.make_ca(tmp_path / "tls")
+    ca_again = make_ca(tmp_path / "tls")
     assert ca_again.cert.read_bytes() == tls.ca_cert.read_bytes()  # the CA is made once
 
-    passwords = {DAEMON: security.new_secret(), A: security.new_secret()}
-    lines = security.broker_files(
-        tmp_path / "broker", DAEMON, passwords[DAEMON], [(A, security.hash_password(passwords[A]), ["all"])]
+    passwords = {DAEMON: new_secret(), A: new_secret()}
+    lines = broker_files(
+        tmp_path / "broker", DAEMON, passwords[DAEMON], [(A, hash_password(passwords[A]), ["all"])]
     )
     tls_port = pick_port("127.0.0.1", 0)
-    lines += security.tls_listener_lines(tls, tls_port, "127.0.0.1")
+    lines += tls_listener_lines(tls, tls_port, "127.0.0.1")
     broker = ManagedBroker(tmp_path / "broker", BrokerSettings(port=0, extra_lines=lines))
     broker.start()
     probes: list[Probe] = []
@@ -584,12 +594,12 @@ def loa_here(
     data: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
 ) -> tuple[int, str, str]:
     """`loa` in this process, for the many refusal cases; the end-to-end test runs the real command."""
-    from broadcaster import cli
+    from broadcaster.cli.main import main
 
     monkeypatch.setenv("LOA_GENERAL_DATA_DIR", str(data))
     monkeypatch.delenv("LOA_CONFIG", raising=False)
     capsys.readouterr()
-    code = cli.main(list(args))
+    code = main(list(args))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -685,7 +695,7 @@ def test_device_add_provisions_a_speaker_that_works_end_to_end(
     assert width == height >= 21 * 8
     [device] = _devices(data_dir)
     assert (device.id, device.village_id, device.name) == (A, "thon-1", "Loa thôn 1")
-    assert security.check_password(cfg.password, device.broker_password_hash)
+    assert check_password(cfg.password, device.broker_password_hash)
     db = Database(f"sqlite:///{data_dir / 'loa.sqlite3'}")
     with db.session() as s:
         entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "device.add")).one()
@@ -696,7 +706,7 @@ def test_device_add_provisions_a_speaker_that_works_end_to_end(
     r = loa(data_dir, "broker", "config", "--out", str(tmp_path / "mq"), port=port)
     assert r.returncode == 0, r.stderr
     mosquitto_from(tmp_path / "mq" / "mosquitto.conf", port)
-    daemon_password = (data_dir / "keys" / security.DAEMON_SECRET_FILE).read_text().strip()
+    daemon_password = (data_dir / "keys" / DAEMON_SECRET_FILE).read_text().strip()
     daemon = Probe(port, DAEMON, daemon_password).start()
     cfg.state_dir = str(tmp_path / "agent")
     agent = SpeakerAgent(cfg, sink=NullSink())

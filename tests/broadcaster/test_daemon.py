@@ -12,8 +12,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from broadcaster.api import HttpServer
-from broadcaster.broker import BrokerSettings, ManagedBroker
+from broadcaster.api.server import HttpServer
+from broadcaster.broker.managed import BrokerSettings, ManagedBroker
 from broadcaster.db import Database, Device
 from tests.broadcaster.harness import ROOT, DaemonProcess, wait_for, write_config
 
@@ -127,7 +127,7 @@ def test_the_banner_warns_a_newcomer_during_quiet_hours() -> None:
 
 def test_settled_memory_is_out_of_the_collectors_reach() -> None:
     """What start-up built is frozen, so a full collection mid-bulletin does not scan it again."""
-    from daemon import settle_memory
+    from broadcaster.runtime.memory import settle_memory
 
     survivor = [object()]  # a container the collector tracks, alive before and after
     assert gc.is_tracked(survivor)

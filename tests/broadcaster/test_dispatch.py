@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from broadcaster import protocol
-from broadcaster.broker import ManagedBroker
+from broadcaster.broker.managed import ManagedBroker
 from broadcaster.config import DispatchConfig
 from broadcaster.db import (
     Announcement,
@@ -28,10 +28,13 @@ from broadcaster.db import (
     DeliveryStatus,
     DeviceKind,
 )
-from broadcaster.devices import DeviceLink, EventWriter, Metrics
-from broadcaster.dispatch import DevicePath, Dispatcher, growing_chunks
-from broadcaster.mqtt import BrokerAddress, connect, new_client
-from broadcaster.service import add_device, add_village, ensure_commune
+from broadcaster.dispatch.dispatcher import Dispatcher
+from broadcaster.dispatch.events import EventWriter, Metrics
+from broadcaster.dispatch.link import DeviceLink
+from broadcaster.dispatch.outbox import growing_chunks
+from broadcaster.protocol.mqtt import BrokerAddress, connect, new_client
+from broadcaster.runtime.path import DevicePath
+from broadcaster.services.zones import add_device, add_village, ensure_commune
 from schedules.clock import Clock, FakeClock, SystemClock
 from tests.broadcaster.harness import wait_for
 
@@ -272,9 +275,9 @@ def test_a_relay_plays_the_stream_on_a_real_speaker_for_its_duration(
     import http.server
     import subprocess
 
-    from broadcaster.agents.base import AgentConfig
-    from broadcaster.agents.speaker import SpeakerAgent
     from broadcaster.db import Programme
+    from broadcaster.device.agent import AgentConfig
+    from broadcaster.device.speaker import SpeakerAgent
 
     media = tmp_path / "www"
     media.mkdir()
@@ -538,7 +541,7 @@ def test_acks_survive_a_database_that_refuses_a_write_for_a_moment(
         conn.exec_driver_sql(
             "CREATE TRIGGER refuse BEFORE UPDATE ON deliveries BEGIN SELECT RAISE(ABORT, 'database is busy'); END"
         )
-    caplog.set_level(logging.WARNING, logger="broadcaster.devices")
+    caplog.set_level(logging.WARNING, logger="broadcaster.dispatch.events")
     rig.writer.put("ack", cmd.device_id, protocol.make_ack(cmd.id, "received", T0))
     wait_for(lambda: any("retrying" in r.getMessage() for r in caplog.records), 5, "a failed write")
     with rig.db.engine.begin() as conn:

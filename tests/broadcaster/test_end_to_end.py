@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select
 
 from broadcaster import protocol
-from broadcaster.broker import ManagedBroker
+from broadcaster.broker.managed import ManagedBroker
 from broadcaster.db import (
     Announcement,
     Broadcast,

@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster import protocol
-from broadcaster.broker import ManagedBroker
+from broadcaster.broker.managed import ManagedBroker
 from broadcaster.config import DispatchConfig
 from broadcaster.db import (
     Announcement,
@@ -42,22 +42,15 @@ from broadcaster.db import (
     Device,
     DeviceKind,
 )
-from broadcaster.devices import DeviceLink, EventWriter, Metrics
-from broadcaster.dispatch import DevicePath, Dispatcher
-from broadcaster.fleet import (
-    Fleet,
-    FleetReport,
-    FleetSettings,
-    SimDevice,
-    Timers,
-    delivery_summary,
-    fleet_devices,
-    percentile,
-    provision_fleet,
-    split,
-)
-from broadcaster.mqtt import BrokerAddress, connect, new_client
-from broadcaster.service import COMMUNE_ZONE, ensure_commune
+from broadcaster.dispatch.dispatcher import Dispatcher
+from broadcaster.dispatch.events import EventWriter, Metrics
+from broadcaster.dispatch.link import DeviceLink
+from broadcaster.protocol.mqtt import BrokerAddress, connect, new_client
+from broadcaster.runtime.path import DevicePath
+from broadcaster.services.reports import delivery_summary, percentile
+from broadcaster.services.zones import COMMUNE_ZONE, ensure_commune
+from broadcaster.simulation.commune import provision_fleet
+from broadcaster.simulation.fleet import Fleet, FleetReport, FleetSettings, SimDevice, Timers, fleet_devices, split
 from schedules.clock import SystemClock
 from tests.broadcaster.harness import ROOT, wait_for
 

@@ -9,9 +9,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from broadcaster import service
 from broadcaster.db import Broadcast, BroadcastStatus
-from broadcaster.service import BadInput, Services
+from broadcaster.errors import BadInput
+from broadcaster.services import Services
+from broadcaster.services.announcements import announce, get_announcement
+from broadcaster.services.devices import offline_warnings
+from broadcaster.services.reports import report
+from broadcaster.services.views import calendar, timeline
+from broadcaster.services.zones import add_zone
 from schedules.clock import LOCAL_TZ, FakeClock
 from tests.broadcaster.conftest import make_services
 
@@ -23,10 +28,10 @@ NIGHT = datetime(2026, 11, 25, 22, 0, tzinfo=LOCAL_TZ)
 def svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
     services = make_services(tmp_path, database_url, FakeClock(MORNING))
     services.config.schedule.emergency_repeats = 2
-    service.add_zone(services, "thon-1", "Thôn 1", "village", [], actor="t")
-    service.add_zone(services, "thon-2", "Thôn 2", "village", [], actor="t")
-    service.add_zone(services, "thon-3", "Thôn 3", "village", [], actor="t")
-    service.add_zone(services, "nhom-bac", "Các thôn phía bắc", "group", ["thon-1", "thon-2"], actor="t")
+    add_zone(services, "thon-1", "Thôn 1", "village", [], actor="t")
+    add_zone(services, "thon-2", "Thôn 2", "village", [], actor="t")
+    add_zone(services, "thon-3", "Thôn 3", "village", [], actor="t")
+    add_zone(services, "nhom-bac", "Các thôn phía bắc", "group", ["thon-1", "thon-2"], actor="t")
     yield services
     services.db.dispose()
 
@@ -44,8 +49,8 @@ def _rows(svc: Services, announcement_id: int) -> list[Broadcast]:
 
 def test_a_clash_moves_the_second_item_after_the_first_and_says_why(svc: Services) -> None:
     at = (MORNING + timedelta(minutes=30)).isoformat()
-    first = service.announce(svc, "Thông báo lịch tiêm chủng cho trẻ em.", ["thon-1"], at)
-    second = service.announce(svc, "Thông báo họp chi bộ.", ["thon-1"], at)
+    first = announce(svc, "Thông báo lịch tiêm chủng cho trẻ em.", ["thon-1"], at)
+    second = announce(svc, "Thông báo họp chi bộ.", ["thon-1"], at)
     a, b = _rows(svc, first["id"])[0], _rows(svc, second["id"])[0]
     assert b.start_at >= a.start_at + timedelta(milliseconds=a.duration_ms)
     assert second["placements"][0]["code"] == "moved"
@@ -53,7 +58,7 @@ def test_a_clash_moves_the_second_item_after_the_first_and_says_why(svc: Service
 
 
 def test_a_group_starts_together_in_all_its_villages(svc: Services) -> None:
-    item = service.announce(svc, "Thông báo nạo vét kênh mương.", ["nhom-bac"], "+10m")
+    item = announce(svc, "Thông báo nạo vét kênh mương.", ["nhom-bac"], "+10m")
     rows = _rows(svc, item["id"])
     assert [r.zone_id for r in rows] == ["thon-1", "thon-2"]
     assert rows[0].start_at == rows[1].start_at
@@ -63,16 +68,16 @@ def test_quiet_hours_refuse_a_normal_notice_and_store_nothing(svc: Services) -> 
     assert isinstance(svc.clock, FakeClock)
     svc.clock.set(NIGHT)
     with pytest.raises(BadInput) as err:
-        service.announce(svc, "Thông báo họp thôn.", ["thon-3"], "+5m")
+        announce(svc, "Thông báo họp thôn.", ["thon-3"], "+5m")
     assert err.value.code == "in_quiet_hours" and err.value.status == 409
     assert "yên tĩnh" in err.value.message_vi
-    assert service.timeline(svc, None, NIGHT - timedelta(hours=1), NIGHT + timedelta(days=1)) == []
+    assert timeline(svc, None, NIGHT - timedelta(hours=1), NIGHT + timedelta(days=1)) == []
 
 
 def test_an_emergency_sounds_in_quiet_hours_and_repeats(svc: Services) -> None:
     assert isinstance(svc.clock, FakeClock)
     svc.clock.set(NIGHT)
-    item = service.announce(
+    item = announce(
         svc, "Khẩn cấp: nước lũ đang lên, bà con di chuyển lên vùng cao.", ["all"], None, priority="emergency"
     )
     rows = _rows(svc, item["id"])
@@ -84,9 +89,9 @@ def test_an_emergency_sounds_in_quiet_hours_and_repeats(svc: Services) -> None:
 
 
 def test_an_emergency_pushes_a_planned_notice_and_the_officer_sees_it(svc: Services) -> None:
-    notice = service.announce(svc, "Thông báo thu quỹ phòng chống thiên tai.", ["thon-2"], "+4s")
+    notice = announce(svc, "Thông báo thu quỹ phòng chống thiên tai.", ["thon-2"], "+4s")
     before = _rows(svc, notice["id"])[0].start_at
-    alert = service.announce(
+    alert = announce(
         svc, "Khẩn cấp: bão số 3 đổ bộ, bà con chằng chống nhà cửa.", ["thon-2"], None, priority="emergency"
     )
     assert [m["airing"] for m in alert["moved"]] == [f"a{notice['id']}"]
@@ -99,45 +104,45 @@ def test_an_emergency_pushes_a_planned_notice_and_the_officer_sees_it(svc: Servi
 
 
 def test_a_preview_shows_the_placement_and_stores_nothing(svc: Services) -> None:
-    result = service.announce(svc, "Thông báo mất điện.", ["thon-1"], "+1h", preview=True)
+    result = announce(svc, "Thông báo mất điện.", ["thon-1"], "+1h", preview=True)
     assert result["preview"] is True and result["placements"][0]["villages"] == ["thon-1"]
-    assert service.timeline(svc) == []
+    assert timeline(svc) == []
 
 
 def test_timeline_and_calendar_per_zone(svc: Services) -> None:
-    service.announce(svc, "Thông báo họp thôn 1.", ["thon-1"], "+1h", title="Họp thôn 1")
-    service.announce(svc, "Thông báo họp cả xã.", ["all"], "+2h", title="Họp toàn xã")
-    rows = service.timeline(svc, "thon-2")
+    announce(svc, "Thông báo họp thôn 1.", ["thon-1"], "+1h", title="Họp thôn 1")
+    announce(svc, "Thông báo họp cả xã.", ["all"], "+2h", title="Họp toàn xã")
+    rows = timeline(svc, "thon-2")
     assert [r["title"] for r in rows] == ["Họp toàn xã"]
-    assert [r["title"] for r in service.timeline(svc, "thon-1")] == ["Họp thôn 1", "Họp toàn xã"]
-    ics = service.calendar(svc, "thon-1")
+    assert [r["title"] for r in timeline(svc, "thon-1")] == ["Họp thôn 1", "Họp toàn xã"]
+    ics = calendar(svc, "thon-1")
     assert ics.startswith("BEGIN:VCALENDAR\r\n") and ics.count("BEGIN:VEVENT") == 2
     assert "SUMMARY:Họp thôn 1" in ics
     with pytest.raises(BadInput, match="unknown_zone"):
-        service.timeline(svc, "thon-9")
+        timeline(svc, "thon-9")
     with pytest.raises(BadInput, match="end_before_start"):
-        service.timeline(svc, None, MORNING, MORNING - timedelta(hours=1))
+        timeline(svc, None, MORNING, MORNING - timedelta(hours=1))
 
 
 def test_offline_speakers_before_an_airing_are_flagged(svc: Services) -> None:
     from broadcaster.db import DeviceKind
-    from broadcaster.service import add_device
+    from broadcaster.services.zones import add_device
 
     with svc.db.session() as s:
         add_device(s, "thon-1-loa", DeviceKind.SPEAKER, "thon-1")
         online = add_device(s, "thon-2-loa", DeviceKind.SPEAKER, "thon-2")
         online.online = True
-    service.announce(svc, "Thông báo họp thôn.", ["all"], "+10m", title="Họp thôn")
-    warnings = service.offline_warnings(svc)
+    announce(svc, "Thông báo họp thôn.", ["all"], "+10m", title="Họp thôn")
+    warnings = offline_warnings(svc)
     assert [(w["zone"], w["offline_speakers"]) for w in warnings] == [("thon-1", ["thon-1-loa"])]
     assert "Thôn 1: 1 loa mất kết nối, 'Họp thôn'" in warnings[0]["message"]
-    assert service.offline_warnings(svc, within=timedelta(minutes=5)) == []
+    assert offline_warnings(svc, within=timedelta(minutes=5)) == []
 
 
 def test_eviction_keeps_audio_that_is_still_to_air(svc: Services) -> None:
-    from broadcaster.service import evict_audio
+    from broadcaster.services.audio import evict_audio
 
-    kept = service.announce(svc, "Thông báo họp thôn tối nay.", ["thon-1"], "+1h")
+    kept = announce(svc, "Thông báo họp thôn tối nay.", ["thon-1"], "+1h")
     loose = svc.audio.render("Một bản nghe thử không lên lịch.")
     svc.audio.store.max_bytes = 1  # everything is over budget now
     svc.audio.store.grace_s = 0
@@ -149,31 +154,31 @@ def test_eviction_keeps_audio_that_is_still_to_air(svc: Services) -> None:
 
 def test_the_officer_orders_clashing_priority_items(svc: Services) -> None:
     at = (MORNING + timedelta(hours=1)).isoformat()
-    later = service.announce(svc, "Thông báo về nước sạch.", ["thon-1"], at, priority="priority", order=2)
-    first = service.announce(svc, "Thông báo về điện.", ["thon-1"], at, priority="priority", order=1)
+    later = announce(svc, "Thông báo về nước sạch.", ["thon-1"], at, priority="priority", order=2)
+    first = announce(svc, "Thông báo về điện.", ["thon-1"], at, priority="priority", order=1)
     assert _rows(svc, first["id"])[0].start_at < _rows(svc, later["id"])[0].start_at
     assert [m["airing"] for m in first["moved"]] == [f"a{later['id']}"]
 
 
 def test_a_village_can_keep_its_own_quiet_hours(svc: Services) -> None:
-    service.add_zone(svc, "thon-cho", "Thôn có chợ đêm", "village", [], actor="t", quiet=("23:30", "04:00"))
+    add_zone(svc, "thon-cho", "Thôn có chợ đêm", "village", [], actor="t", quiet=("23:30", "04:00"))
     assert isinstance(svc.clock, FakeClock)
     svc.clock.set(NIGHT)  # 22:00: quiet in the other villages, not here
-    service.announce(svc, "Thông báo về chợ đêm.", ["thon-cho"], "+5m")
+    announce(svc, "Thông báo về chợ đêm.", ["thon-cho"], "+5m")
     with pytest.raises(BadInput, match="in_quiet_hours"):
-        service.announce(svc, "Thông báo về chợ đêm.", ["thon-1"], "+5m")
+        announce(svc, "Thông báo về chợ đêm.", ["thon-1"], "+5m")
 
 
 def test_the_quarter_report_counts_items_and_plays(svc: Services) -> None:
     from broadcaster.db import Delivery, DeliveryStatus, DeviceKind
-    from broadcaster.service import add_device
+    from broadcaster.services.zones import add_device
 
     with svc.db.session() as s:
         for v in ("thon-1", "thon-2"):
             add_device(s, f"{v}-loa", DeviceKind.SPEAKER, v)
             add_device(s, f"{v}-led", DeviceKind.LED, v)
-    a = service.announce(svc, "Thông báo một.", ["all"], "+10m")
-    b = service.announce(svc, "Thông báo hai.", ["thon-1"], "+20m")
+    a = announce(svc, "Thông báo một.", ["all"], "+10m")
+    b = announce(svc, "Thông báo hai.", ["thon-1"], "+20m")
     with svc.db.session() as s:
         for item, devices in ((a, ("thon-1-loa", "thon-2-loa", "thon-1-led")), (b, ("thon-1-loa",))):
             for row in _rows(svc, item["id"]):
@@ -183,7 +188,7 @@ def test_the_quarter_report_counts_items_and_plays(svc: Services) -> None:
                             Delivery(broadcast_id=row.id, device_id=d, status=DeliveryStatus.DONE, updated_at=MORNING)
                         )
     day = MORNING.replace(hour=0)
-    report = service.report(svc, day, day + timedelta(days=1))
-    assert (report["items"], report["plays"]) == (2, 3)  # LED boards do not count as plays
-    assert report["text"] == "2 mục, 3 lượt phát (25/11/2026–25/11/2026)"
-    assert service.get_announcement(svc, a["id"])["summary"] == "2/2 loa đã phát xong"
+    got = report(svc, day, day + timedelta(days=1))
+    assert (got["items"], got["plays"]) == (2, 3)  # LED boards do not count as plays
+    assert got["text"] == "2 mục, 3 lượt phát (25/11/2026–25/11/2026)"
+    assert get_announcement(svc, a["id"])["summary"] == "2/2 loa đã phát xong"

@@ -10,10 +10,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from broadcaster import service
 from broadcaster.db import Broadcast, Programme
-from broadcaster.programmes import add_programme, expand_programmes, list_programmes
-from broadcaster.service import BadInput, Services
+from broadcaster.errors import BadInput
+from broadcaster.services import Services
+from broadcaster.services.announcements import announce
+from broadcaster.services.programmes import add_programme, expand_programmes, list_programmes
+from broadcaster.services.views import timeline
+from broadcaster.services.zones import add_zone
 from schedules.clock import LOCAL_TZ, FakeClock
 from tests.broadcaster.conftest import make_services
 
@@ -25,7 +28,7 @@ RADIO = "http://127.0.0.1:9/vov1.mp3"
 def svc(tmp_path: Path, database_url: str) -> Iterator[Services]:
     services = make_services(tmp_path, database_url, FakeClock(DAWN))
     for n in (1, 2):
-        service.add_zone(services, f"thon-{n}", f"Thôn {n}", "village", [], actor="t")
+        add_zone(services, f"thon-{n}", f"Thôn {n}", "village", [], actor="t")
     yield services
     services.db.dispose()
 
@@ -57,8 +60,8 @@ def test_a_daily_relay_is_placed_ahead_and_expanding_again_adds_nothing(svc: Ser
 def test_a_notice_cuts_the_relay_which_resumes_after_it(svc: Services) -> None:
     add_programme(svc, "relay", "Thời sự VOV1", ["thon-1"], "06:00", stream_url=RADIO, duration_s=1800)
     at = DAWN.replace(hour=6, minute=10).isoformat()
-    service.announce(svc, "Thông báo lịch cắt điện.", ["thon-1"], at, title="Cắt điện")
-    day = service.timeline(svc, "thon-1", DAWN, DAWN + timedelta(hours=3))
+    announce(svc, "Thông báo lịch cắt điện.", ["thon-1"], at, title="Cắt điện")
+    day = timeline(svc, "thon-1", DAWN, DAWN + timedelta(hours=3))
     assert [(r["kind"], r["start_at_local"][:5]) for r in day] == [
         ("relay", "06:00"),
         ("notice", "06:10"),
@@ -83,7 +86,7 @@ def test_a_recurring_notice_airs_each_occurrence_once(svc: Services) -> None:
     for _ in range(4):
         _clock(svc).advance(timedelta(hours=12))
         expand_programmes(svc)
-    rows = service.timeline(svc, "thon-2", DAWN, DAWN + timedelta(days=5))
+    rows = timeline(svc, "thon-2", DAWN, DAWN + timedelta(days=5))
     assert [r["start_at_local"][:11] for r in rows] == [
         "06:00:00 25",
         "17:00:00 25",
@@ -129,10 +132,10 @@ def test_bad_programmes_are_refused_and_nothing_is_stored(svc: Services, kwargs:
 def test_items_queued_in_a_bulletin_air_in_order_inside_its_frame(svc: Services) -> None:
     bulletin = add_programme(svc, "bulletin", "Bản tin", ["all"], "06:00 và 17:00", duration_s=1800)
     assert [w["start_at_local"] for w in bulletin["windows"]][:2] == ["06:00 25/11/2026", "17:00 25/11/2026"]
-    first = service.announce(svc, "Thông báo thu thuế đất.", ["all"], title="Thu thuế", bulletin=bulletin["id"])
-    second = service.announce(svc, "Thông báo lịch họp.", ["all"], title="Lịch họp", bulletin=bulletin["id"])
+    first = announce(svc, "Thông báo thu thuế đất.", ["all"], title="Thu thuế", bulletin=bulletin["id"])
+    second = announce(svc, "Thông báo lịch họp.", ["all"], title="Lịch họp", bulletin=bulletin["id"])
     assert first["placements"][0]["code"] == "bulletin_item"
-    rows = service.timeline(svc, "thon-1", DAWN, DAWN + timedelta(hours=2))
+    rows = timeline(svc, "thon-1", DAWN, DAWN + timedelta(hours=2))
     assert [r["kind"] for r in rows] == ["chime_open", "heading", "notice", "notice", "chime_close"]
     assert [r["title"] for r in rows][1:4] == ["Bản tin sáng ngày 25 tháng 11", "Thu thuế", "Lịch họp"]
     assert rows[0]["start_at_local"].startswith("06:00")
@@ -148,6 +151,6 @@ def test_bulletin_input_is_checked(svc: Services) -> None:
         add_programme(svc, "bulletin", "Bản tin ngắn", ["all"], "06:00", duration_s=3)
     assert err.value.code == "window_too_short"
     with pytest.raises(BadInput) as err:
-        service.announce(svc, "Thông báo.", ["all"], bulletin=99)
+        announce(svc, "Thông báo.", ["all"], bulletin=99)
     assert err.value.code == "no_bulletin"
     assert _count(svc, Programme) == 0 and _count(svc, Broadcast) == 0

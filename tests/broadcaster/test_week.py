@@ -16,14 +16,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from broadcaster import protocol, service
-from broadcaster.broker import ManagedBroker
+from broadcaster import protocol
+from broadcaster.broker.managed import ManagedBroker
 from broadcaster.db import Broadcast, BroadcastStatus, Command, DeviceKind
-from broadcaster.dispatch import DevicePath, Dispatcher
-from broadcaster.mqtt import BrokerAddress
-from broadcaster.planning import bulletin_windows
-from broadcaster.programmes import add_programme, expand_programmes
-from broadcaster.service import Services
+from broadcaster.dispatch.dispatcher import Dispatcher
+from broadcaster.protocol.mqtt import BrokerAddress
+from broadcaster.runtime.path import DevicePath
+from broadcaster.services import Services
+from broadcaster.services.announcements import announce
+from broadcaster.services.planning import bulletin_windows
+from broadcaster.services.programmes import add_programme, expand_programmes
+from broadcaster.services.zones import add_device, add_zone
 from schedules.clock import LOCAL_TZ, FakeClock, to_local
 from tests.broadcaster.conftest import make_services
 
@@ -78,10 +81,10 @@ def test_a_week_airs_everything_once_in_its_place(tmp_path: Path, broker: Manage
     )
     cfg = svc.config
     for v in VILLAGES:
-        service.add_zone(svc, v, v.replace("thon-", "Thôn "), "village", [], actor="t")
+        add_zone(svc, v, v.replace("thon-", "Thôn "), "village", [], actor="t")
         with svc.db.session() as s:
-            service.add_device(s, f"{v}-loa", DeviceKind.SPEAKER, v)
-    service.add_zone(svc, "phia-nam", "Các thôn phía nam", "group", VILLAGES[5:], actor="t")
+            add_device(s, f"{v}-loa", DeviceKind.SPEAKER, v)
+    add_zone(svc, "phia-nam", "Các thôn phía nam", "group", VILLAGES[5:], actor="t")
     bulletin = add_programme(svc, "bulletin", "Bản tin", ["all"], "06:00 và 17:00", duration_s=1800)["id"]
     add_programme(svc, "relay", "Thời sự VOV1", ["all"], "05:30", stream_url="http://127.0.0.1:9/vov1", duration_s=1200)
 
@@ -95,7 +98,7 @@ def test_a_week_airs_everything_once_in_its_place(tmp_path: Path, broker: Manage
                 at(day, 5, 0),
                 "queue",
                 lambda d=day: [
-                    service.announce(svc, f"Tin số {n} ngày {d}.", ["all"], title=f"Tin {d}.{n}", bulletin=bulletin)
+                    announce(svc, f"Tin số {n} ngày {d}.", ["all"], title=f"Tin {d}.{n}", bulletin=bulletin)
                     for n in (1, 2)
                 ],
             )
@@ -104,7 +107,7 @@ def test_a_week_airs_everything_once_in_its_place(tmp_path: Path, broker: Manage
             (
                 at(day, 8, 0),
                 "one-off",
-                lambda d=day: service.announce(
+                lambda d=day: announce(
                     svc, "Thông báo thu gom rác.", [VILLAGES[d % 10]], at(d, 9, 0).isoformat(), title=f"Rác {d}"
                 ),
             )
@@ -114,14 +117,14 @@ def test_a_week_airs_everything_once_in_its_place(tmp_path: Path, broker: Manage
         (
             at(1, 8, 30),
             "long",
-            lambda: service.announce(svc, LONG_TEXT, ["thon-6"], at(1, 9, 30).isoformat(), title="Tiêm chủng"),
+            lambda: announce(svc, LONG_TEXT, ["thon-6"], at(1, 9, 30).isoformat(), title="Tiêm chủng"),
         )
     )
     events.append(
         (
             at(1, 9, 30, 10),
             "emergency",
-            lambda: service.announce(
+            lambda: announce(
                 svc,
                 "Khẩn cấp: lũ quét, bà con di chuyển ngay.",
                 ["phia-nam"],
@@ -136,7 +139,7 @@ def test_a_week_airs_everything_once_in_its_place(tmp_path: Path, broker: Manage
         (
             at(4, 23, 0),
             "night emergency",
-            lambda: service.announce(svc, "Khẩn cấp: đê sắp vỡ.", ["all"], None, priority="emergency", title="Đê"),
+            lambda: announce(svc, "Khẩn cấp: đê sắp vỡ.", ["all"], None, priority="emergency", title="Đê"),
         )
     )
     # Thursday: items planned before two hours of downtime (10:00-12:00); one misses, one airs late.
@@ -145,8 +148,8 @@ def test_a_week_airs_everything_once_in_its_place(tmp_path: Path, broker: Manage
             at(3, 9, 0),
             "before downtime",
             lambda: [
-                service.announce(svc, "Họp tổ hòa giải.", ["thon-3"], at(3, 11, 0).isoformat(), title="Hòa giải"),
-                service.announce(svc, "Họp phụ nữ.", ["thon-4"], at(3, 12, 5).isoformat(), title="Phụ nữ"),
+                announce(svc, "Họp tổ hòa giải.", ["thon-3"], at(3, 11, 0).isoformat(), title="Hòa giải"),
+                announce(svc, "Họp phụ nữ.", ["thon-4"], at(3, 12, 5).isoformat(), title="Phụ nữ"),
             ],
         )
     )

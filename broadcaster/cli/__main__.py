@@ -1,0 +1,7 @@
+"""`python -m broadcaster.cli ...` is `loa ...`."""
+
+import sys
+
+from broadcaster.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,418 @@
+"""What devices report, into the database: one batched writer for acks, status and telemetry.
+
+Acks, status and telemetry from thousands of speakers arrive on paho's network thread (`DeviceLink`);
+writing each one in its own transaction would make the database the bottleneck of a commune-wide
+bulletin. So the network thread only parses and queues, and `EventWriter` commits whatever has queued
+up, in one transaction per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Float, String, Table, Update, bindparam, case, func, literal_column, select, update
+from sqlalchemy.orm import Session
+
+from broadcaster.db import (
+    DELIVERY_RANK,
+    FINAL_DELIVERY,
+    Broadcast,
+    BroadcastStatus,
+    BulkStatement,
+    Command,
+    Database,
+    Delivery,
+    DeliveryStatus,
+    Device,
+)
+from schedules.clock import Clock
+
+log = logging.getLogger(__name__)
+
+# Pauses before writing a failed batch again. After the last one the batch is dropped and logged; the
+# outbox still re-sends every unacknowledged command, and devices answer a re-send with their last ack.
+WRITE_RETRY_S = (0.5, 2.0, 5.0)
+
+ACK_TO_DELIVERY = {
+    "received": DeliveryStatus.RECEIVED,
+    "downloaded": DeliveryStatus.DOWNLOADED,
+    "playing": DeliveryStatus.PLAYING,
+    "done": DeliveryStatus.DONE,
+    "failed": DeliveryStatus.FAILED,
+    "expired": DeliveryStatus.EXPIRED,
+    "rejected": DeliveryStatus.FAILED,
+}
+
+
+@dataclass
+class Metrics:
+    """Counters of what the daemon refused from devices; logged once per kind, then only counted."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def bump(self, name: str, detail: str = "") -> None:
+        with self._lock:
+            first = self.counts[name] == 0
+            self.counts[name] += 1
+        if first:
+            log.warning("dropped device message (%s) %s; further ones are only counted", name, detail)
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+
+def advances(current: DeliveryStatus, state: DeliveryStatus) -> bool:
+    """A delivery only moves forward, and never out of a final state: acks arrive out of order."""
+    if current in FINAL_DELIVERY:
+        return False
+    return state in FINAL_DELIVERY or DELIVERY_RANK[state] > DELIVERY_RANK[current]
+
+
+def apply_delivery_update(delivery: Delivery, state: DeliveryStatus, at: datetime, reason: str = "") -> bool:
+    """Move a delivery forward (see `advances`). True if it moved."""
+    if not advances(delivery.status, state):
+        return False
+    delivery.status = state
+    delivery.updated_at = at
+    if reason:
+        delivery.reason = reason[:300]
+    return True
+
+
+@dataclass
+class _Row:
+    """What the writer needs of one command and its delivery."""
+
+    device_id: str
+    sent_at: datetime | None
+    acked_at: datetime | None
+    delivery_id: int | None
+    status: DeliveryStatus | None
+    broadcast_id: int | None
+
+
+_COMMANDS, _DELIVERIES = cast(Table, Command.__table__), cast(Table, Delivery.__table__)
+# The writer's statements, built once: building them per batch cost more than running them.
+_ROWS_OF = (
+    select(_COMMANDS.c.id, _COMMANDS.c.device_id, _COMMANDS.c.sent_at, _COMMANDS.c.acked_at, _DELIVERIES.c.id,
+           _DELIVERIES.c.status, _DELIVERIES.c.broadcast_id)
+    .outerjoin(_DELIVERIES, _COMMANDS.c.delivery_id == _DELIVERIES.c.id)
+    .where(_COMMANDS.c.id.in_(bindparam("ids", expanding=True)))
+)  # fmt: skip
+# The guards below (a time is set once; a delivery moves only up in rank and never out of a final
+# state) repeat `advances` in SQL, so a stale _RowCache entry can cost a no-op UPDATE, never a wrong one.
+_SET_COMMAND_TIMES: dict[tuple[str, ...], BulkStatement] = {
+    columns: BulkStatement(update(_COMMANDS).where(_COMMANDS.c.id == bindparam("c_id")).values(
+        {c: func.coalesce(_COMMANDS.c[c], bindparam(f"c_{c}", type_=_COMMANDS.c[c].type)) for c in columns}
+    ))
+    for columns in (("sent_at",), ("acked_at",), ("sent_at", "acked_at"))
+}
+_FINAL_RANK = 1000  # above every target rank: nothing leaves a final state
+_TO_FINAL_RANK = _FINAL_RANK - 1  # a final state can be reached from any other
+# Constants written into the SQL, not bound: bound, they were re-processed for every row of an
+# executemany. The column stores enum names (Enum(native_enum=False)).
+_RANK_OF_STATUS = case(
+    *[
+        (_DELIVERIES.c.status == literal_column(f"'{s.name}'"), literal_column(str(DELIVERY_RANK[s])))
+        for s in DeliveryStatus
+        if s not in FINAL_DELIVERY
+    ],
+    else_=literal_column(str(_FINAL_RANK)),
+)
+
+
+def _move_delivery(reason: bool, error: bool) -> Update:
+    """The delivery UPDATE, with the reason and start error only when the batch has them: most acks
+    carry neither, and every bound parameter is processed once per row of an executemany."""
+    c = _DELIVERIES.c
+    values: dict[str, Any] = {
+        "status": bindparam("d_status", type_=c.status.type),
+        "updated_at": bindparam("d_at", type_=c.updated_at.type),
+    }
+    if reason:
+        values["reason"] = func.coalesce(bindparam("d_reason", type_=String), _DELIVERIES.c.reason)
+    if error:
+        values["start_error_ms"] = func.coalesce(bindparam("d_error", type_=Float), _DELIVERIES.c.start_error_ms)
+    return (
+        update(_DELIVERIES)
+        .where(_DELIVERIES.c.id == bindparam("d_id"), bindparam("d_rank") > _RANK_OF_STATUS)
+        .values(values)
+    )
+
+
+_MOVE_DELIVERY = {(r, e): BulkStatement(_move_delivery(r, e)) for r in (False, True) for e in (False, True)}
+
+
+class _RowCache:
+    """Rows the writer has written or the dispatcher has just created, so that a command's later sends
+    and acks (five or so each) need no SELECT. Only committed rows go in, so an entry may lag the
+    database (another daemon instance, the dispatcher expiring deliveries) but never lead it, and the
+    guarded UPDATEs make a lagging entry harmless. Cleared whenever a write fails."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._rows: dict[str, _Row] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, ids: set[str]) -> dict[str, _Row]:
+        with self._lock:
+            return {cid: row for cid in ids if (row := self._rows.get(cid)) is not None}
+
+    def put_many(self, rows: dict[str, _Row]) -> None:
+        with self._lock:
+            self._rows.update(rows)
+            if len(self._rows) > self.limit:  # oldest first: dicts keep insertion order
+                for cid in list(self._rows)[: len(self._rows) - self.limit // 2]:
+                    del self._rows[cid]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+
+def _chunks(items: list[str], size: int = 500) -> list[list[str]]:
+    """IN lists of a size every database accepts."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def finish_broadcast_if_complete(session: Session, broadcast_id: int) -> None:
+    # Called for every batch of final acks: ask whether one delivery is still open, not for them all.
+    open_one = session.scalar(
+        select(Delivery.id)
+        .where(Delivery.broadcast_id == broadcast_id, Delivery.status.not_in(list(FINAL_DELIVERY)))
+        .limit(1)
+    )
+    if open_one is not None:
+        return
+    if session.scalar(select(Delivery.id).where(Delivery.broadcast_id == broadcast_id).limit(1)) is not None:
+        b = session.get(Broadcast, broadcast_id)
+        if b is not None and b.status is BroadcastStatus.DISPATCHED:
+            b.status = BroadcastStatus.DONE
+
+
+class EventWriter:
+    """Drains device events into the database in batches, on its own thread."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        metrics: Metrics,
+        on_devices_online: Callable[[list[str]], None] | None = None,
+        max_batch: int = 2000,
+        linger_s: float = 0.05,
+    ) -> None:
+        self.db = db
+        self.clock = clock
+        self.metrics = metrics
+        self.on_devices_online = on_devices_online
+        self.max_batch = max_batch
+        # After the first event, wait this long for more before writing: a bulletin's acks arrive
+        # thousands a second, and each transaction costs about as much as a hundred acks in it.
+        self.linger_s = linger_s
+        self._queue: queue.SimpleQueue[tuple[str, str, Any, datetime] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="event-writer", daemon=True)
+        # Events queued and events written (or given up on), under one plain lock: a threading.Event
+        # cleared on every put cost more than the rest of put.
+        self._counts = threading.Condition(threading.Lock())
+        self._queued = self._done = 0
+        self.batches = 0
+        self.rows = _RowCache()
+        self._learned: dict[str, _Row] = {}
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def remember_commands(self, rows: list[tuple[str, str, int, int]]) -> None:
+        """Commands just committed by the dispatcher, (command id, device, delivery, broadcast), so the
+        first acks of a bulletin need no SELECT."""
+        self.rows.put_many({cid: _Row(dev, None, None, did, DeliveryStatus.QUEUED, bid) for cid, dev, did, bid in rows})
+
+    def put(self, kind: str, device_id: str, data: Any) -> None:
+        with self._counts:
+            self._queued += 1
+        self._queue.put((kind, device_id, data, self.clock.now()))
+
+    @property
+    def lagging(self) -> bool:
+        """Events are waiting to be written: what the database says about sends and acks is behind."""
+        return self._done < self._queued
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until everything queued so far is committed (tests, shutdown)."""
+        with self._counts:
+            target = self._queued
+            return self._counts.wait_for(lambda: self._done >= target, timeout)
+
+    def _run(self) -> None:
+        linger = True
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if linger:
+                # Sleep, then take what came meanwhile. Waiting in get() instead would wake this thread
+                # (and hand it the GIL) once per event: a bulletin brings thousands a second.
+                time.sleep(self.linger_s)
+            batch = [item]
+            stop = False
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                batch.append(nxt)
+            linger = len(batch) < self.max_batch  # a full batch: more are waiting, write them at once
+            online = self._write_with_retries(batch)
+            self.batches += 1
+            if online and self.on_devices_online:
+                self.on_devices_online(online)
+            with self._counts:
+                self._done += len(batch)
+                self._counts.notify_all()
+            if stop:
+                return
+
+    def _write_with_retries(self, batch: list[tuple[str, str, Any, datetime]]) -> list[str]:
+        """A database that is briefly away (locked past its timeout, a PostgreSQL restart) costs a retry,
+        not the acks: the guarded UPDATEs make writing a batch twice harmless."""
+        for attempt in range(len(WRITE_RETRY_S) + 1):
+            try:
+                online = self._write(batch)
+                self.rows.put_many(self._learned)
+                return online
+            except Exception:
+                self.rows.clear()  # its rows may have been advanced past what was committed
+                if attempt == len(WRITE_RETRY_S):
+                    log.exception("could not write %d device events; dropped", len(batch))
+                    return []
+                log.warning("could not write %d device events; retrying", len(batch), exc_info=True)
+                time.sleep(WRITE_RETRY_S[attempt])
+            finally:
+                self._learned = {}
+        return []
+
+    def _write(self, batch: list[tuple[str, str, Any, datetime]]) -> list[str]:
+        came_online: list[str] = []
+        with self.db.session() as session, session.no_autoflush:
+            touched = self._write_deliveries(session, [e for e in batch if e[0] in ("sent", "ack")])
+            devices = {dev for kind, dev, _, _ in batch if kind in ("status", "tele")}
+            for chunk in _chunks(sorted(devices)):  # into the identity map: one query, not one per event
+                session.scalars(select(Device).where(Device.id.in_(chunk))).all()
+            for kind, device_id, data, at in batch:
+                if kind == "status":
+                    if self._status(session, device_id, data, at):
+                        came_online.append(device_id)
+                elif kind == "tele":
+                    self._tele(session, device_id, data, at)
+            session.flush()
+            for bid in touched:
+                finish_broadcast_if_complete(session, bid)
+        return came_online
+
+    def _write_deliveries(self, session: Session, events: list[tuple[str, str, Any, datetime]]) -> set[int]:
+        """Sends and acks, the bulk of the traffic: the rows they touch are read with a few IN queries,
+        decided in Python by the same rule as everywhere (`advances`), and written with one executemany
+        UPDATE per table. A bulletin to 5,000 speakers brings 20,000 acks; one ORM round trip each
+        made the database the slowest part of the path."""
+        ids = {d for k, _, d, _ in events if k == "sent" and isinstance(d, str)}
+        ids |= {d["cmd"] for k, _, d, _ in events if k == "ack" and isinstance(d.get("cmd"), str)}
+        rows = self.rows.get_many(ids)
+        conn = session.connection()  # Core: no ORM rows, and statements built once (_ROWS_OF)
+        for chunk in _chunks(sorted(ids - rows.keys())):
+            for cid, dev, sent, acked, did, status, bid in conn.execute(_ROWS_OF, {"ids": chunk}):
+                rows[cid] = _Row(dev, sent, acked, did, status, bid)
+        sent_at: dict[str, datetime] = {}
+        acked_at: dict[str, datetime] = {}
+        moved: dict[int, dict[str, Any]] = {}
+        touched: set[int] = set()
+        for kind, device_id, data, at in events:
+            if kind == "sent":
+                cid, state, reason, err = data, DeliveryStatus.SENT, "", None
+            else:
+                cid, ack_state = data.get("cmd"), data.get("state")
+                if not isinstance(cid, str) or ack_state not in ACK_TO_DELIVERY:
+                    self.metrics.bump("malformed_ack", f"from {device_id!r}")
+                    continue
+                state = ACK_TO_DELIVERY[ack_state]
+                reason = str(data.get("reason") or "")
+                if ack_state == "rejected":
+                    reason = f"rejected: {reason}"
+                err = data.get("start_error_ms")
+            row = rows.get(cid)
+            if row is None or (kind == "ack" and row.device_id != device_id):
+                if kind == "ack":
+                    self.metrics.bump("ack_for_unknown_command", f"{cid!r} from {device_id!r}")
+                continue
+            if kind == "sent" and row.sent_at is None:
+                row.sent_at = sent_at[cid] = at
+            if kind == "ack" and row.acked_at is None:
+                row.acked_at = acked_at[cid] = at
+            if row.delivery_id is None or row.status is None or not advances(row.status, state):
+                continue
+            row.status = state
+            change = moved.setdefault(row.delivery_id, {"d_id": row.delivery_id, "d_reason": None, "d_error": None})
+            rank = _TO_FINAL_RANK if state in FINAL_DELIVERY else DELIVERY_RANK[state]
+            change.update(d_status=state, d_at=at, d_rank=rank)
+            if reason:
+                change["d_reason"] = reason[:300]
+            if isinstance(err, (int, float)) and not isinstance(err, bool):
+                change["d_error"] = float(err)
+            if state in FINAL_DELIVERY and row.broadcast_id is not None:
+                touched.add(row.broadcast_id)
+        # One UPDATE per command, whichever of its times this batch learned (often both).
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for cid in sent_at.keys() | acked_at.keys():
+            times = {c: t[cid] for c, t in (("sent_at", sent_at), ("acked_at", acked_at)) if cid in t}
+            by_columns.setdefault(tuple(times), []).append({"c_id": cid, **{f"c_{c}": t for c, t in times.items()}})
+        for columns, params in by_columns.items():
+            _SET_COMMAND_TIMES[columns].executemany(conn, params)
+        by_fields: dict[tuple[bool, bool], list[dict[str, Any]]] = {}
+        for change in moved.values():
+            key = (change["d_reason"] is not None, change["d_error"] is not None)
+            by_fields.setdefault(key, []).append(change)
+        for key, changes in by_fields.items():
+            _MOVE_DELIVERY[key].executemany(conn, changes)
+        self._learned = rows  # into the cache once committed (_run)
+        return touched
+
+    def _status(self, session: Session, device_id: str, status: dict[str, Any], at: datetime) -> bool:
+        device = session.get(Device, device_id)
+        if device is None:
+            self.metrics.bump("unknown_device", repr(device_id))
+            return False
+        online = bool(status.get("online"))
+        was = device.online
+        device.online = online
+        device.last_seen = at
+        for key in ("firmware", "volume", "signal"):
+            if key in status and isinstance(status[key], (str, int)) and not isinstance(status[key], bool):
+                setattr(device, key, status[key] if key != "firmware" else str(status[key])[:64])
+        return online and not was
+
+    def _tele(self, session: Session, device_id: str, tele: dict[str, Any], at: datetime) -> None:
+        device = session.get(Device, device_id)
+        if device is None:
+            self.metrics.bump("unknown_device", repr(device_id))
+            return
+        device.last_seen = at
+        for key in ("volume", "signal"):
+            if isinstance(tele.get(key), int):
+                setattr(device, key, tele[key])

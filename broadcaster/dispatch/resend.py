@@ -1,0 +1,65 @@
+"""Re-sending what the outbox holds and no device has acknowledged.
+
+The broker may drop a queued message (a slow client, a restart from an old snapshot); the outbox does
+not. Devices ignore a command id they have already acted on and answer with their last ack, so sending
+twice never plays twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from broadcaster.db import Command, Database, Device
+from broadcaster.dispatch.link import DeviceLink
+from broadcaster.dispatch.outbox import Outbox, Outgoing
+from schedules.clock import Clock
+
+log = logging.getLogger(__name__)
+
+RESEND_AFTER_S = 15.0  # an unacknowledged command to an online device goes out again after this
+
+
+class Resender:
+    def __init__(self, db: Database, clock: Clock, link: DeviceLink, outbox: Outbox) -> None:
+        self.db = db
+        self.clock = clock
+        self.link = link
+        self.outbox = outbox
+
+    def resend_pending(self, *, only_unsent: bool, device_ids: list[str] | None = None) -> int:
+        """Publish outbox commands that are not yet acknowledged and not expired.
+
+        only_unsent: just those the broker has not confirmed for RESEND_AFTER_S (a crash between commit and
+        publish, a broker down), plus those an online device has not acknowledged for as long (the broker
+        may have dropped them).
+        """
+        if only_unsent and self.link.writer.lagging:
+            return 0  # the acks are probably in the writer's queue; re-sending now only adds load
+        now = self.clock.now()
+        with self.db.session() as session:
+            q = select(Command).where(Command.acked_at.is_(None), Command.expires_at > now)
+            if device_ids is not None:
+                q = q.where(Command.device_id.in_(device_ids))
+            if only_unsent:
+                stale = now - timedelta(seconds=RESEND_AFTER_S)
+                online = select(Device.id).where(Device.online.is_(True))
+                q = q.where(
+                    (Command.sent_at.is_(None) & (Command.created_at < stale))
+                    | ((Command.sent_at < stale) & Command.device_id.in_(online))
+                )
+            commands = list(session.scalars(q.order_by(Command.created_at)))
+            for c in commands:
+                c.send_count += 1
+                if c.sent_at is not None:
+                    c.sent_at = now  # restart the resend clock
+            outgoing = [Outgoing(c.device_id, c.id, c.payload.encode("utf-8"), c.expires_at) for c in commands]
+        self.outbox.publish(outgoing)
+        return len(outgoing)
+
+    def on_devices_online(self, device_ids: list[str]) -> None:
+        n = self.resend_pending(only_unsent=False, device_ids=device_ids)
+        if n:
+            log.info("%d devices are back: re-sent %d pending commands", len(device_ids), n)

@@ -1,0 +1,66 @@
+"""The wire format of loa's device protocol (docs/protocol.md), shared by the daemon and the devices.
+
+It needs only the standard library and `cryptography` (`mqtt` adds paho-mqtt), so a speaker's small
+computer carries it without the server's dependencies.
+"""
+
+from broadcaster.protocol.canonical import canonical, encode
+from broadcaster.protocol.commands import (
+    CommandStamp,
+    Refusal,
+    check_command,
+    format_time,
+    make_ack,
+    make_command,
+    make_status,
+    parse_time,
+    strip_diacritics,
+)
+from broadcaster.protocol.signing import (
+    Signer,
+    key_id,
+    load_or_create_signer,
+    load_public_key,
+    public_key_b64,
+    verify,
+)
+from broadcaster.protocol.topics import Topics
+from broadcaster.protocol.version import (
+    ACK_STATES,
+    COMMAND_TYPES,
+    DEFAULT_PREFIX,
+    MAX_PAYLOAD_BYTES,
+    PRIORITIES,
+    PROTOCOL_VERSION,
+    AckState,
+    CommandType,
+)
+
+__all__ = [
+    "ACK_STATES",
+    "COMMAND_TYPES",
+    "DEFAULT_PREFIX",
+    "MAX_PAYLOAD_BYTES",
+    "PRIORITIES",
+    "PROTOCOL_VERSION",
+    "AckState",
+    "CommandStamp",
+    "CommandType",
+    "Refusal",
+    "Signer",
+    "Topics",
+    "canonical",
+    "check_command",
+    "encode",
+    "format_time",
+    "key_id",
+    "load_or_create_signer",
+    "load_public_key",
+    "make_ack",
+    "make_command",
+    "make_status",
+    "parse_time",
+    "public_key_b64",
+    "strip_diacritics",
+    "verify",
+]

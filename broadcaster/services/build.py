@@ -1,0 +1,22 @@
+"""The services built from a validated Config; the daemon and the CLI build them the same way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from broadcaster.config import Config
+from broadcaster.db import Database
+from broadcaster.services import Services
+from broadcaster.services.audio import audio_pipeline
+from broadcaster.services.zones import ensure_commune
+from schedules.clock import Clock
+
+
+def build_services(config: Config, clock: Clock, *, migrate: bool = True) -> Services:
+    Path(config.general.data_dir).mkdir(parents=True, exist_ok=True)
+    db = Database(config.database_url)
+    if migrate:
+        db.upgrade()
+    with db.session() as session:
+        ensure_commune(session, config.general.commune)
+    return Services(db=db, audio=audio_pipeline(config), clock=clock, config=config)

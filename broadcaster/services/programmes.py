@@ -1,0 +1,221 @@
+"""Programmes: relays of a higher station's stream at fixed hours, and notices repeated by a rule.
+
+A programme is stored once; the daemon expands it into broadcasts a day and a half ahead, through
+the same planner as one-off announcements, so relays give way to notices and quiet hours hold.
+Expansion is idempotent: an occurrence's airing id is derived from its time, and an id already in
+the broadcasts table is never planned again (whatever became of it: aired, missed or cut).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+from sqlalchemy import select
+
+from audio import AudioError
+from broadcaster.db import Announcement, Broadcast, Programme, audit
+from broadcaster.errors import BadInput
+from broadcaster.services import Services
+from broadcaster.services.bulletins import framing_for, framing_lengths_ms
+from broadcaster.services.planning import (
+    PRIORITY_OF,
+    Owner,
+    apply_plan,
+    bulletin_windows,
+    default_quiet_hours,
+    placement_view,
+    plan_new,
+    plan_or_refuse,
+)
+from broadcaster.services.zones import resolve_zones, zone_names
+from schedules import Airing, BulletinWindow, NoticeSeries, RelayProgramme, ScheduleError, parse_recurrence
+from schedules.clock import to_local
+from schedules.model import check_relay_url
+
+log = logging.getLogger(__name__)
+
+HORIZON = timedelta(hours=36)
+
+
+def _series(p: Programme) -> NoticeSeries | RelayProgramme:
+    rule = parse_recurrence(p.recurrence, today=date.fromisoformat(p.starts_on))
+    targets = frozenset(json.loads(p.targets))
+    duration = timedelta(milliseconds=p.duration_ms)
+    if p.kind == "relay":
+        assert p.stream_url is not None
+        return RelayProgramme(f"p{p.id}", p.title, p.stream_url, duration, targets, rule)
+    return NoticeSeries(f"p{p.id}", p.title, duration, targets, rule, priority=PRIORITY_OF[p.priority])
+
+
+def _owner(p: Programme) -> Owner:
+    return Owner(p.announcement_id, p.id)
+
+
+def add_programme(
+    svc: Services,
+    kind: str,
+    title: str,
+    zones: list[str],
+    recurrence: str,
+    *,
+    stream_url: str | None = None,
+    duration_s: float | None = None,
+    text: str | None = None,
+    priority: str = "normal",
+    actor: str = "cli",
+    preview: bool = False,
+) -> dict[str, Any]:
+    """Store a relay or a recurring notice and place its occurrences of the next day and a half.
+
+    Refused whole, with nothing stored, when the rule never fires, the stream is not http(s), or an
+    occurrence cannot be placed (say, a recurring notice that falls in quiet hours).
+    """
+    if kind not in ("relay", "notice", "bulletin"):
+        raise BadInput(
+            "bad_kind",
+            "Loại chương trình phải là relay (tiếp sóng), notice (thông báo lặp lại) hoặc bulletin (bản tin).",
+        )
+    if not title.strip():
+        raise BadInput("empty_title", "Chương trình cần có tên.")
+    if priority not in ("normal", "priority"):
+        raise BadInput("bad_priority", "Chương trình lặp lại chỉ ở mức normal hoặc priority.")
+    now = svc.clock.now()
+    today = to_local(now).date()
+    try:
+        parse_recurrence(recurrence, today=today)
+        if kind == "relay":
+            check_relay_url(stream_url)
+        if kind in ("relay", "bulletin") and (not duration_s or duration_s <= 0):
+            raise BadInput("bad_duration", "Tiếp sóng và bản tin cần thời lượng (giây) lớn hơn 0.")
+    except ScheduleError as exc:
+        raise BadInput(str(exc.code), exc.message_vi) from exc
+    with svc.db.session() as session:
+        zone_ids = [z.id for z in resolve_zones(session, zones)]
+    audio = None
+    if kind == "notice":
+        if not text or not text.strip():
+            raise BadInput("empty_text", "Nội dung thông báo đang trống.")
+        try:
+            audio = svc.audio.render(text)
+        except AudioError as exc:
+            raise BadInput(f"audio_{exc.code}", exc.message_vi, 422) from exc
+        duration_s = max(1.0, audio.duration_ms / 1000)
+    assert duration_s is not None
+    options = framing_lengths_ms(svc.audio) if kind == "bulletin" else {}
+    with svc.db.session() as session:
+        announcement_id = None
+        if audio is not None and text is not None:
+            item = Announcement.with_audio(
+                audio, title=title.strip(), text=text.strip(), priority=priority, created_at=now, created_by=actor
+            )
+            session.add(item)
+            session.flush()
+            announcement_id = item.id
+        prog = Programme(
+            kind=kind,
+            title=title.strip(),
+            targets=json.dumps(zone_ids),
+            recurrence=recurrence,
+            starts_on=today.isoformat(),
+            duration_ms=int(duration_s * 1000),
+            stream_url=stream_url if kind == "relay" else None,
+            announcement_id=announcement_id,
+            priority="background" if kind == "relay" else priority,
+            options=json.dumps(options),
+            created_at=now,
+            created_by=actor,
+        )
+        session.add(prog)
+        session.flush()
+        try:
+            if kind == "bulletin":  # check its windows; they fill as items are queued in them
+                windows = bulletin_windows(session, now, now + HORIZON)
+                if not windows:
+                    raise ScheduleError("never_fires", "Bản tin không có buổi nào trong thời gian tới.")
+                view = {"id": prog.id, "kind": kind, "title": prog.title, "recurrence": recurrence}
+                if preview:
+                    session.rollback()
+                    return {**view, "preview": True, "windows": [_window_view(w) for w in windows]}
+                audit(session, now, actor, "programme.add", programme=prog.id, kind=kind, recurrence=recurrence)
+                return {**view, "windows": [_window_view(w) for w in windows]}
+            series = _series(prog)
+            requests = series.airings(now, now + HORIZON)
+        except ScheduleError as exc:
+            raise BadInput(str(exc.code), exc.message_vi) from exc
+        # A rule over a day and a half can clash many times: the first three reasons say enough.
+        result, groups, mine = plan_or_refuse(svc, session, requests, now, max_reasons=3)
+        names = zone_names(session)
+        placements = [placement_view(p, names) for p in result.placements if p.airing.id in mine]
+        view = {"id": prog.id, "kind": kind, "title": prog.title, "recurrence": recurrence, "placements": placements}
+        if preview:
+            session.rollback()
+            return {**view, "preview": True}
+        apply_plan(session, result, groups, {a: _owner(prog) for a in mine}, framing_for(svc, session, now))
+        audit(session, now, actor, "programme.add", programme=prog.id, kind=kind, recurrence=recurrence, zones=zone_ids)
+        return view
+
+
+def expand_programmes(svc: Services, horizon: timedelta = HORIZON) -> int:
+    """Plan the programmes' occurrences that are not in the database yet; returns how many were placed.
+
+    Occurrences the planner cannot place are logged and left out; the next expansion tries again
+    only for occurrences still ahead.
+    """
+    now = svc.clock.now()
+    placed = 0
+    with svc.db.session() as session:
+        programmes = list(
+            session.scalars(
+                select(Programme).where(Programme.active.is_(True), Programme.kind != "bulletin").order_by(Programme.id)
+            )
+        )
+        if not programmes:
+            return 0
+        known = set(session.scalars(select(Broadcast.airing_id).where(Broadcast.programme_id.is_not(None))))
+        requests: list[Airing] = []
+        owners: dict[str, Owner] = {}
+        for prog in programmes:
+            try:
+                for a in _series(prog).airings(now, now + horizon):
+                    if a.id not in known:
+                        requests.append(a)
+                        owners[a.id] = _owner(prog)
+            except ScheduleError as exc:
+                log.error("programme %s cannot be expanded: %s", prog.id, exc.message_vi)
+        if not requests:
+            return 0
+        result, groups = plan_new(session, requests, now, default_quiet_hours(svc))
+        for c in result.conflicts:
+            log.warning("programme airing %s not placed: %s", c.airing.id, c.message_vi)
+        placed = len({p.airing.id for p in result.placements if p.airing.id in owners})
+        apply_plan(session, result, groups, owners, framing_for(svc, session, now))
+    return placed
+
+
+def _window_view(w: BulletinWindow) -> dict[str, Any]:
+    return {
+        "id": w.id,
+        "title": w.title,
+        "start_at_local": to_local(w.start).strftime("%H:%M %d/%m/%Y"),
+        "end_at_local": to_local(w.end).strftime("%H:%M"),
+    }
+
+
+def list_programmes(svc: Services) -> list[dict[str, Any]]:
+    with svc.db.session() as session:
+        return [
+            {
+                "id": p.id,
+                "kind": p.kind,
+                "title": p.title,
+                "zones": json.loads(p.targets),
+                "recurrence": p.recurrence,
+                "duration_s": p.duration_ms / 1000,
+                "stream_url": p.stream_url,
+                "active": p.active,
+            }
+            for p in session.scalars(select(Programme).order_by(Programme.id))
+        ]

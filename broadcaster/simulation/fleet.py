@@ -1,0 +1,1006 @@
+"""A simulated commune at scale: thousands of speakers and LED boards in a few processes.
+
+`loa agent` runs one device per process with a network thread and a thread per command, which is what
+a field device does but cannot reach thousands on one machine. Here each worker process drives a slice
+of the fleet from ONE selector loop: every device still has its own paho client (its own MQTT session,
+persistent, with its retained status and last will), but no client has a thread; the loop selects on
+their sockets and calls `loop_read`/`loop_write`/`loop_misc` itself.
+
+Precise start is the point of the exercise, so the loop owns one timer heap with one entry per distinct
+instant: devices that share a `start_at` all start in one pass, then their `playing` acks go out. The
+loop stops taking new work a few milliseconds before an instant, spins through the last ones (sleeps are
+only millisecond-precise), and holds the garbage collector off while it fires.
+
+Devices follow the protocol like the reference agents (broadcaster/agents): `protocol.check_command`
+(signature, expiry), a per-device memory of command ids with their last ack (replays are re-acked, never
+replayed), acks received -> downloaded -> playing (with start_error_ms) -> done. The audio is fetched once
+per process per sha256, checked, and shared by the process's speakers; sound goes nowhere (a null sink
+that takes as long as the audio).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import heapq
+import json
+import logging
+import math
+import os
+import random
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from broadcaster import protocol
+from broadcaster.device.agent import FIRMWARE
+from broadcaster.device.speaker import RANK, fetch_audio
+from broadcaster.protocol.mqtt import BrokerAddress, connect, new_client, set_will
+
+log = logging.getLogger(__name__)
+
+GUARD_S = 0.004  # no new network work this close to a start: a busy loop would start late
+SPIN_S = 0.0025  # the last stretch before a start is spun, not slept (epoll sleeps in whole ms)
+ACK_HOLD_S = 0.02  # acks wait this long after a start instant (see Worker._fire_due)
+MAX_SLEEP_S = 0.25  # housekeeping, stop requests and signals are noticed at least this often
+CONNECTS_IN_FLIGHT = 64  # CONNECTs awaiting CONNACK per process; more overflows the broker's backlog
+HOUSEKEEPING_PER_STEP = 200  # clients whose keepalive is checked per loop step
+SEEN_KEEP_S = 86400  # a command id is remembered until a day after it expires (as in the agents)
+SAVE_EVERY_S = 10.0
+RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 30.0
+
+
+# ---------------------------------------------------------------- the fleet and its provisioning
+
+
+@dataclass(frozen=True)
+class SimDevice:
+    """What the database knows of a device, and all a worker process needs to be it."""
+
+    id: str
+    kind: str  # "speaker" | "led"
+    diacritics: bool = True
+
+
+def village_id(n: int) -> str:
+    return f"thon-{n}"
+
+
+def speaker_id(village: int, k: int) -> str:
+    return f"{village_id(village)}-loa-{k}"
+
+
+def led_id(village: int, k: int) -> str:
+    return f"{village_id(village)}-led-{k}"
+
+
+def fleet_devices(villages: int, speakers_per_village: int, leds_per_village: int = 0) -> list[SimDevice]:
+    """Ids `thon-N-loa-K` and `thon-N-led-K`, N and K from 1, the naming of the simulated commune."""
+    out: list[SimDevice] = []
+    for n in range(1, villages + 1):
+        out += [SimDevice(speaker_id(n, k), "speaker") for k in range(1, speakers_per_village + 1)]
+        out += [SimDevice(led_id(n, k), "led") for k in range(1, leds_per_village + 1)]
+    return out
+
+
+# ---------------------------------------------------------------- what a worker is given and returns
+
+
+@dataclass(frozen=True)
+class FleetSettings:
+    broker_url: str
+    public_keys: dict[str, str]  # key id -> base64 Ed25519 public key
+    state_dir: str
+    topic_prefix: str = protocol.DEFAULT_PREFIX
+    keepalive: int = 30
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    index: int
+    settings: FleetSettings
+    devices: tuple[SimDevice, ...]
+
+
+@dataclass(frozen=True)
+class PlayRecord:
+    device_id: str
+    command_id: str
+    start_error_ms: float
+
+
+@dataclass
+class FleetReport:
+    """What the fleet did, for tests, the bench and the simulator's exit line."""
+
+    devices: int = 0
+    connected: int = 0
+    commands: int = 0
+    replays: int = 0
+    downloads: int = 0
+    reconnects: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+    plays: list[PlayRecord] = field(default_factory=list)
+
+    def merge(self, other: FleetReport) -> None:
+        for name in ("devices", "connected", "commands", "replays", "downloads", "reconnects"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.refused = dict(Counter(self.refused) + Counter(other.refused))
+        self.plays += other.plays
+
+    def plays_of(self, device_id: str, command_id: str | None = None) -> int:
+        return sum(
+            1 for p in self.plays if p.device_id == device_id and (command_id is None or p.command_id == command_id)
+        )
+
+    def start_errors_ms(self) -> list[float]:
+        return [p.start_error_ms for p in self.plays]
+
+
+# ---------------------------------------------------------------- one timer per distinct instant
+
+
+class Timers:
+    """A heap of instants, each with every action due then: a start shared by 2,500 devices is one wake-up."""
+
+    def __init__(self) -> None:
+        self._heap: list[float] = []
+        self._due: dict[float, list[Callable[[], None]]] = {}
+
+    def at(self, when: float, action: Callable[[], None]) -> None:
+        actions = self._due.get(when)
+        if actions is None:
+            self._due[when] = actions = []
+            heapq.heappush(self._heap, when)
+        actions.append(action)
+
+    def next_at(self) -> float | None:
+        return self._heap[0] if self._heap else None
+
+    def pop_due(self, now: float) -> list[Callable[[], None]]:
+        out: list[Callable[[], None]] = []
+        while self._heap and self._heap[0] <= now:
+            out += self._due.pop(heapq.heappop(self._heap))
+        return out
+
+
+# ---------------------------------------------------------------- audio, fetched once per process
+
+
+class AudioCache:
+    """Downloads on a helper thread so the loop never blocks; all speakers waiting on a sha hear at once."""
+
+    def __init__(self, cache_dir: Path, tag: str, wake: Callable[[], None]) -> None:
+        self.cache_dir = cache_dir
+        self.tag = tag
+        self._wake = wake
+        self._ready: dict[str, Path] = {}
+        self._waiting: dict[str, list[Callable[[str | None], None]]] = {}
+        self._results: deque[tuple[str, str | None]] = deque()
+        self.downloads = 0
+
+    def want(self, audio: dict[str, Any], then: Callable[[str | None], None]) -> None:
+        """`then(None)` once the file is here and verified, `then(reason)` if it cannot be had."""
+        sha = audio["sha256"]
+        if sha in self._ready:
+            then(None)
+            return
+        waiters = self._waiting.setdefault(sha, [])
+        waiters.append(then)
+        if len(waiters) == 1:
+            self.downloads += 1
+            threading.Thread(target=self._fetch, args=(dict(audio),), name="fetch", daemon=True).start()
+
+    def _fetch(self, audio: dict[str, Any]) -> None:
+        error: str | None = None
+        try:
+            self._ready[audio["sha256"]] = fetch_audio(audio, self.cache_dir, self.tag)
+        except Exception as exc:
+            error = f"download_failed: {exc}"[:200]
+        self._results.append((audio["sha256"], error))
+        self._wake()
+
+    def deliver(self) -> None:
+        """On the loop: hand finished downloads to their waiters (a failure is retried next command)."""
+        while self._results:
+            sha, error = self._results.popleft()
+            for then in self._waiting.pop(sha, []):
+                then(error)
+
+
+# ---------------------------------------------------------------- command ids, kept across restarts
+
+
+class SeenStore:
+    """Per device: command id -> {expires_at, last ack}, one JSON file per worker, merged on start."""
+
+    def __init__(self, state_dir: Path, index: int, device_ids: Iterable[str]) -> None:
+        self.path = state_dir / f"seen-w{index}.json"
+        self.state_dir = state_dir
+        mine = set(device_ids)
+        self.items: dict[str, dict[str, dict[str, Any]]] = {d: {} for d in mine}
+        for path in sorted(state_dir.glob("seen*.json"), key=lambda p: p.stat().st_mtime):
+            with contextlib.suppress(OSError, ValueError):
+                for device_id, cmds in json.loads(path.read_text(encoding="utf-8")).items():
+                    if device_id in mine:
+                        self.items[device_id].update(cmds)
+        self.prune()
+        self.dirty = False
+
+    def prune(self) -> None:
+        cutoff = time.time() - SEEN_KEEP_S
+        for cmds in self.items.values():
+            for cid in [c for c, v in cmds.items() if _epoch(v.get("expires_at", "")) < cutoff]:
+                del cmds[cid]
+
+    def save(self) -> None:
+        self.prune()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({d: c for d, c in self.items.items() if c}), encoding="utf-8")
+        os.replace(tmp, self.path)
+        self.dirty = False
+
+
+def merge_seen_files(state_dir: Path) -> None:
+    """Fold the workers' files into seen.json, so a restart with another --processes finds every id."""
+    merged: dict[str, dict[str, Any]] = {}
+    parts = sorted(state_dir.glob("seen*.json"), key=lambda p: p.stat().st_mtime)
+    for path in parts:
+        with contextlib.suppress(OSError, ValueError):
+            for device_id, cmds in json.loads(path.read_text(encoding="utf-8")).items():
+                merged.setdefault(device_id, {}).update(cmds)
+    if not parts:
+        return
+    tmp = state_dir / "seen.json.tmp"
+    tmp.write_text(json.dumps(merged), encoding="utf-8")
+    os.replace(tmp, state_dir / "seen.json")
+    for path in parts:
+        if path.name != "seen.json":
+            path.unlink(missing_ok=True)
+
+
+def _epoch(text: str) -> float:
+    try:
+        return protocol.parse_time(text).timestamp()
+    except (TypeError, ValueError):
+        return 0.0
+
+
+# ---------------------------------------------------------------- simulated devices
+
+
+@dataclass
+class Airing:
+    """One play or show a device carries out, from its start instant to its end."""
+
+    command_id: str
+    rank: int
+    start: float
+    expires: float
+    duration_s: float
+    text: str = ""
+
+
+class Node:
+    """One simulated device: its MQTT client and the protocol behaviour of the reference agents.
+
+    The loop (`Worker`) owns the I/O; a node only decides, acks through `worker.ack`, and asks the
+    worker's timers to call it back at its start and end instants.
+    """
+
+    kind = "device"
+
+    def __init__(self, worker: Worker, spec: SimDevice) -> None:
+        self.worker = worker
+        self.id = spec.id
+        self.spec = spec
+        self.seen = worker.seen.items[spec.id]
+        self.client = new_client(spec.id)
+        self.fd = -1
+        self.events = 0
+        self.connecting = False  # CONNECT sent, no CONNACK yet
+        self.connected = False
+        self.subscribed = False
+        self.backoff = RECONNECT_MIN_S
+        self.current: Airing | None = None
+        self.waiting: list[Airing] = []
+
+    def status_extra(self) -> dict[str, Any]:
+        return {"kind": self.kind, "firmware": FIRMWARE}
+
+    # ------------------------------------------------------------ commands in
+
+    def on_payload(self, payload: bytes) -> None:
+        if len(payload) > protocol.MAX_PAYLOAD_BYTES:
+            self.worker.refuse("oversized")
+            return
+        try:
+            command = json.loads(payload)
+            if not isinstance(command, dict):
+                raise ValueError("not an object")
+        except (UnicodeDecodeError, ValueError):
+            self.worker.refuse("malformed")
+            return
+        try:
+            protocol.check_command(command, self.worker.keys, datetime.now(UTC))
+        except protocol.Refusal as refusal:
+            self.worker.refuse(refusal.code)
+            if refusal.code == "expired" and isinstance(command.get("id"), str):
+                self.worker.ack(self, command["id"], "expired", reason="expired")
+            return
+        cid = command["id"]
+        if cid in self.seen:  # a re-send or a replay: say where we are, do nothing else
+            self.worker.replays += 1
+            last = self.seen[cid].get("ack")
+            if last is not None:
+                self.worker.publish_ack(self, last)
+            return
+        self.seen[cid] = {"expires_at": command["expires_at"], "ack": None}
+        self.worker.seen.dirty = True
+        self.worker.commands += 1
+        try:
+            self.handle(command)
+        except Exception as exc:
+            log.exception("%s: command %s failed", self.id, cid)
+            self.worker.ack(self, cid, "failed", reason=f"agent_error: {exc}"[:200])
+
+    def handle(self, command: dict[str, Any]) -> None:
+        ctype, cid = command.get("type"), command["id"]
+        if ctype == "ping":
+            self.worker.ack(self, cid, "done", pong=protocol.format_time(datetime.now(UTC)))
+        elif ctype == "config":
+            self.worker.ack(self, cid, "done")
+        else:
+            self.worker.ack(self, cid, "failed", reason=f"unsupported: {ctype}")
+
+    # ------------------------------------------------------------ airing
+
+    def airing_for(self, command: dict[str, Any], duration_s: float, text: str = "") -> Airing:
+        return Airing(
+            command_id=command["id"],
+            rank=RANK.get(command.get("priority", "normal"), 1),
+            start=protocol.parse_time(command["start_at"]).timestamp(),
+            expires=protocol.parse_time(command["expires_at"]).timestamp(),
+            duration_s=duration_s,
+            text=text,
+        )
+
+    def at_start(self, airing: Airing) -> None:
+        """Called by the shared timer at the start instant (first of all the devices due then)."""
+        now = time.time()
+        if self.current is not None:
+            if airing.rank < self.current.rank:
+                # A lower priority item waits for the one on air; it may start late or expire.
+                self.waiting.append(airing)
+                self.worker.later.at(airing.expires, lambda: self._expire_waiting(airing))
+                return
+            self.cut("preempted")
+        if now >= airing.expires:
+            self.worker.ack(self, airing.command_id, "expired", reason="expired_before_start")
+            return
+        self.begin(airing, now)
+
+    def begin(self, airing: Airing, now: float) -> None:
+        """On air from `now`. Only the instant is noted: the rest (`on_air`) waits until every device
+        due at this instant has started, so the thousandth one starts microseconds after the first."""
+        self.current = airing
+        self.worker.begun.append((self, airing, now))
+
+    def on_air(self, airing: Airing, now: float) -> None:
+        error_ms = round((now - airing.start) * 1000, 3)
+        self.worker.played(self, airing.command_id, error_ms)
+        self.worker.ack(self, airing.command_id, "playing", start_error_ms=error_ms)
+        # The end needs no precision (a `done` ack); rounded to the millisecond, ends share an entry.
+        end = math.ceil((now + airing.duration_s) * 1000) / 1000
+        self.worker.later.at(end, lambda: self.at_end(airing))
+
+    def at_end(self, airing: Airing) -> None:
+        if self.current is not airing:
+            return  # cut earlier
+        self.current = None
+        self.worker.ack(self, airing.command_id, "done")
+        self._next_waiting()
+
+    def cut(self, reason: str) -> None:
+        """Stop what is on air now (a stop command or a higher priority item)."""
+        if self.current is not None:
+            cut, self.current = self.current, None
+            self.worker.ack(self, cut.command_id, "failed", reason=reason)
+
+    def _next_waiting(self) -> None:
+        if not self.waiting:
+            return
+        self.waiting.sort(key=lambda a: (-a.rank, a.start))
+        airing = self.waiting.pop(0)
+        now = time.time()
+        if now >= airing.expires:
+            self.worker.ack(self, airing.command_id, "expired", reason="expired_before_start")
+            self._next_waiting()
+        else:
+            self.begin(airing, now)
+
+    def _expire_waiting(self, airing: Airing) -> None:
+        if airing in self.waiting:
+            self.waiting.remove(airing)
+            self.worker.ack(self, airing.command_id, "expired", reason="expired_before_start")
+
+
+class SimSpeaker(Node):
+    kind = "speaker"
+
+    def __init__(self, worker: Worker, spec: SimDevice) -> None:
+        super().__init__(worker, spec)
+        self.volume = 80
+
+    def status_extra(self) -> dict[str, Any]:
+        return {**super().status_extra(), "volume": self.volume, "sink": "null"}
+
+    def handle(self, command: dict[str, Any]) -> None:
+        ctype, cid = command.get("type"), command["id"]
+        if ctype == "play":
+            self._play(command)
+        elif ctype == "stop":
+            self.cut("preempted")
+            self.worker.ack(self, cid, "done")
+        elif ctype == "volume":
+            level = (command.get("body") or {}).get("level")
+            if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 100:
+                self.worker.ack(self, cid, "failed", reason="bad_volume")
+                return
+            self.volume = level
+            self.worker.ack(self, cid, "done", volume=level)
+        else:
+            super().handle(command)
+
+    def _play(self, command: dict[str, Any]) -> None:
+        cid = command["id"]
+        self.worker.ack(self, cid, "received")
+        body = command.get("body") or {}
+        audio = body.get("audio")
+        if not isinstance(audio, dict) or not isinstance(audio.get("sha256"), str):
+            self.worker.ack(self, cid, "failed", reason="stream_unsupported" if "stream" in body else "bad_body")
+            return
+        airing = self.airing_for(command, int(audio.get("duration_ms") or 0) / 1000)
+
+        def fetched(error: str | None) -> None:
+            if error is not None:
+                self.worker.ack(self, cid, "failed", reason=error)
+                return
+            self.worker.ack(self, cid, "downloaded")
+            self.worker.timers.at(airing.start, lambda: self.at_start(airing))
+
+        self.worker.audio.want(audio, fetched)
+
+
+class SimLed(Node):
+    kind = "led"
+
+    def __init__(self, worker: Worker, spec: SimDevice) -> None:
+        super().__init__(worker, spec)
+        self.shown = ""
+
+    def status_extra(self) -> dict[str, Any]:
+        return {**super().status_extra(), "diacritics": self.spec.diacritics}
+
+    def handle(self, command: dict[str, Any]) -> None:
+        ctype, cid = command.get("type"), command["id"]
+        if ctype == "led.clear":
+            if self.current is not None:
+                self.at_end(self.current)
+            self.shown = ""
+            self.worker.ack(self, cid, "done")
+        elif ctype == "led.show":
+            self._show(command)
+        else:
+            super().handle(command)
+
+    def _show(self, command: dict[str, Any]) -> None:
+        body = command.get("body") or {}
+        text = body.get("text")
+        if not isinstance(text, str):
+            self.worker.ack(self, command["id"], "failed", reason="bad_body")
+            return
+        if not self.spec.diacritics:
+            text = protocol.strip_diacritics(text)
+        self.worker.ack(self, command["id"], "received")
+        airing = self.airing_for(command, float(body.get("duration_s") or 10), text)
+        self.worker.timers.at(airing.start, lambda: self.at_start(airing))
+
+    def at_start(self, airing: Airing) -> None:
+        # A board shows the newest text whatever its priority, like the reference LED agent.
+        if self.current is not None:
+            self.at_end(self.current)
+        self.shown = airing.text
+        self.begin(airing, time.time())
+
+    def at_end(self, airing: Airing) -> None:
+        if self.current is airing and self.shown == airing.text:
+            self.shown = ""
+        super().at_end(airing)
+
+
+# ---------------------------------------------------------------- the loop of one worker process
+
+
+class Worker:
+    """Many devices, one selector, one timer heap, no thread per device."""
+
+    def __init__(self, spec: WorkerSpec, conn: Connection | None = None) -> None:
+        settings = spec.settings
+        self.index = spec.index
+        self.conn = conn
+        self.topics = protocol.Topics(settings.topic_prefix)
+        self.keys: dict[str, Ed25519PublicKey] = {
+            kid: protocol.load_public_key(b64) for kid, b64 in settings.public_keys.items()
+        }
+        address = BrokerAddress.parse(settings.broker_url)
+        self.address = address
+        self.keepalive = settings.keepalive
+        state_dir = Path(settings.state_dir)
+        self.seen = SeenStore(state_dir, spec.index, (d.id for d in spec.devices))
+        self.selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self.selector.register(self._wake_r.fileno(), selectors.EVENT_READ, "wake")
+        if conn is not None:
+            self.selector.register(conn.fileno(), selectors.EVENT_READ, "parent")
+        self.audio = AudioCache(state_dir / "audio", f"w{spec.index}-{os.getpid()}", self._wake)
+        self.timers = Timers()  # start instants: spun for, guarded, fired in one pass
+        self.later = Timers()  # ends, expiries, reconnects: whenever the loop gets there
+        self.nodes = [(SimSpeaker if d.kind == "speaker" else SimLed)(self, d) for d in spec.devices]
+        self._inbox: deque[tuple[Node, bytes]] = deque()
+        self.begun: list[tuple[Node, Airing, float]] = []
+        # (node, command id, state or None for a stored ack re-sent as is, when, extra fields or that ack)
+        self._outbox: list[tuple[Node, str, protocol.AckState | None, float, dict[str, Any]]] = []
+        self._to_connect: deque[Node] = deque(self.nodes)
+        self._connecting = 0
+        self._sweep = 0
+        self._ready_sent = False
+        self._stopping = False
+        self._hold_until = 0.0
+        self._last_save = time.monotonic()
+        self.refused: Counter[str] = Counter()
+        self.commands = self.replays = self.reconnects = 0
+        self.plays: list[PlayRecord] = []
+        for node in self.nodes:
+            self._prepare(node)
+
+    # ------------------------------------------------------------ what nodes call
+
+    def ack(self, node: Node, command_id: str, state: protocol.AckState, **extra: Any) -> None:
+        """Only noted here: the message is built and sent after the pass (`_flush`), so a start instant
+        shared by thousands of devices costs each of them a clock read, not a JSON encoding."""
+        self._outbox.append((node, command_id, state, time.time(), extra))
+
+    def publish_ack(self, node: Node, message: dict[str, Any]) -> None:
+        self._outbox.append((node, message["cmd"], None, 0.0, message))
+
+    def refuse(self, code: str) -> None:
+        self.refused[code] += 1
+        if self.refused[code] == 1:
+            log.warning("worker %s refused a command: %s", self.index, code)
+
+    def played(self, node: Node, command_id: str, start_error_ms: float) -> None:
+        self.plays.append(PlayRecord(node.id, command_id, start_error_ms))
+
+    def _wake(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            self._wake_w.send(b"\0")
+
+    # ------------------------------------------------------------ MQTT sessions
+
+    def _prepare(self, node: Node) -> None:
+        client = node.client
+        set_will(client, self.topics.status(node.id), protocol.encode(protocol.make_status(False)))
+        client.user_data_set(node)
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
+        connect(client, self.address, persistent=True, keepalive=self.keepalive)
+
+    def _open(self, node: Node) -> None:
+        """TCP connect and CONNECT; the CONNACK arrives through the loop."""
+        try:
+            node.client.reconnect()
+        except OSError as exc:
+            log.debug("%s: cannot connect: %s", node.id, exc)
+            self._retry_later(node)
+            return
+        sock = node.client.socket()
+        if sock is None:
+            self._retry_later(node)
+            return
+        node.fd = sock.fileno()
+        node.events = selectors.EVENT_READ
+        self.selector.register(node.fd, node.events, node)
+        node.connecting = True
+        self._connecting += 1
+        self._pump(node)
+
+    def _retry_later(self, node: Node) -> None:
+        if self._stopping:
+            return
+        delay = node.backoff * random.uniform(0.5, 1.5)  # a broker restart must not bring 5,000 back at once
+        node.backoff = min(RECONNECT_MAX_S, node.backoff * 2)
+        self.later.at(time.time() + delay, lambda: self._to_connect.append(node))
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        node: Node,
+        _flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        self._settled(node)
+        if reason.is_failure:
+            log.error("%s: connection refused: %s", node.id, reason)
+            return  # paho closes the socket; _on_disconnect retries
+        node.connected = True
+        node.backoff = RECONNECT_MIN_S
+        status = protocol.make_status(True, datetime.now(UTC), **node.status_extra())
+        client.publish(self.topics.status(node.id), protocol.encode(status), qos=1, retain=True)
+        client.subscribe(self.topics.cmd(node.id), qos=1)
+
+    def _on_subscribe(self, _client: mqtt.Client, node: Node, _mid: int, _codes: Any, _props: Any) -> None:
+        node.subscribed = True
+
+    def _on_message(self, _client: mqtt.Client, node: Node, msg: mqtt.MQTTMessage) -> None:
+        # Handled outside paho's callback, where a publish is written at once instead of queued.
+        self._inbox.append((node, bytes(msg.payload)))
+
+    def _on_disconnect(self, _client: mqtt.Client, node: Node, *_args: Any) -> None:
+        if node.fd >= 0:
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(node.fd)
+            node.fd = -1
+        self._settled(node)
+        node.connected = node.subscribed = False
+        if not self._stopping:
+            self.reconnects += 1
+            self._retry_later(node)
+
+    def _settled(self, node: Node) -> None:
+        """The connection attempt is over (CONNACK or lost): it no longer counts against the window."""
+        if node.connecting:
+            node.connecting = False
+            self._connecting -= 1
+
+    def _pump(self, node: Node) -> None:
+        """Write what paho queued; watch for writability only while something is left."""
+        client = node.client
+        if client.want_write():
+            client.loop_write()
+        if node.fd < 0:
+            return
+        want = selectors.EVENT_READ | (selectors.EVENT_WRITE if client.want_write() else 0)
+        if want != node.events:
+            node.events = want
+            self.selector.modify(node.fd, want, node)
+
+    # ------------------------------------------------------------ the loop
+
+    def _near_start(self) -> bool:
+        nxt = self.timers.next_at()
+        return nxt is not None and nxt - time.time() <= GUARD_S
+
+    def run(self) -> FleetReport:
+        gc.collect()
+        gc.freeze()  # thousands of long-lived clients: keep them out of every collection
+        while not self._stopping:
+            self.step()
+        self._shutdown()
+        return self.report()
+
+    def step(self) -> None:
+        self._connect_some()
+        self._fire_due()
+        events = self.selector.select(self._sleep_for())
+        for key, mask in events:
+            if self._near_start():
+                break  # level-triggered: what is left is reported again after the start
+            self._io(key.data, mask)
+        self._fire_due()
+        self._fire_later()
+        self.audio.deliver()
+        self._handle_inbox()
+        self._flush()
+        self._housekeeping()
+
+    def _sleep_for(self) -> float:
+        now = time.time()
+        held = self._outbox or self.begun
+        if self._inbox or (held and now >= self._hold_until):
+            return 0
+        wake = now + MAX_SLEEP_S
+        nxt = self.timers.next_at()
+        if nxt is not None:
+            wake = min(wake, nxt - SPIN_S)
+        coarse = self.later.next_at()
+        if coarse is not None:
+            wake = min(wake, coarse)
+        if held:
+            wake = min(wake, self._hold_until)
+        return max(0.0, wake - now)
+
+    def _io(self, target: Any, mask: int) -> None:
+        if target == "wake":
+            with contextlib.suppress(BlockingIOError):
+                self._wake_r.recv(4096)
+            return
+        if target == "parent":
+            self._from_parent()
+            return
+        node: Node = target
+        if mask & selectors.EVENT_READ:
+            node.client.loop_read()
+        if node.fd >= 0 and mask & selectors.EVENT_WRITE:
+            node.client.loop_write()
+        if node.fd >= 0:
+            self._pump(node)
+
+    def _fire_later(self) -> None:
+        for action in self.later.pop_due(time.time()):
+            action()
+
+    def _fire_due(self) -> None:
+        nxt = self.timers.next_at()
+        if nxt is None or nxt - time.time() > SPIN_S:
+            return
+        gc.disable()
+        try:
+            while time.time() < nxt:
+                pass
+            actions = self.timers.pop_due(time.time())
+            for action in actions:
+                action()
+            took = time.time() - nxt
+        finally:
+            gc.enable()
+        if self.begun:
+            # The other workers are starting their own devices at this very instant: a burst of
+            # `playing` acks now would have the broker and the daemon compete with them for the CPU.
+            self._hold_until = nxt + ACK_HOLD_S
+        if len(actions) > 1:
+            log.debug("%d actions due at %.3f done %.2f ms after", len(actions), nxt, took * 1000)
+
+    def _handle_inbox(self) -> None:
+        while self._inbox and not self._near_start():
+            node, payload = self._inbox.popleft()
+            node.on_payload(payload)
+
+    def _flush(self) -> None:
+        if time.time() < self._hold_until:
+            return
+        begun, self.begun = self.begun, []
+        for node, airing, now in begun:
+            node.on_air(airing, now)
+        outbox, self._outbox = self._outbox, []
+        for node, command_id, state, at, extra in outbox:
+            message = extra
+            if state is not None:
+                message = protocol.make_ack(command_id, state, datetime.fromtimestamp(at, UTC), **extra)
+                entry = node.seen.get(command_id)
+                if entry is not None:
+                    entry["ack"] = message
+                    self.seen.dirty = True
+            node.client.publish(self.topics.ack(node.id), protocol.encode(message), qos=1)
+            if node.fd >= 0 and node.client.want_write():
+                self._pump(node)
+
+    def _connect_some(self) -> None:
+        while self._to_connect and self._connecting < CONNECTS_IN_FLIGHT and not self._near_start():
+            node = self._to_connect.popleft()
+            if not self._stopping:
+                self._open(node)
+        if not self._ready_sent and all(n.subscribed for n in self.nodes):
+            self._ready_sent = True
+            self._send(("ready", len(self.nodes)))
+
+    def _housekeeping(self) -> None:
+        """Keepalive pings for a slice of the clients per step, and the seen-ids file now and then."""
+        if self._near_start() or not self.nodes:
+            return
+        end = self._sweep + HOUSEKEEPING_PER_STEP
+        for node in self.nodes[self._sweep : end]:
+            if node.fd >= 0:
+                node.client.loop_misc()
+        self._sweep = end if end < len(self.nodes) else 0
+        nxt = self.timers.next_at()
+        quiet = nxt is None or nxt - time.time() > 0.5
+        if self.seen.dirty and quiet and time.monotonic() - self._last_save > SAVE_EVERY_S:
+            self.seen.save()
+            self._last_save = time.monotonic()
+
+    # ------------------------------------------------------------ talking to the parent
+
+    def _send(self, message: tuple[str, Any]) -> None:
+        if self.conn is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self.conn.send(message)
+
+    def _from_parent(self) -> None:
+        assert self.conn is not None
+        try:
+            what = self.conn.recv()
+        except (EOFError, OSError):
+            what = "stop"  # the parent is gone: a fleet never outlives its simulator
+        if what == "report":
+            self._send(("report", self.report()))
+        elif what == "stop":
+            self.stop()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def report(self) -> FleetReport:
+        return FleetReport(
+            devices=len(self.nodes),
+            connected=sum(1 for n in self.nodes if n.connected),
+            commands=self.commands,
+            replays=self.replays,
+            downloads=self.audio.downloads,
+            reconnects=self.reconnects,
+            refused=dict(self.refused),
+            plays=list(self.plays),
+        )
+
+    def _shutdown(self, timeout: float = 5.0) -> None:
+        """Say offline (retained) for every device, wait for the broker to take it, then disconnect.
+
+        A clean disconnect discards the last will, so the status is what tells the daemon.
+        """
+        self._hold_until = 0.0
+        self._flush()
+        offline = protocol.encode(protocol.make_status(False))
+        sent: list[mqtt.MQTTMessageInfo] = []
+        for node in self.nodes:
+            if node.connected:
+                sent.append(node.client.publish(self.topics.status(node.id), offline, qos=1, retain=True))
+                self._pump(node)
+        self._drain(lambda: all(info.is_published() for info in sent), timeout)
+        for node in self.nodes:
+            if node.fd >= 0:
+                node.client.disconnect()
+                self._pump(node)
+        self._drain(lambda: all(n.fd < 0 for n in self.nodes), 2.0)
+        self.seen.save()
+        self._send(("report", self.report()))
+
+    def _drain(self, done: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done() and time.monotonic() < deadline:
+            for key, mask in self.selector.select(0.05):
+                if isinstance(key.data, Node):
+                    self._io(key.data, mask)
+                elif key.data == "wake":
+                    self._io("wake", mask)
+
+
+def worker_main(fd: int) -> None:
+    """Entry of a worker process (`python -c`, see Fleet.start): its spec and orders come over `fd`.
+
+    Ctrl-C reaches the whole process group; only the parent acts on it and stops the workers in order.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(fd)
+    spec, log_level = conn.recv()
+    logging.basicConfig(level=log_level, format=f"%(asctime)s w{spec.index} %(levelname)s %(message)s")
+    worker = Worker(spec, conn)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    worker.run()
+
+
+# ---------------------------------------------------------------- the parent: processes
+
+
+def split(devices: list[SimDevice], processes: int) -> list[tuple[SimDevice, ...]]:
+    """Round-robin, so every process gets its share of each village and of each kind."""
+    return [tuple(devices[i::processes]) for i in range(processes) if devices[i::processes]]
+
+
+class Fleet:
+    """Starts the worker processes, waits until every device is subscribed, stops them on request.
+
+    Workers are plain `python -c` subprocesses with a socket pair, not multiprocessing's spawn, which
+    re-imports the caller's main module and breaks any script without a `__main__` guard.
+    """
+
+    def __init__(
+        self,
+        settings: FleetSettings,
+        devices: list[SimDevice],
+        processes: int,
+        log_level: int = logging.WARNING,
+    ) -> None:
+        self.settings = settings
+        self.devices = devices
+        self.processes = max(1, min(processes, len(devices) or 1))
+        self.log_level = log_level
+        self._procs: list[tuple[subprocess.Popen[bytes], Connection]] = []
+
+    def start(self, timeout: float = 120.0) -> None:
+        state_dir = Path(self.settings.state_dir)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        merge_seen_files(state_dir)
+        for index, part in enumerate(split(self.devices, self.processes)):
+            ours, theirs = socket.socketpair()
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    f"from broadcaster.simulation.fleet import worker_main; worker_main({theirs.fileno()})",
+                ],
+                pass_fds=[theirs.fileno()],
+                stdin=subprocess.DEVNULL,
+            )
+            theirs.close()
+            conn = Connection(ours.detach())
+            conn.send((WorkerSpec(index, self.settings, part), self.log_level))
+            self._procs.append((proc, conn))
+        deadline = time.monotonic() + timeout
+        for proc, conn in self._procs:
+            self._await(proc, conn, "ready", deadline)
+
+    def _await(self, proc: subprocess.Popen[bytes], conn: Connection, kind: str, deadline: float) -> Any:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"fleet worker {proc.pid}: no {kind!r} within the time allowed")
+            if conn.poll(min(left, 0.5)):
+                got, value = conn.recv()
+                if got == kind:
+                    return value
+            elif proc.poll() is not None:
+                raise RuntimeError(f"fleet worker {proc.pid} exited with {proc.returncode}")
+
+    def alive(self) -> bool:
+        return bool(self._procs) and all(p.poll() is None for p, _ in self._procs)
+
+    def report(self, timeout: float = 30.0) -> FleetReport:
+        """A live snapshot from every worker (they answer between two loop steps)."""
+        for _, conn in self._procs:
+            conn.send("report")
+        total = FleetReport()
+        deadline = time.monotonic() + timeout
+        for proc, conn in self._procs:
+            total.merge(self._await(proc, conn, "report", deadline))
+        return total
+
+    def stop(self, timeout: float = 20.0) -> FleetReport:
+        total = FleetReport()
+        for _, conn in self._procs:
+            with contextlib.suppress(OSError):
+                conn.send("stop")
+        deadline = time.monotonic() + timeout
+        for proc, conn in self._procs:
+            with contextlib.suppress(RuntimeError, EOFError, OSError):
+                total.merge(self._await(proc, conn, "report", deadline))
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            conn.close()
+        self._procs.clear()
+        merge_seen_files(Path(self.settings.state_dir))
+        return total
