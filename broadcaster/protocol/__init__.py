@@ -1,7 +1,7 @@
 """The wire format of loa's device protocol (docs/protocol.md), shared by the daemon and the devices.
 
-It needs only the standard library and `cryptography` (`mqtt` adds paho-mqtt), so a speaker's small
-computer carries it without the server's dependencies.
+It needs only the standard library, `cryptography` and `rfc8785` (`mqtt` adds paho-mqtt), so a
+speaker's small computer carries it without the server's dependencies.
 """
 
 from broadcaster.protocol.canonical import canonical, encode

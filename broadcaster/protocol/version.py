@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-PROTOCOL_VERSION = 1
-DEFAULT_PREFIX = "pa/v1"
+# 2: the signed bytes are RFC 8785 (JCS), so firmware in any language reproduces them; v1 is retired.
+PROTOCOL_VERSION = 2
+DEFAULT_PREFIX = "pa/v2"
 MAX_PAYLOAD_BYTES = 64 * 1024  # anything larger from a device is dropped unread
 
 CommandType = Literal["play", "stop", "volume", "led.show", "led.clear", "ping", "config"]

@@ -70,7 +70,7 @@ def test_a_stamped_command_is_the_command_make_command_signs(signer: protocol.Si
         (lambda c: c.__setitem__("sig", "AAAA"), "bad_signature"),
         (lambda c: c.__setitem__("kid", "unknown"), "bad_signature"),
         (lambda c: c.pop("sig"), "bad_signature"),
-        (lambda c: c.__setitem__("v", 2), "bad_version"),
+        (lambda c: c.__setitem__("v", 1), "bad_version"),  # a v1 command, signed or not
     ],
 )
 def test_tampered_commands_are_refused(signer: protocol.Signer, tamper, code: str) -> None:
@@ -110,10 +110,10 @@ def test_wire_times_are_utc_with_milliseconds() -> None:
 
 
 def test_topics_round_trip() -> None:
-    t = protocol.Topics("pa/v1")
-    assert t.cmd("thon-1-loa") == "pa/v1/dev/thon-1-loa/cmd"
-    assert t.device_of("pa/v1/dev/thon-1-loa/ack") == ("thon-1-loa", "ack")
-    assert t.device_of("pa/v1/dev/a/b/ack") is None
+    t = protocol.Topics("pa/v2")
+    assert t.cmd("thon-1-loa") == "pa/v2/dev/thon-1-loa/cmd"
+    assert t.device_of("pa/v2/dev/thon-1-loa/ack") == ("thon-1-loa", "ack")
+    assert t.device_of("pa/v2/dev/a/b/ack") is None
     assert t.device_of("other/dev/a/ack") is None
 
 
