@@ -406,7 +406,8 @@ class AudioPipeline:
         if size == 0:
             raise AudioError("empty", "Tệp tải lên bị rỗng.")
         if size > MAX_UPLOAD_BYTES:
-            raise AudioError("too_large", f"Tệp quá lớn (tối đa {MAX_UPLOAD_BYTES // 1024**2} MB).")
+            limit_mb = MAX_UPLOAD_BYTES // 1024**2
+            raise AudioError("too_large", f"Tệp quá lớn (tối đa {limit_mb} MB).", params={"max_mb": limit_mb})
         with path.open("rb") as fh:
             head = fh.read(12)
         looks_audio = head.startswith(_AUDIO_MAGIC) or head[4:8] == b"ftyp"
@@ -417,7 +418,8 @@ class AudioPipeline:
                 raise AudioError("corrupt", "Tệp âm thanh bị hỏng hoặc không đầy đủ.", exc.detail) from exc
             raise
         if info.duration_ms > MAX_RECORDING_MS:
-            raise AudioError("too_long", f"Bản ghi quá dài (tối đa {MAX_RECORDING_MS // 60000} phút).")
+            minutes = MAX_RECORDING_MS // 60000
+            raise AudioError("too_long", f"Bản ghi quá dài (tối đa {minutes} phút).", params={"max_minutes": minutes})
         key = self._key("recording", file_sha256(path))
         hit = self.store.lookup(key)
         if hit is not None:

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 import wave
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,13 +55,18 @@ CODEC_PEAK_MARGIN_DB: dict[str, float] = {"mp3": 1.5, "opus": 2.3}
 
 
 class AudioError(Exception):
-    """A failure the officer may see: `message_vi` is shown in the UI, `code` is for programs."""
+    """A failure the officer may see: `code` is for programs, `message_vi` is this package's own
+    sentence for it, `params` the values in that sentence (for an application that says it in other
+    languages too), `detail` the technical cause for the log."""
 
-    def __init__(self, code: str, message_vi: str, detail: str = "") -> None:
+    def __init__(
+        self, code: str, message_vi: str, detail: str = "", *, params: Mapping[str, str | int | float] | None = None
+    ) -> None:
         super().__init__(f"{code}: {detail or message_vi}")
         self.code = code
         self.message_vi = message_vi
         self.detail = detail
+        self.params = dict(params or {})
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from broadcaster.errors import LoaError
 
-class ConfigError(Exception):
-    """A configuration problem, phrased for the person who wrote the file."""
+
+class ConfigError(LoaError):
+    """A configuration problem, phrased for the person who wrote the file: it names the key and the
+    environment variable that set it. A LoaError, so the CLI and the daemon report it like any other."""
 
 
 class _Section(BaseModel):
@@ -48,7 +51,7 @@ class BrokerConfig(_Section):
     host: str = Field("127.0.0.1", description="Address the managed Mosquitto listens on.")
     port: int = Field(1883, ge=0, le=65535, description="Preferred port; a free one is used if taken.")
     mosquitto: str = Field("mosquitto", description="The mosquitto binary.")
-    topic_prefix: str = Field("pa/v1", description="Root of every topic; the protocol version is part of it.")
+    topic_prefix: str = Field("pa/v2", description="Root of every topic; the protocol version is part of it.")
     password: str = Field("", description="The daemon's broker password (for an external broker).")
 
     @field_validator("url")
@@ -132,12 +135,12 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """`LOA_BROKER_URL=...` becomes {"broker": {"url": ...}}; unknown names are errors, not ignored."""
     out: dict[str, dict[str, Any]] = {}
     for name, value in environ.items():
-        if not name.startswith("LOA_") or name in ("LOA_CONFIG", "LOA_LIVE_TESTS", "LOA_TEST_POSTGRES_URL"):
+        if not name.startswith("LOA_") or name in ("LOA_CONFIG", "LOA_LANG", "LOA_LIVE_TESTS", "LOA_TEST_POSTGRES_URL"):
             continue
         rest = name[4:].lower()
         section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)
         if section is None:
-            raise ConfigError(f"{name}: không có mục cấu hình này (unknown section; known: {', '.join(_SECTIONS)})")
+            raise ConfigError("config_unknown_section", {"name": name, "known": ", ".join(_SECTIONS)})
         key = rest[len(section) + 1 :]
         out.setdefault(section, {})[key] = value
     return out
@@ -148,13 +151,14 @@ def _merge(base: dict[str, Any], extra: Mapping[str, Mapping[str, Any]]) -> dict
     for section, values in extra.items():
         target = merged.setdefault(section, {})
         if not isinstance(target, dict):
-            raise ConfigError(f"[{section}] must be a table")
+            raise ConfigError("config_not_table", {"section": section})
         target.update(values)
     return merged
 
 
-def _describe(err: ValidationError, origin: str) -> str:
-    lines = [f"Cấu hình không hợp lệ / invalid configuration ({origin}):"]
+def _problems(err: ValidationError) -> str:
+    """One line per problem: the key, the variable that would set it, and what is allowed."""
+    lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         env = "LOA_" + "_".join(str(p) for p in e["loc"]).upper()
@@ -178,11 +182,11 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         try:
             raw = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError as exc:
-            raise ConfigError(f"{path}: không tìm thấy tệp cấu hình (file not found)") from exc
+            raise ConfigError("config_not_found", {"path": str(path)}) from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: không đọc được TOML (unreadable: {exc})") from exc
+            raise ConfigError("config_unreadable", {"path": str(path), "error": str(exc)}) from exc
     merged = _merge(raw, _env_overrides(environ))
     try:
         return Config.model_validate(merged)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, origin)) from exc
+        raise ConfigError("config_invalid", {"origin": origin, "problems": _problems(exc)}) from exc

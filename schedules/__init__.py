@@ -33,7 +33,7 @@ Firing: classify_firing(planned_start, valid_until, now, *, duration=0, toleranc
         -> Firing.ON_TIME | LATE | MISSED
 Export: to_ics(placements, zone_name, *, stamp=None) -> str
 Heading: bulletin_heading(when) -> "Bản tin sáng ngày 25 tháng 5" (audio/ reads the numbers)
-Errors: ScheduleError(code, message_vi), ErrorCode
+Errors: ScheduleError(code, message_vi, params, variant=...), ErrorCode; planner Conflicts carry the same
 
 Wiring it to a database and a timer (a sketch: `db`, `timer` and `send` are the broadcaster's;
 the daemon's timer is broadcaster.runtime.timer, which does the I/O this package never does)

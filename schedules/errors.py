@@ -1,10 +1,13 @@
 """One error type with a stable machine code and a Vietnamese sentence an officer can act on.
 
-The code is for programs (API responses, tests, the database); the sentence is shown as is.
+The code is for programs (API responses, tests, the database); the sentence is this package's own
+default. The values in the sentence are also given as `params`, and a code said in several ways names
+which with `variant`, so an application with a message catalogue can say the same in other languages.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 
 
@@ -34,7 +37,16 @@ class ErrorCode(StrEnum):
 class ScheduleError(ValueError):
     """Raised for input that can never be planned, whatever else is on the timeline."""
 
-    def __init__(self, code: ErrorCode | str, message_vi: str) -> None:
+    def __init__(
+        self,
+        code: ErrorCode | str,
+        message_vi: str,
+        params: Mapping[str, str | int | float] | None = None,
+        *,
+        variant: str = "",
+    ) -> None:
         self.code = ErrorCode(code)
         self.message_vi = message_vi
+        self.params = dict(params or {})
+        self.variant = variant
         super().__init__(f"{self.code.value}: {message_vi}")

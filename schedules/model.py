@@ -80,31 +80,67 @@ class Airing:
         object.__setattr__(self, "earliest", _aware(self.earliest))
         object.__setattr__(self, "valid_until", _aware(self.valid_until))
         if not self.id:
-            raise ScheduleError(ErrorCode.BAD_ID, "Mục phát cần có mã.")
+            raise ScheduleError(ErrorCode.BAD_ID, "Mục phát cần có mã.", {})
         if self.duration <= timedelta(0):
-            raise ScheduleError(ErrorCode.BAD_DURATION, f"'{self.title}': thời lượng phải lớn hơn 0.")
+            raise ScheduleError(
+                ErrorCode.BAD_DURATION, f"'{self.title}': thời lượng phải lớn hơn 0.", {"title": self.title}
+            )
         if not self.targets:
-            raise ScheduleError(ErrorCode.UNKNOWN_ZONE, f"'{self.title}': chưa chọn vùng phát.")
+            raise ScheduleError(
+                ErrorCode.UNKNOWN_ZONE,
+                f"'{self.title}': chưa chọn vùng phát.",
+                {"title": self.title},
+                variant="no_targets",
+            )
         if self.hold_after < timedelta(0):
-            raise ScheduleError(ErrorCode.BAD_DURATION, f"'{self.title}': khoảng lặng sau không được âm.")
+            raise ScheduleError(
+                ErrorCode.BAD_DURATION,
+                f"'{self.title}': khoảng lặng sau không được âm.",
+                {"title": self.title},
+                variant="gap",
+            )
         if self.valid_until <= self.earliest:
-            raise ScheduleError(ErrorCode.END_BEFORE_START, f"'{self.title}': hết hiệu lực trước giờ bắt đầu.")
+            raise ScheduleError(
+                ErrorCode.END_BEFORE_START, f"'{self.title}': hết hiệu lực trước giờ bắt đầu.", {"title": self.title}
+            )
         if self.valid_until - self.earliest < self.duration:
             raise ScheduleError(
                 ErrorCode.END_BEFORE_START,
                 f"'{self.title}': thời hạn hiệu lực ngắn hơn thời lượng, không thể phát trọn.",
+                {"title": self.title},
+                variant="too_short",
             )
         is_relay = self.kind is AiringKind.RELAY
         if is_relay != (self.priority is Priority.BACKGROUND):
-            raise ScheduleError(ErrorCode.BAD_PRIORITY, f"'{self.title}': chỉ tiếp sóng mới có mức ưu tiên nền.")
+            raise ScheduleError(
+                ErrorCode.BAD_PRIORITY,
+                f"'{self.title}': chỉ tiếp sóng mới có mức ưu tiên nền.",
+                {"title": self.title},
+                variant="background",
+            )
         if (self.kind is AiringKind.EMERGENCY) != (self.priority is Priority.EMERGENCY):
-            raise ScheduleError(ErrorCode.BAD_PRIORITY, f"'{self.title}': chỉ cảnh báo khẩn cấp mới có mức khẩn cấp.")
+            raise ScheduleError(
+                ErrorCode.BAD_PRIORITY,
+                f"'{self.title}': chỉ cảnh báo khẩn cấp mới có mức khẩn cấp.",
+                {"title": self.title},
+                variant="emergency",
+            )
         if is_relay:
             check_relay_url(self.stream_url)
         elif self.stream_url is not None:
-            raise ScheduleError(ErrorCode.BAD_RELAY_URL, f"'{self.title}': chỉ tiếp sóng mới có luồng.")
+            raise ScheduleError(
+                ErrorCode.BAD_RELAY_URL,
+                f"'{self.title}': chỉ tiếp sóng mới có luồng.",
+                {"title": self.title},
+                variant="not_relay",
+            )
         if self.window_id is not None and self.kind is not AiringKind.NOTICE and self.kind not in FRAMING_KINDS:
-            raise ScheduleError(ErrorCode.UNKNOWN_WINDOW, f"'{self.title}': chỉ thông báo mới xếp vào bản tin được.")
+            raise ScheduleError(
+                ErrorCode.UNKNOWN_WINDOW,
+                f"'{self.title}': chỉ thông báo mới xếp vào bản tin được.",
+                {"title": self.title},
+                variant="not_notice",
+            )
 
     @property
     def latest_start(self) -> datetime:
@@ -138,13 +174,17 @@ class Placement:
 def check_relay_url(url: str | None) -> str:
     parts = urlsplit(url or "")
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ScheduleError(ErrorCode.BAD_RELAY_URL, f"Địa chỉ tiếp sóng '{url}' phải là http:// hoặc https://.")
+        raise ScheduleError(
+            ErrorCode.BAD_RELAY_URL, f"Địa chỉ tiếp sóng '{url}' phải là http:// hoặc https://.", {"url": str(url)}
+        )
     return url or ""
 
 
 def _check_targets(targets: frozenset[str], what: str) -> None:
     if not targets:
-        raise ScheduleError(ErrorCode.UNKNOWN_ZONE, f"'{what}': chưa chọn vùng phát.")
+        raise ScheduleError(
+            ErrorCode.UNKNOWN_ZONE, f"'{what}': chưa chọn vùng phát.", {"title": what}, variant="no_targets"
+        )
 
 
 def notice(
@@ -164,9 +204,14 @@ def notice(
     now = utc(now)
     earliest = now if at is None else utc(at)
     if earliest < now:
-        raise ScheduleError(ErrorCode.IN_PAST, f"'{title}': giờ phát đã qua.")
+        raise ScheduleError(ErrorCode.IN_PAST, f"'{title}': giờ phát đã qua.", {"title": title}, variant="start")
     if priority not in (Priority.NORMAL, Priority.PRIORITY):
-        raise ScheduleError(ErrorCode.BAD_PRIORITY, f"'{title}': thông báo chỉ ở mức thường hoặc ưu tiên.")
+        raise ScheduleError(
+            ErrorCode.BAD_PRIORITY,
+            f"'{title}': thông báo chỉ ở mức thường hoặc ưu tiên.",
+            {"title": title},
+            variant="notice",
+        )
     return Airing(
         id=id,
         title=title,
@@ -201,7 +246,12 @@ class NoticeSeries:
     def __post_init__(self) -> None:
         _check_targets(self.targets, self.title)
         if self.validity < self.duration:
-            raise ScheduleError(ErrorCode.END_BEFORE_START, f"'{self.title}': thời hạn hiệu lực ngắn hơn thời lượng.")
+            raise ScheduleError(
+                ErrorCode.END_BEFORE_START,
+                f"'{self.title}': thời hạn hiệu lực ngắn hơn thời lượng.",
+                {"title": self.title},
+                variant="too_short",
+            )
 
     def airings(self, start: datetime, end: datetime) -> list[Airing]:
         """One Airing per occurrence in [start, end)."""
@@ -239,7 +289,9 @@ class RelayProgramme:
         check_relay_url(self.stream_url)
         _check_targets(self.targets, self.title)
         if self.duration <= timedelta(0):
-            raise ScheduleError(ErrorCode.BAD_DURATION, f"'{self.title}': thời lượng phải lớn hơn 0.")
+            raise ScheduleError(
+                ErrorCode.BAD_DURATION, f"'{self.title}': thời lượng phải lớn hơn 0.", {"title": self.title}
+            )
 
     def airings(self, start: datetime, end: datetime) -> list[Airing]:
         return [
@@ -277,9 +329,19 @@ class EmergencyAlert:
     def __post_init__(self) -> None:
         _check_targets(self.targets, self.title)
         if self.duration <= timedelta(0) or self.gap < timedelta(0):
-            raise ScheduleError(ErrorCode.BAD_DURATION, f"'{self.title}': thời lượng và khoảng nghỉ không hợp lệ.")
+            raise ScheduleError(
+                ErrorCode.BAD_DURATION,
+                f"'{self.title}': thời lượng và khoảng nghỉ không hợp lệ.",
+                {"title": self.title},
+                variant="alert",
+            )
         if self.repeats < 1:
-            raise ScheduleError(ErrorCode.NEVER_FIRES, f"'{self.title}': số lần phát phải từ 1 trở lên.")
+            raise ScheduleError(
+                ErrorCode.NEVER_FIRES,
+                f"'{self.title}': số lần phát phải từ 1 trở lên.",
+                {"title": self.title},
+                variant="repeats",
+            )
 
     def airings(self, now: datetime) -> list[Airing]:
         """The repeats, the first at `now`; ids are "<id>#1", "<id>#2", ..."""
@@ -325,14 +387,22 @@ class BulletinWindow:
         object.__setattr__(self, "end", _aware(self.end))
         _check_targets(self.targets, self.id)
         if self.end <= self.start:
-            raise ScheduleError(ErrorCode.END_BEFORE_START, f"Bản tin '{self.id}': giờ kết thúc trước giờ bắt đầu.")
+            raise ScheduleError(
+                ErrorCode.END_BEFORE_START,
+                f"Bản tin '{self.id}': giờ kết thúc trước giờ bắt đầu.",
+                {"window": self.id},
+                variant="window",
+            )
         framing = self.open_chime + self.heading + self.close_chime
         if min(self.open_chime, self.heading, self.close_chime, self.item_gap) < timedelta(0):
-            raise ScheduleError(ErrorCode.BAD_DURATION, f"Bản tin '{self.id}': thời lượng âm.")
+            raise ScheduleError(
+                ErrorCode.BAD_DURATION, f"Bản tin '{self.id}': thời lượng âm.", {"window": self.id}, variant="window"
+            )
         if framing >= self.end - self.start:
             raise ScheduleError(
                 ErrorCode.WINDOW_TOO_SHORT,
                 f"Bản tin '{self.id}': không đủ chỗ cho cả nhạc hiệu và lời giới thiệu.",
+                {"window": self.id},
             )
 
     @property
@@ -359,7 +429,12 @@ class BulletinProgramme:
     def __post_init__(self) -> None:
         _check_targets(self.targets, self.id)
         if self.length <= timedelta(0):
-            raise ScheduleError(ErrorCode.BAD_DURATION, f"Bản tin '{self.id}': độ dài phải lớn hơn 0.")
+            raise ScheduleError(
+                ErrorCode.BAD_DURATION,
+                f"Bản tin '{self.id}': độ dài phải lớn hơn 0.",
+                {"window": self.id},
+                variant="bulletin",
+            )
 
     def windows(self, start: datetime, end: datetime) -> list[BulletinWindow]:
         """Windows opening in [start, end); ids are "<programme id>@<UTC opening>"."""

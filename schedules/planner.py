@@ -81,6 +81,9 @@ class Conflict:
     airing: Airing
     villages: frozenset[str]
     message_vi: str
+    # The values in the message, and which way of saying `code` it is: for other languages.
+    params: Mapping[str, str | int] = field(default_factory=dict, hash=False)
+    variant: str = ""
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,12 @@ class Plan:
 
 def _hm(when: datetime) -> str:
     return f"{to_local(when):%H:%M}"
+
+
+def _at_neutral(when: datetime, reference: datetime) -> str:
+    """ "17:05", or "05:00 26/05" when the local day differs: `_at` without words, for params."""
+    local = to_local(when)
+    return f"{local:%H:%M}" if local.date() == to_local(reference).date() else f"{local:%H:%M %d/%m}"
 
 
 def _at(when: datetime, reference: datetime) -> str:
@@ -270,8 +279,16 @@ class _Planner:
         self.conflicts: list[Conflict] = []
 
     # helpers
-    def conflict(self, code: ErrorCode, airing: Airing, villages: frozenset[str], message: str) -> None:
-        self.conflicts.append(Conflict(code, airing, villages, message))
+    def conflict(
+        self,
+        code: ErrorCode,
+        airing: Airing,
+        villages: frozenset[str],
+        message: str,
+        params: Mapping[str, str | int],
+        variant: str = "",
+    ) -> None:
+        self.conflicts.append(Conflict(code, airing, villages, message, dict(params), variant))
 
     def put(self, p: Placement) -> Placement:
         self.board.add(p)
@@ -327,7 +344,14 @@ class _Planner:
             want = max(a.earliest, self.now)
             found = self.board.find(villages, a.duration, want, a.valid_until, emergency=True)
             if want + a.duration > a.valid_until:
-                self.conflict(ErrorCode.IN_PAST, a, villages, f"'{a.title}' đã hết hiệu lực lúc {_hm(a.valid_until)}.")
+                self.conflict(
+                    ErrorCode.IN_PAST,
+                    a,
+                    villages,
+                    f"'{a.title}' đã hết hiệu lực lúc {_hm(a.valid_until)}.",
+                    {"title": a.title, "until": _hm(a.valid_until)},
+                    "expired",
+                )
                 continue
             if found is None:
                 self.conflict(
@@ -336,6 +360,8 @@ class _Planner:
                     villages,
                     f"Cảnh báo khẩn '{a.title}' không phát được trước {_hm(a.valid_until)}: "
                     "các cảnh báo khẩn khác chiếm hết thời gian.",
+                    {"title": a.title, "until": _hm(a.valid_until)},
+                    "emergency",
                 )
                 continue
             start, cause = found
@@ -388,6 +414,12 @@ class _Planner:
                     r.villages,
                     f"{cut_text}; không còn chỗ phát lại trước khi hết hiệu lực lúc {_hm(latest)} "
                     f"ở {self.tree.describe(r.villages)}: đánh dấu bỏ lỡ.",
+                    {
+                        "cut_at": _hm(r.cut_at),
+                        "emergency": e.airing.title,
+                        "until": _hm(latest),
+                        "villages": self.tree.describe(r.villages),
+                    },
                 )
                 outcome = f"{cut_text}; không phát lại được trước {_hm(latest)} nên đánh dấu bỏ lỡ."
             else:
@@ -419,7 +451,14 @@ class _Planner:
             return
         if w.end <= self.now:
             for a, _ in queued:
-                self.conflict(ErrorCode.IN_PAST, a, villages, f"Bản tin '{w.title}' đã kết thúc lúc {_hm(w.end)}.")
+                self.conflict(
+                    ErrorCode.IN_PAST,
+                    a,
+                    villages,
+                    f"Bản tin '{w.title}' đã kết thúc lúc {_hm(w.end)}.",
+                    {"bulletin": w.title, "until": _hm(w.end)},
+                    "bulletin",
+                )
             return
         title = w.title
         done_kinds = {p.airing.kind for p in done}
@@ -456,6 +495,15 @@ class _Planner:
                     villages,
                     f"'{a.title}' không vừa {title.lower()} ({_hm(w.start)}–{_hm(w.end)}): "
                     f"cần {_minutes(a.duration)}, chỉ còn đến {_hm(content_end)}.",
+                    {
+                        "title": a.title,
+                        "bulletin": title.lower(),
+                        "start": _hm(w.start),
+                        "end": _hm(w.end),
+                        "duration": int(a.duration.total_seconds()),
+                        "room_until": _hm(content_end),
+                    },
+                    "bulletin",
                 )
                 continue
             start, cause = found
@@ -509,6 +557,7 @@ class _Planner:
                     villages,
                     f"'{a.title}' (đang xếp lúc {_hm(previous.start)}) bị đẩy ra ngoài thời hạn hiệu lực "
                     f"({_hm(a.valid_until)}) bởi mục ưu tiên hơn: cần xếp lại hoặc hủy.",
+                    {"title": a.title, "start": _hm(previous.start), "until": _hm(a.valid_until)},
                 )
                 return
             unfit = self.unfit_code(villages, a, want, a.valid_until)
@@ -523,6 +572,14 @@ class _Planner:
                 villages,
                 f"Không xếp được '{a.title}' ({_minutes(a.duration)}) từ {_hm(want)} đến "
                 f"{_at(a.valid_until, want)}: {reason}.",
+                {
+                    "title": a.title,
+                    "duration": int(a.duration.total_seconds()),
+                    "start": _hm(want),
+                    "until": _at_neutral(a.valid_until, want),
+                    "villages": self.tree.describe(villages),
+                },
+                "item" if unfit is ErrorCode.IN_QUIET_HOURS else "",
             )
             return
         start, cause = found
@@ -543,7 +600,12 @@ class _Planner:
             villages = self.tree.expand(a.targets)
             if a.valid_until <= self.now:
                 self.conflict(
-                    ErrorCode.IN_PAST, a, villages, f"Tiếp sóng '{a.title}' đã kết thúc lúc {_hm(a.valid_until)}."
+                    ErrorCode.IN_PAST,
+                    a,
+                    villages,
+                    f"Tiếp sóng '{a.title}' đã kết thúc lúc {_hm(a.valid_until)}.",
+                    {"title": a.title, "until": _hm(a.valid_until)},
+                    "relay",
                 )
                 continue
             pieces: dict[tuple[datetime, datetime], set[str]] = {}
@@ -581,6 +643,13 @@ class _Planner:
                     frozenset(silent),
                     f"Tiếp sóng '{a.title}' {_hm(a.earliest)}–{_hm(a.valid_until)} không phát được ở "
                     f"{self.tree.describe(silent)}: cả chương trình bị các mục khác hoặc giờ yên tĩnh chiếm.",
+                    {
+                        "title": a.title,
+                        "start": _hm(a.earliest),
+                        "end": _hm(a.valid_until),
+                        "villages": self.tree.describe(silent),
+                    },
+                    "relay" if code is ErrorCode.IN_QUIET_HOURS else "",
                 )
             for (s, e), vs in sorted(pieces.items()):
                 frozen = frozenset(vs)
@@ -655,13 +724,15 @@ def plan(
     seen: set[str] = set()
     for a in requests:
         if a.id in seen:
-            raise ScheduleError(ErrorCode.DUPLICATE_ID, f"Mã mục phát '{a.id}' bị trùng trong yêu cầu.")
+            raise ScheduleError(ErrorCode.DUPLICATE_ID, f"Mã mục phát '{a.id}' bị trùng trong yêu cầu.", {"id": a.id})
         seen.add(a.id)
         tree.expand(a.targets)
     window_ids: set[str] = set()
     for w in windows:
         if w.id in window_ids:
-            raise ScheduleError(ErrorCode.DUPLICATE_ID, f"Mã bản tin '{w.id}' bị trùng.")
+            raise ScheduleError(
+                ErrorCode.DUPLICATE_ID, f"Mã bản tin '{w.id}' bị trùng.", {"window": w.id}, variant="window"
+            )
         window_ids.add(w.id)
         tree.expand(w.targets)
 
@@ -679,7 +750,9 @@ def plan(
                 relays.setdefault(a.id, a)
         elif _is_started(p, now) or a.priority is Priority.EMERGENCY:
             if a.id in seen:
-                raise ScheduleError(ErrorCode.ALREADY_ON_AIR, f"'{a.title}' đã phát đi, không sửa được nữa.")
+                raise ScheduleError(
+                    ErrorCode.ALREADY_ON_AIR, f"'{a.title}' đã phát đi, không sửa được nữa.", {"title": a.title}
+                )
             fixed.append(p)
         elif a.id not in seen and a.kind not in FRAMING_KINDS:
             pool.append((a, p))
@@ -690,7 +763,11 @@ def plan(
             pool.append((a, None))
     for a, _ in pool:
         if a.window_id is not None and a.window_id not in window_ids:
-            raise ScheduleError(ErrorCode.UNKNOWN_WINDOW, f"'{a.title}' xếp vào bản tin '{a.window_id}' không có.")
+            raise ScheduleError(
+                ErrorCode.UNKNOWN_WINDOW,
+                f"'{a.title}' xếp vào bản tin '{a.window_id}' không có.",
+                {"title": a.title, "window": a.window_id},
+            )
 
     for p in fixed:
         planner.board.add(p)
@@ -709,6 +786,7 @@ def plan(
                 a,
                 tree.expand(a.targets),
                 f"'{a.title}' hết hiệu lực lúc {_hm(a.valid_until)}, không còn kịp phát.",
+                {"title": a.title, "until": _hm(a.valid_until)},
             )
         else:
             live.append((a, previous))
@@ -761,7 +839,9 @@ def check_request(
     want = max(airing.earliest, now)
     if want + airing.duration > airing.valid_until:
         raise ScheduleError(
-            ErrorCode.IN_PAST, f"'{airing.title}' hết hiệu lực lúc {_hm(airing.valid_until)}, không còn kịp phát."
+            ErrorCode.IN_PAST,
+            f"'{airing.title}' hết hiệu lực lúc {_hm(airing.valid_until)}, không còn kịp phát.",
+            {"title": airing.title, "until": _hm(airing.valid_until)},
         )
     if airing.priority is Priority.EMERGENCY or airing.window_id is not None:
         return
@@ -770,4 +850,5 @@ def check_request(
         raise ScheduleError(
             ErrorCode.IN_QUIET_HOURS,
             f"'{airing.title}': toàn bộ thời hạn {_hm(want)}–{_hm(airing.valid_until)} rơi vào giờ yên tĩnh.",
+            {"title": airing.title, "start": _hm(want), "end": _hm(airing.valid_until)},
         )

@@ -45,26 +45,36 @@ class Recurrence:
 
     def __post_init__(self) -> None:
         if any(t.tzinfo is not None for t in self.times):
-            raise ScheduleError(ErrorCode.BAD_RECURRENCE, "Giờ phát phải là giờ địa phương, không kèm múi giờ.")
+            raise ScheduleError(
+                ErrorCode.BAD_RECURRENCE, "Giờ phát phải là giờ địa phương, không kèm múi giờ.", {}, variant="timezone"
+            )
         object.__setattr__(self, "times", tuple(sorted(set(self.times))))
         object.__setattr__(self, "weekdays", frozenset(self.weekdays))
         if not self.times:
-            raise ScheduleError(ErrorCode.NEVER_FIRES, "Lịch lặp không có giờ phát nào.")
+            raise ScheduleError(ErrorCode.NEVER_FIRES, "Lịch lặp không có giờ phát nào.", {}, variant="no_times")
         if self.end is not None and self.end < self.start:
             raise ScheduleError(
                 ErrorCode.END_BEFORE_START,
                 f"Ngày kết thúc {self.end:%d/%m/%Y} trước ngày bắt đầu {self.start:%d/%m/%Y}.",
+                {"start": f"{self.start:%d/%m/%Y}", "end": f"{self.end:%d/%m/%Y}"},
+                variant="dates",
             )
         if self.interval < 1:
-            raise ScheduleError(ErrorCode.BAD_RECURRENCE, "Khoảng lặp phải từ 1 ngày trở lên.")
+            raise ScheduleError(ErrorCode.BAD_RECURRENCE, "Khoảng lặp phải từ 1 ngày trở lên.", {}, variant="interval")
         if self.interval != 1 and self.frequency is not Frequency.EVERY_N_DAYS:
-            raise ScheduleError(ErrorCode.BAD_RECURRENCE, "Chỉ lịch 'mỗi N ngày' mới có khoảng lặp khác 1.")
+            raise ScheduleError(
+                ErrorCode.BAD_RECURRENCE, "Chỉ lịch 'mỗi N ngày' mới có khoảng lặp khác 1.", {}, variant="interval_kind"
+            )
         if any(d not in range(7) for d in self.weekdays):
-            raise ScheduleError(ErrorCode.BAD_RECURRENCE, "Thứ trong tuần phải từ 0 (Thứ Hai) đến 6.")
+            raise ScheduleError(
+                ErrorCode.BAD_RECURRENCE, "Thứ trong tuần phải từ 0 (Thứ Hai) đến 6.", {}, variant="weekday"
+            )
         if self.weekdays and self.frequency is not Frequency.WEEKLY:
-            raise ScheduleError(ErrorCode.BAD_RECURRENCE, "Chỉ lịch hằng tuần mới chọn thứ trong tuần.")
+            raise ScheduleError(
+                ErrorCode.BAD_RECURRENCE, "Chỉ lịch hằng tuần mới chọn thứ trong tuần.", {}, variant="weekdays_kind"
+            )
         if not self._fires_within_a_week():
-            raise ScheduleError(ErrorCode.NEVER_FIRES, "Lịch lặp không có lần phát nào trong khoảng ngày đã chọn.")
+            raise ScheduleError(ErrorCode.NEVER_FIRES, "Lịch lặp không có lần phát nào trong khoảng ngày đã chọn.", {})
 
     # Constructors that read like what an officer says.
     @classmethod
@@ -75,7 +85,7 @@ class Recurrence:
     def for_days(cls, times: Iterable[time], start: date, days: int) -> Recurrence:
         """ "06:00 and 17:00 for 3 days": `days` consecutive days starting on `start`."""
         if days < 1:
-            raise ScheduleError(ErrorCode.NEVER_FIRES, "Số ngày phát phải từ 1 trở lên.")
+            raise ScheduleError(ErrorCode.NEVER_FIRES, "Số ngày phát phải từ 1 trở lên.", {}, variant="days")
         return cls(tuple(times), start, start + timedelta(days=days - 1))
 
     @classmethod
@@ -173,17 +183,26 @@ def parse_recurrence(spec: str, *, today: date) -> Recurrence:
         start = _parse_date(m.group(1)) if (m := _FROM.search(text)) else today
         end = _parse_date(m.group(1)) if (m := _UNTIL.search(text)) else None
     except ValueError as e:
-        raise ScheduleError(ErrorCode.BAD_RECURRENCE, f"Ngày không hợp lệ trong '{spec}'.") from e
+        raise ScheduleError(
+            ErrorCode.BAD_RECURRENCE, f"Ngày không hợp lệ trong '{spec}'.", {"spec": spec}, variant="date"
+        ) from e
     if m := _FOR_DAYS.search(text):
         if end is not None:
-            raise ScheduleError(ErrorCode.BAD_RECURRENCE, "Chỉ dùng một trong hai: 'đến ngày' hoặc 'trong N ngày'.")
+            raise ScheduleError(
+                ErrorCode.BAD_RECURRENCE,
+                "Chỉ dùng một trong hai: 'đến ngày' hoặc 'trong N ngày'.",
+                {},
+                variant="two_ends",
+            )
         days = int(m.group(1))
         if days < 1:
-            raise ScheduleError(ErrorCode.NEVER_FIRES, "Số ngày phát phải từ 1 trở lên.")
+            raise ScheduleError(ErrorCode.NEVER_FIRES, "Số ngày phát phải từ 1 trở lên.", {}, variant="days")
         end = start + timedelta(days=days - 1)
     times = tuple(time(int(h), int(mi)) for h, mi in _TIME.findall(text))
     if not times:
-        raise ScheduleError(ErrorCode.NEVER_FIRES, f"Không thấy giờ phát (HH:MM) trong '{spec}'.")
+        raise ScheduleError(
+            ErrorCode.NEVER_FIRES, f"Không thấy giờ phát (HH:MM) trong '{spec}'.", {"spec": spec}, variant="no_time_in"
+        )
     if m := _EVERY_N.search(text):
         return Recurrence.every_n_days(int(m.group(1)), times, start, end)
     if _WEEKDAYS.search(text):
@@ -191,6 +210,6 @@ def parse_recurrence(spec: str, *, today: date) -> Recurrence:
     if _WEEKLY.search(text):
         days_named = frozenset(_DAY_WORDS[w] for w in _DAY.findall(text))
         if not days_named:
-            raise ScheduleError(ErrorCode.NEVER_FIRES, "Lịch hằng tuần chưa chọn thứ nào.")
+            raise ScheduleError(ErrorCode.NEVER_FIRES, "Lịch hằng tuần chưa chọn thứ nào.", {}, variant="no_weekday")
         return Recurrence.weekly(days_named, times, start, end)
     return Recurrence.daily(times, start, end)

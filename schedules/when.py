@@ -8,16 +8,24 @@ rather than a silent "tomorrow", so an officer never schedules a notice a day la
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from schedules.clock import LOCAL_TZ
 
 
 class WhenError(ValueError):
-    def __init__(self, code: str, message_vi: str) -> None:
+    """`code` for programs, `message_vi` to show; `params` are the values in it and `variant` tells
+    apart the ways one code is said, for an application that speaks other languages too."""
+
+    def __init__(
+        self, code: str, message_vi: str, params: Mapping[str, str] | None = None, *, variant: str = ""
+    ) -> None:
         super().__init__(f"{code}: {message_vi}")
         self.code = code
         self.message_vi = message_vi
+        self.params = dict(params or {})
+        self.variant = variant
 
 
 _RELATIVE = re.compile(r"^\+\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|giây|phút|giờ|ngày)?$")
@@ -35,7 +43,9 @@ def parse_when(text: str | None, now: datetime, *, allow_past_s: float = 0.0) ->
     when = _parse(raw, now)
     if when < now - timedelta(seconds=allow_past_s):
         local = when.astimezone(LOCAL_TZ).strftime("%H:%M %d/%m/%Y")
-        raise WhenError("time_in_past", f"Thời điểm {local} đã qua; hãy chọn một thời điểm trong tương lai.")
+        raise WhenError(
+            "time_in_past", f"Thời điểm {local} đã qua; hãy chọn một thời điểm trong tương lai.", {"time": local}
+        )
     return when
 
 
@@ -45,7 +55,7 @@ def _parse(raw: str, now: datetime) -> datetime:
     if m := _CLOCK.match(raw):
         hour, minute, second = int(m.group(1)), int(m.group(2) or 0), int(m.group(3) or 0)
         if hour > 23 or minute > 59 or second > 59:
-            raise WhenError("bad_time", f"Giờ không hợp lệ: {raw!r}.")
+            raise WhenError("bad_time", f"Giờ không hợp lệ: {raw!r}.", {"text": raw}, variant="clock")
         local_now = now.astimezone(LOCAL_TZ)
         local = local_now.replace(hour=hour, minute=minute, second=second, microsecond=0)
         return local.astimezone(UTC)
@@ -60,6 +70,7 @@ def _parse(raw: str, now: datetime) -> datetime:
         raise WhenError(
             "bad_time",
             f"Không hiểu thời điểm {raw!r}. Ví dụ hợp lệ: 17:30, 2026-11-25 06:00, +5m, now.",
+            {"text": raw},
         ) from exc
     if when.tzinfo is None:
         when = when.replace(tzinfo=LOCAL_TZ)

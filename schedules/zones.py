@@ -68,7 +68,9 @@ class ZoneTree:
         self._zones: dict[str, Zone] = {}
         for zone in zones:
             if zone.id in self._zones:
-                raise ScheduleError(ErrorCode.BAD_ZONE, f"Mã vùng '{zone.id}' bị trùng.")
+                raise ScheduleError(
+                    ErrorCode.BAD_ZONE, f"Mã vùng '{zone.id}' bị trùng.", {"zone": zone.id}, variant="duplicate"
+                )
             self._zones[zone.id] = zone
         self._villages_of: dict[str, frozenset[str]] = {}
         self._groups_of: dict[str, list[str]] = {}
@@ -76,7 +78,12 @@ class ZoneTree:
             if zone.kind is ZoneKind.VILLAGE:
                 parent = self._zones.get(zone.parent or "")
                 if parent is None or parent.kind is not ZoneKind.COMMUNE:
-                    raise ScheduleError(ErrorCode.BAD_ZONE, f"Thôn '{zone.name}' phải thuộc một xã đã khai báo.")
+                    raise ScheduleError(
+                        ErrorCode.BAD_ZONE,
+                        f"Thôn '{zone.name}' phải thuộc một xã đã khai báo.",
+                        {"name": zone.name},
+                        variant="orphan",
+                    )
                 self._villages_of[zone.id] = frozenset({zone.id})
         for zone in self._zones.values():
             if zone.kind is ZoneKind.COMMUNE:
@@ -89,6 +96,8 @@ class ZoneTree:
                     raise ScheduleError(
                         ErrorCode.BAD_ZONE,
                         f"Cụm '{zone.name}' chỉ được gồm các thôn đã khai báo (sai: {', '.join(bad) or 'trống'}).",
+                        {"name": zone.name, "wrong": ", ".join(bad) or "—"},
+                        variant="group",
                     )
                 self._villages_of[zone.id] = frozenset(zone.members)
                 for member in zone.members:
@@ -98,7 +107,9 @@ class ZoneTree:
         try:
             return self._zones[zone_id]
         except KeyError:
-            raise ScheduleError(ErrorCode.UNKNOWN_ZONE, f"Không có vùng mã '{zone_id}'.") from None
+            raise ScheduleError(
+                ErrorCode.UNKNOWN_ZONE, f"Không có vùng mã '{zone_id}'.", {"zone": zone_id}, variant="id"
+            ) from None
 
     def kind(self, zone_id: str) -> ZoneKind:
         return self.zone(zone_id).kind
@@ -117,7 +128,9 @@ class ZoneTree:
             self.zone(target)
             found |= self._villages_of[target]
         if not found:
-            raise ScheduleError(ErrorCode.UNKNOWN_ZONE, "Vùng phát không có thôn nào, không có loa nào nghe được.")
+            raise ScheduleError(
+                ErrorCode.UNKNOWN_ZONE, "Vùng phát không có thôn nào, không có loa nào nghe được.", {}, variant="empty"
+            )
         return frozenset(found)
 
     def quiet_hours_for(self, village: str, quiet_hours: Mapping[str, QuietHours] | None) -> tuple[QuietHours, ...]:

@@ -37,7 +37,7 @@ from broadcaster.broker.tls import TlsFiles, make_server_cert, tls_listener_line
 from broadcaster.config import Config, load_config
 from broadcaster.db import Database, Device, DeviceKind, Zone, ZoneKind, audit, device_zones
 from broadcaster.device.agent import AgentConfig
-from broadcaster.errors import BadInput
+from broadcaster.errors import LoaError
 from broadcaster.protocol.mqtt import BrokerAddress
 from broadcaster.services.zones import ensure_commune
 
@@ -125,7 +125,7 @@ def _check_user(name: str) -> None:
     try:
         pwd.getpwnam(name)
     except KeyError as exc:
-        raise BadInput("unknown_user", f"Không có người dùng hệ thống «{name}».") from exc
+        raise LoaError("unknown_user", {"name": name}) from exc
 
 
 def _chown_tree(root: Path, owner: str) -> None:
@@ -144,7 +144,7 @@ def _broker_url(given: str | None, config: Config) -> str:
     try:
         address = BrokerAddress.parse(url)
     except ValueError as exc:
-        raise BadInput("bad_broker_url", f"Địa chỉ broker không hợp lệ: {url!r} (mqtt:// hoặc mqtts://).") from exc
+        raise LoaError("bad_broker_url", {"url": url}) from exc
     host = f"[{address.host}]" if ":" in address.host else address.host
     return f"{'mqtts' if address.tls else 'mqtt'}://{host}:{address.port}"
 
@@ -160,21 +160,18 @@ def _is_loopback(url: str) -> bool:
 def _check_new_device(session: Session, device_id: str, village_id: str, groups: list[str]) -> list[str]:
     """Validate before writing anything; returns the zones the device will listen on."""
     if not valid_name(device_id) or device_id == DAEMON_USER:
-        raise BadInput(
-            "bad_device_id",
-            f"Mã thiết bị «{device_id}» không hợp lệ: chỉ dùng chữ không dấu, số, '-' và '_' (tối đa 64).",
-        )
+        raise LoaError("bad_device_id", {"device": device_id})
     if session.get(Device, device_id) is not None:
-        raise BadInput("device_exists", f"Thiết bị «{device_id}» đã có; mỗi thiết bị chỉ cấp phát một lần.")
+        raise LoaError("device_exists", {"device": device_id})
     village = session.get(Zone, village_id)
     if village is None or village.kind is not ZoneKind.VILLAGE:
-        raise BadInput("unknown_zone", f"Không có thôn «{village_id}»; hãy tạo thôn trước.")
+        raise LoaError("unknown_zone.device_village", {"zone": village_id})
     zones = device_zones(session, village_id)
     for group in groups:
         if session.get(Zone, group) is None:
-            raise BadInput("unknown_zone", f"Không có khu vực «{group}».")
+            raise LoaError("unknown_zone.zone", {"zone": group})
         if group not in zones:
-            raise BadInput("not_in_zone", f"Thôn «{village_id}» không thuộc khu vực «{group}».")
+            raise LoaError("not_in_zone", {"village": village_id, "zone": group})
     return groups or zones
 
 
@@ -262,7 +259,7 @@ def _copy_ca(given: Path | None, data: Path, url: str, target: Path) -> str | No
     ca = given or data / "mosquitto" / "tls" / "ca.crt"
     if not ca.exists():
         if given:
-            raise BadInput("bad_ca_file", f"Không tìm thấy tệp CA {given}.")
+            raise LoaError("bad_ca_file", {"path": str(given)})
         return None
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(ca, target)

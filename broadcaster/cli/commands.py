@@ -19,7 +19,7 @@ from typing import Any
 from audio.normalize import normalize
 from broadcaster.config import load_config
 from broadcaster.db import Database
-from broadcaster.errors import BadInput
+from broadcaster.errors import LoaError
 from broadcaster.services.announcements import announce
 from broadcaster.services.audio import audio_pipeline
 from broadcaster.services.build import build_services
@@ -100,7 +100,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
     svc = build_services(_config(args), SystemClock())
     devices = list_devices(svc)
-    deliveries = recent_deliveries(svc, args.limit)
+    deliveries = recent_deliveries(svc, args.limit, args.lang)
     warnings = offline_warnings(svc)
     if args.json:
         print(
@@ -142,13 +142,13 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     try:
         start, end = _local_day(args.from_), _local_day(args.to, end=True)
     except WhenError as exc:
-        raise BadInput(exc.code, exc.message_vi) from exc
+        raise LoaError.from_domain(exc) from exc
     if args.ics:
         if not args.zone:
-            raise BadInput("no_zone", "Cần --zone để xuất lịch .ics.")
+            raise LoaError("no_zone.ics", {})
         sys.stdout.write(calendar(svc, args.zone))
         return 0
-    rows = timeline(svc, args.zone, start, end)
+    rows = timeline(svc, args.zone, start, end, args.lang)
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
@@ -156,8 +156,9 @@ def cmd_timeline(args: argparse.Namespace) -> int:
         print("Không có lượt phát nào trong khoảng này.")
     for r in rows:
         print(f"  {r['start_at_local']}  {r['zone_name']:<12} {r['priority']:<9} {r['status']:<10} {r['title']}")
-        if r["explanation"]:
-            print(f"      {r['explanation']}")
+        for line in (r["explanation"], r["reason"]):
+            if line:
+                print(f"      {line}")
     return 0
 
 
@@ -170,7 +171,7 @@ def cmd_programme(args: argparse.Namespace) -> int:
             print(f"  #{p['id']:<4} {p['kind']:<7} {p['recurrence']:<28} {where:<16} {p['title']}")
         return 0
     if not args.title:
-        raise BadInput("empty_title", "Chương trình cần có tên (--title).")
+        raise LoaError("empty_title.option", {})
     result = add_programme(
         svc,
         args.kind,
@@ -207,13 +208,12 @@ def cmd_zone(args: argparse.Namespace) -> int:
     svc = build_services(_config(args), SystemClock())
     if args.action == "add":
         if not args.id:
-            print("Cần mã khu vực (zone_id_missing)", file=sys.stderr)
-            return 2
+            raise LoaError("zone_id_missing", {})
         quiet = None
         if args.quiet:
             first, _, last = args.quiet.partition("-")
             if not (_HHMM.match(first) and _HHMM.match(last)):
-                raise BadInput("bad_quiet_hours", "Giờ yên tĩnh viết dạng HH:MM-HH:MM, ví dụ 22:00-05:30.")
+                raise LoaError("bad_quiet_hours", {})
             quiet = (first, last)
         z = add_zone(
             svc, args.id, args.name or args.id, args.kind, args.members or [], actor=args.user or _user(), quiet=quiet

@@ -2,7 +2,8 @@
 
 This module only parses: each command's code is imported when that command runs, so `loa agent` on a
 speaker's small computer loads the device side alone (broadcaster.device), never the server's
-database, audio or web libraries. Errors print in Vietnamese with the English code and exit non-zero.
+database, audio or web libraries. A refusal prints `Lỗi: <message> (<code>)` and exits 2; the words,
+argparse's own included, are Vietnamese unless `--lang en` or `LOA_LANG=en` asks for English.
 """
 
 from __future__ import annotations
@@ -10,14 +11,34 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from broadcaster.cli.parser import LoaArgumentParser
+from broadcaster.messages import LANGUAGES, pick_language, render
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="loa", description="Loa truyền thanh thông minh cấp xã")
+
+def language(argv: Sequence[str], environ: Mapping[str, str]) -> str:
+    """`--lang` if given, else LOA_LANG, else Vietnamese. Read before parsing, because parsing itself
+    (its errors, its help) already speaks it."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg.startswith("--lang="):
+            return pick_language(arg.split("=", 1)[1])
+        if arg == "--lang" and i + 1 < len(argv):
+            return pick_language(argv[i + 1])
+    return pick_language(environ.get("LOA_LANG"))
+
+
+def build_parser(lang: str = "vi") -> argparse.ArgumentParser:
+    p = LoaArgumentParser(prog="loa", description="Loa truyền thanh thông minh cấp xã", lang=lang)
     p.add_argument("--config", type=Path, default=None, help="TOML config (default: $LOA_CONFIG)")
+    p.add_argument(
+        "--lang", choices=LANGUAGES, default=lang, help="ngôn ngữ của thông báo lỗi (mặc định: $LOA_LANG hoặc vi)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     a = sub.add_parser("announce", help="lưu một thông báo và lên lịch phát")
@@ -146,20 +167,24 @@ def _handler(spec: str) -> Callable[[argparse.Namespace], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    lang = language(argv, os.environ)
+    args = build_parser(lang).parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "agent":  # the device side: none of the server's errors can arise
         return int(_handler(args.run)(args))
-    from broadcaster.config import ConfigError
-    from broadcaster.errors import BadInput
+    from broadcaster.errors import LoaError  # the standard library only, like this module
 
     try:
-        return int(_handler(args.run)(args))
-    except BadInput as exc:
-        print(f"Lỗi: {exc.message_vi} ({exc.code})", file=sys.stderr)
-        return 2
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
+        try:
+            handler = _handler(args.run)
+        except ModuleNotFoundError as exc:
+            if not exc.name or exc.name.split(".")[0] in ("broadcaster", "audio", "schedules"):
+                raise
+            raise LoaError("server_not_installed", {"module": exc.name}) from exc  # a device install
+        return int(handler(args))
+    except LoaError as exc:  # bad input, a bad configuration, audio or a plan that cannot be made
+        print(render("cli.error", {"message": exc.message(args.lang), "code": exc.code}, args.lang), file=sys.stderr)
         return 2
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from broadcaster import protocol
 from broadcaster.db import Database
+from broadcaster.errors import LoaError
 from broadcaster.runtime.datadir import running_broker_url
 from broadcaster.services.reports import percentile
 from broadcaster.simulation.commune import provision_fleet
@@ -28,7 +29,7 @@ def resolve_broker(explicit: str | None, config_url: str, data_dir: Path) -> str
     url = running_broker_url(data_dir)
     if url:
         return url
-    raise SystemExit("Không biết broker: dùng --broker mqtt://host:port hoặc chạy daemon trước (no_broker)")
+    raise LoaError("no_broker", {})
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -40,8 +41,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     broker_url = resolve_broker(args.broker, cfg.broker.url, data)
     devices = fleet_devices(args.villages, args.speakers_per_village, args.leds_per_village)
     if not devices:
-        print("Không có thiết bị nào để mô phỏng (no_devices)", file=sys.stderr)
-        return 2
+        raise LoaError("no_devices", {})
     db = Database(cfg.database_url)
     db.upgrade()
     provision_fleet(db, devices, cfg.general.commune)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.db import Broadcast, BroadcastStatus, Device, DeviceKind, Zone, villages_of
 from broadcaster.dispatch.bodies import CommandBodies
+from broadcaster.messages import coded_reason
 from schedules import Firing, classify_firing
 
 LATE_TOLERANCE_S = 1.0  # dispatched later than this past start_at counts as late
@@ -67,7 +68,8 @@ def targets(
     session: Session, claimed: list[Broadcast], now: datetime, bodies: Callable[[Broadcast], CommandBodies]
 ) -> list[Target]:
     """The devices the claimed broadcasts go to, with their command bodies. A broadcast too late to
-    air, or with nobody to hear it, gets none and says why."""
+    air, or with nobody to hear it, gets none and says why (a coded reason, see broadcaster.messages,
+    so the officer reads it in their language)."""
     live = [b for b in claimed if still_on_time(b, now)]
     if not live:
         return []
@@ -94,7 +96,7 @@ def targets(
         ]
         if not mine:
             b.status = BroadcastStatus.DONE
-            b.reason = "Không có thiết bị nào trong khu vực"
+            b.reason = coded_reason("no_devices")
         out += mine
     return out
 
@@ -111,11 +113,11 @@ def still_on_time(b: Broadcast, now: datetime) -> bool:
     )
     if verdict is Firing.MISSED:
         b.status = BroadcastStatus.MISSED
-        b.reason = "Quá thời hạn phát: không còn kịp phát trọn trước khi hết hiệu lực"
+        b.reason = coded_reason("missed_validity")
         return False
     if verdict is Firing.LATE:
         late_by = int((now + timedelta(seconds=LATE_PREP_S) - b.start_at).total_seconds())
         b.start_at = now + timedelta(seconds=LATE_PREP_S)  # the start devices are given
         b.late = True
-        b.reason = f"Phát trễ {late_by} giây"
+        b.reason = coded_reason("late", late_by)
     return True

@@ -21,6 +21,7 @@ from broadcaster.db import FINAL_DELIVERY, Broadcast, BroadcastStatus, Command, 
 from broadcaster.dispatch.events import apply_delivery_update, finish_broadcast_if_complete
 from broadcaster.dispatch.outbox import Outbox
 from broadcaster.dispatch.resend import Resender
+from broadcaster.messages import coded_reason
 from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -74,7 +75,7 @@ class Reconciler:
                 ).all()
                 for bid, start_at, expires_at, priority in rows:
                     if now >= expires_at:
-                        self._mark_missed(session, bid, "Quá thời hạn phát khi hệ thống chưa gửi được lệnh")
+                        self._mark_missed(session, bid, coded_reason("expired_before_dispatch"))
                         continue
                     fire_at = start_at - self.lead_for(priority)
                     if fire_at <= now:
@@ -113,7 +114,7 @@ class Reconciler:
         for delivery, _cmd in rows:
             # A device that started playing but never reported the end: keep it "playing" until the
             # broadcast itself is long over, then call it expired with that reason.
-            reason = "Thiết bị không xác nhận trước khi lệnh hết hạn"
+            reason = coded_reason("no_ack")
             if apply_delivery_update(delivery, DeliveryStatus.EXPIRED, now, reason):
                 touched.add(delivery.broadcast_id)
         for bid in touched:

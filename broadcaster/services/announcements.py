@@ -20,7 +20,8 @@ from broadcaster.db import (
     DeviceKind,
     audit,
 )
-from broadcaster.errors import BadInput
+from broadcaster.errors import LoaError
+from broadcaster.messages import DEFAULT_LANGUAGE
 from broadcaster.services import Services
 from broadcaster.services.bulletins import framing_for
 from broadcaster.services.planning import (
@@ -36,6 +37,7 @@ from broadcaster.services.planning import (
 from broadcaster.services.views import broadcast_view
 from broadcaster.services.zones import resolve_zones, zone_names
 from schedules import Airing, EmergencyAlert, ScheduleError, notice
+from schedules.clock import to_local
 from schedules.when import WhenError, parse_when
 
 PRIORITIES = ("normal", "priority", "emergency")
@@ -100,14 +102,14 @@ def _queued(
 ) -> Airing:
     """The item as queued in the bulletin's next window that opens after `start` and can still hold it."""
     if priority == "emergency":
-        raise BadInput("bad_priority", "Tin khẩn cấp phát ngay, không xếp vào bản tin.")
+        raise LoaError("bad_priority.bulletin", {})
     windows = [
         w
         for w in bulletin_windows(session, now - timedelta(hours=1), now + WINDOW_HORIZON)
         if programme_of_window(w.id) == bulletin and w.end - max(w.start, now) >= duration and w.end > start
     ]
     if not windows:
-        raise BadInput("no_bulletin", f"Không có bản tin số {bulletin} nào sắp tới còn chỗ cho mục này.", 404)
+        raise LoaError("no_bulletin", {"bulletin": bulletin}, status=404)
     w = windows[0]
     return notice(
         airing_id,
@@ -154,19 +156,19 @@ def announce(
     if recording is not None and not (text or "").strip():
         text = (title or "").strip() or "Bản ghi âm"
     if not isinstance(text, str) or not text.strip():
-        raise BadInput("empty_text", "Nội dung thông báo đang trống.")
+        raise LoaError("empty_text", {})
     if len(text) > MAX_TEXT_CHARS:
-        raise BadInput("text_too_long", f"Nội dung quá dài (tối đa {MAX_TEXT_CHARS} ký tự).")
+        raise LoaError("text_too_long", {"max": MAX_TEXT_CHARS})
     if priority not in PRIORITIES:
-        raise BadInput("bad_priority", "Mức ưu tiên phải là: normal, priority hoặc emergency.")
+        raise LoaError("bad_priority", {})
     now = svc.clock.now()
     dispatch = svc.config.dispatch
     try:
         start = at if isinstance(at, datetime) else parse_when(at, now)
     except WhenError as exc:
-        raise BadInput(exc.code, exc.message_vi) from exc
+        raise LoaError.from_domain(exc) from exc
     if start is not None and start < now:
-        raise BadInput("time_in_past", "Thời điểm phát đã qua; hãy chọn một thời điểm trong tương lai.")
+        raise LoaError("time_in_past", {"time": to_local(start).strftime("%H:%M %d/%m/%Y")})
     if start is None:  # as soon as devices can fetch the audio
         start = now + timedelta(seconds=dispatch.emergency_lead_s if priority == "emergency" else 5)
     with svc.db.session() as session:
@@ -175,7 +177,7 @@ def announce(
     try:
         stored = svc.audio.import_recording(recording) if recording else svc.audio.render(text, progress)
     except AudioError as exc:
-        raise BadInput(f"audio_{exc.code}", exc.message_vi, 422) from exc
+        raise LoaError.from_domain(exc) from exc
     title = (title or "").strip() or _title_from(text)
     duration = timedelta(milliseconds=max(1000, stored.duration_ms))
     now = svc.clock.now()
@@ -193,7 +195,7 @@ def announce(
             else:
                 requests = _requests(svc, now, f"a{item.id}", title, duration, zone_ids, start, priority, rank)
         except ScheduleError as exc:
-            raise BadInput(str(exc.code), exc.message_vi) from exc
+            raise LoaError.from_domain(exc) from exc
         result, groups, mine = plan_or_refuse(svc, session, requests, now)
         names = zone_names(session)
         placements = [placement_view(p, names) for p in result.placements if p.airing.id in mine]
@@ -226,7 +228,7 @@ def announce(
         return view
 
 
-def announcement_view(session: Session, item: Announcement) -> dict[str, Any]:
+def announcement_view(session: Session, item: Announcement, lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
     return {
         "id": item.id,
         "title": item.title,
@@ -240,7 +242,7 @@ def announcement_view(session: Session, item: Announcement) -> dict[str, Any]:
             "engine": item.engine,
             "url": f"/audio/{item.audio_sha256}.{item.audio_ext}",
         },
-        "broadcasts": [broadcast_view(session, b) for b in sorted(item.broadcasts, key=lambda b: b.id)],
+        "broadcasts": [broadcast_view(session, b, lang) for b in sorted(item.broadcasts, key=lambda b: b.id)],
         "summary": speakers_summary(session, item.id),
     }
 
@@ -261,9 +263,9 @@ def speakers_summary(session: Session, announcement_id: int) -> str:
     return f"{counts.get(DeliveryStatus.DONE, 0)}/{total} loa đã phát xong"
 
 
-def get_announcement(svc: Services, announcement_id: int) -> dict[str, Any]:
+def get_announcement(svc: Services, announcement_id: int, lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
     with svc.db.session() as session:
         item = session.get(Announcement, announcement_id)
         if item is None:
-            raise BadInput("not_found", f"Không có thông báo số {announcement_id}.", 404)
-        return announcement_view(session, item)
+            raise LoaError("not_found.announcement", {"id": announcement_id}, status=404)
+        return announcement_view(session, item, lang)

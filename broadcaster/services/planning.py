@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from broadcaster.db import Broadcast, BroadcastStatus, Programme, Zone, ZoneMember
 from broadcaster.db import ZoneKind as DbZoneKind
-from broadcaster.errors import BadInput
+from broadcaster.errors import LoaError
+from broadcaster.messages import coded_reason
 from broadcaster.services import Services
 from schedules import (
     FRAMING_KINDS,
@@ -218,7 +219,7 @@ def apply_plan(
         for row in g.rows:
             if row.status is BroadcastStatus.PLANNED:
                 row.status = BroadcastStatus.CANCELLED
-                row.reason = "Đã được xếp lại lịch"
+                row.reason = coded_reason("rescheduled")
     written: list[Broadcast] = []
     for p in result.changed:
         g = groups.get((p.airing.id, p.start))
@@ -284,11 +285,11 @@ def plan_or_refuse(
     try:
         result, groups = plan_new(session, requests, now, default_quiet_hours(svc))
     except ScheduleError as exc:
-        raise BadInput(str(exc.code), exc.message_vi) from exc
+        raise LoaError.from_domain(exc) from exc
     mine = {a.id for a in requests}
     refused = [c for c in result.conflicts if c.airing.id in mine]
     if refused:
-        raise BadInput(str(refused[0].code), " ".join(c.message_vi for c in refused[:max_reasons]), 409)
+        raise LoaError.refusal(refused[:max_reasons])
     return result, groups, mine
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from audio import AudioError
 from broadcaster.db import Announcement, Broadcast, Programme, audit
-from broadcaster.errors import BadInput
+from broadcaster.errors import LoaError
 from broadcaster.services import Services
 from broadcaster.services.bulletins import framing_for, framing_lengths_ms
 from broadcaster.services.planning import (
@@ -74,14 +74,11 @@ def add_programme(
     occurrence cannot be placed (say, a recurring notice that falls in quiet hours).
     """
     if kind not in ("relay", "notice", "bulletin"):
-        raise BadInput(
-            "bad_kind",
-            "Loại chương trình phải là relay (tiếp sóng), notice (thông báo lặp lại) hoặc bulletin (bản tin).",
-        )
+        raise LoaError("bad_kind", {})
     if not title.strip():
-        raise BadInput("empty_title", "Chương trình cần có tên.")
+        raise LoaError("empty_title", {})
     if priority not in ("normal", "priority"):
-        raise BadInput("bad_priority", "Chương trình lặp lại chỉ ở mức normal hoặc priority.")
+        raise LoaError("bad_priority.programme", {})
     now = svc.clock.now()
     today = to_local(now).date()
     try:
@@ -89,19 +86,19 @@ def add_programme(
         if kind == "relay":
             check_relay_url(stream_url)
         if kind in ("relay", "bulletin") and (not duration_s or duration_s <= 0):
-            raise BadInput("bad_duration", "Tiếp sóng và bản tin cần thời lượng (giây) lớn hơn 0.")
+            raise LoaError("bad_duration.programme", {})
     except ScheduleError as exc:
-        raise BadInput(str(exc.code), exc.message_vi) from exc
+        raise LoaError.from_domain(exc) from exc
     with svc.db.session() as session:
         zone_ids = [z.id for z in resolve_zones(session, zones)]
     audio = None
     if kind == "notice":
         if not text or not text.strip():
-            raise BadInput("empty_text", "Nội dung thông báo đang trống.")
+            raise LoaError("empty_text", {})
         try:
             audio = svc.audio.render(text)
         except AudioError as exc:
-            raise BadInput(f"audio_{exc.code}", exc.message_vi, 422) from exc
+            raise LoaError.from_domain(exc) from exc
         duration_s = max(1.0, audio.duration_ms / 1000)
     assert duration_s is not None
     options = framing_lengths_ms(svc.audio) if kind == "bulletin" else {}
@@ -134,7 +131,7 @@ def add_programme(
             if kind == "bulletin":  # check its windows; they fill as items are queued in them
                 windows = bulletin_windows(session, now, now + HORIZON)
                 if not windows:
-                    raise ScheduleError("never_fires", "Bản tin không có buổi nào trong thời gian tới.")
+                    raise LoaError("never_fires.bulletin", {})
                 view = {"id": prog.id, "kind": kind, "title": prog.title, "recurrence": recurrence}
                 if preview:
                     session.rollback()
@@ -144,7 +141,7 @@ def add_programme(
             series = _series(prog)
             requests = series.airings(now, now + HORIZON)
         except ScheduleError as exc:
-            raise BadInput(str(exc.code), exc.message_vi) from exc
+            raise LoaError.from_domain(exc) from exc
         # A rule over a day and a half can clash many times: the first three reasons say enough.
         result, groups, mine = plan_or_refuse(svc, session, requests, now, max_reasons=3)
         names = zone_names(session)

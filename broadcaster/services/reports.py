@@ -19,6 +19,7 @@ from broadcaster.db import (
     Device,
     DeviceKind,
 )
+from broadcaster.messages import reason_label
 from broadcaster.services import Services
 from schedules.clock import to_local
 
@@ -57,16 +58,6 @@ def report(svc: Services, start: datetime, end: datetime) -> dict[str, Any]:
 
 
 PLAYED = frozenset({DeliveryStatus.PLAYING, DeliveryStatus.DONE})
-REASONS_VI = {
-    "download_failed": "lỗi tải âm thanh",
-    "preempted": "bị tin ưu tiên cắt ngang",
-    "expired": "hết hạn",
-    "expired_before_start": "hết hạn trước giờ phát",
-    "rejected": "thiết bị từ chối lệnh",
-    "agent_error": "lỗi thiết bị",
-    "stream_unsupported": "không phát được luồng",
-    "bad_body": "lệnh không hợp lệ",
-}
 
 
 @dataclass
@@ -91,7 +82,7 @@ class DeliverySummary:
             parts.append(f"{self.pending} loa chưa phát")
         if self.not_played:
             reasons = sorted(self.not_played.items())
-            parts.append("không phát: " + ", ".join(f"{n} {REASONS_VI.get(r, r)}" for r, n in reasons))
+            parts.append("không phát: " + ", ".join(f"{n} {reason_label(r, 'vi')}" for r, n in reasons))
         if self.start_error_p99_ms is not None:
             parts.append(f"lệch khởi phát p99 {self.start_error_p99_ms:.1f} ms")
         return "; ".join(parts)

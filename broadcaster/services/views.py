@@ -15,7 +15,8 @@ from broadcaster.db import (
     DeliveryStatus,
     villages_of,
 )
-from broadcaster.errors import BadInput
+from broadcaster.errors import LoaError
+from broadcaster.messages import DEFAULT_LANGUAGE, reason_text
 from broadcaster.services import Services
 from broadcaster.services.planning import PRIORITY_OF
 from broadcaster.services.zones import resolve_zones, zone_names
@@ -23,7 +24,8 @@ from schedules import Airing, AiringKind, Placement, to_ics
 from schedules.clock import to_local
 
 
-def broadcast_view(session: Session, b: Broadcast) -> dict[str, Any]:
+def broadcast_view(session: Session, b: Broadcast, lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
+    """A broadcast as the officer reads it; its `reason` (stored as a code) in the person's language."""
     counts = dict(
         session.execute(
             select(Delivery.status, func.count()).where(Delivery.broadcast_id == b.id).group_by(Delivery.status)
@@ -40,7 +42,7 @@ def broadcast_view(session: Session, b: Broadcast) -> dict[str, Any]:
         "expires_at": b.expires_at.isoformat(),
         "status": b.status.value,
         "late": b.late,
-        "reason": b.reason,
+        "reason": reason_text(b.reason, lang),
         "priority": b.priority,
         "explanation": b.explanation,
         "deliveries": {s.value: n for s, n in counts.items()},
@@ -48,13 +50,13 @@ def broadcast_view(session: Session, b: Broadcast) -> dict[str, Any]:
     }
 
 
-def list_broadcasts(svc: Services, limit: int = 50) -> list[dict[str, Any]]:
+def list_broadcasts(svc: Services, limit: int = 50, lang: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
     with svc.db.session() as session:
         rows = session.scalars(select(Broadcast).order_by(Broadcast.start_at.desc()).limit(limit))
-        return [{**broadcast_view(session, b), "title": b.title} for b in rows]
+        return [{**broadcast_view(session, b, lang), "title": b.title} for b in rows]
 
 
-def recent_deliveries(svc: Services, limit: int = 20) -> list[dict[str, Any]]:
+def recent_deliveries(svc: Services, limit: int = 20, lang: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
     with svc.db.session() as session:
         rows = session.execute(
             select(Delivery, Broadcast)
@@ -68,7 +70,7 @@ def recent_deliveries(svc: Services, limit: int = 20) -> list[dict[str, Any]]:
                 "title": b.title,
                 "device": d.device_id,
                 "status": d.status.value,
-                "reason": d.reason,
+                "reason": reason_text(d.reason, lang),
                 "start_error_ms": d.start_error_ms,
                 "start_at_local": to_local(b.start_at).strftime("%H:%M:%S %d/%m"),
                 "updated_at": d.updated_at.isoformat(),
@@ -88,14 +90,18 @@ def pending_broadcasts(session: Session, until: datetime) -> list[Broadcast]:
 
 
 def timeline(
-    svc: Services, zone: str | None = None, start: datetime | None = None, end: datetime | None = None
+    svc: Services,
+    zone: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    lang: str = DEFAULT_LANGUAGE,
 ) -> list[dict[str, Any]]:
     """What airs where, in order: the officer's programme view (and the source of the .ics export)."""
     now = svc.clock.now()
     start = start or now - timedelta(hours=1)
     end = end or start + timedelta(days=7)
     if end <= start:
-        raise BadInput("end_before_start", "Thời điểm kết thúc phải sau thời điểm bắt đầu.")
+        raise LoaError("end_before_start.range", {})
     with svc.db.session() as session:
         q = (
             select(Broadcast)
@@ -121,6 +127,7 @@ def timeline(
                 "priority": b.priority,
                 "status": b.status.value,
                 "explanation": b.explanation,
+                "reason": reason_text(b.reason, lang),
                 "stream_url": b.programme.stream_url if b.programme else None,
             }
             for b in session.scalars(q)

@@ -16,7 +16,7 @@ from broadcaster.db import (
     ZoneMember,
     audit,
 )
-from broadcaster.errors import BadInput
+from broadcaster.errors import LoaError
 from broadcaster.services import Services
 
 COMMUNE_ZONE = "all"
@@ -53,19 +53,19 @@ def add_zone(
 ) -> dict[str, Any]:
     """A village of the commune, or a named group of existing villages."""
     if not ZONE_ID.match(zone_id or ""):
-        raise BadInput("bad_zone_id", "Mã khu vực chỉ gồm chữ thường không dấu, số và dấu '-' (ví dụ: thon-3).")
+        raise LoaError("bad_zone_id", {})
     if kind not in ("village", "group"):
-        raise BadInput("bad_zone_kind", "Loại khu vực phải là village (thôn) hoặc group (nhóm thôn).")
+        raise LoaError("bad_zone_kind", {})
     with svc.db.session() as session:
         if session.get(Zone, zone_id) is not None:
-            raise BadInput("zone_exists", f"Khu vực '{zone_id}' đã có.", 409)
+            raise LoaError("zone_exists", {"zone": zone_id}, status=409)
         if kind == "group":
             if not members:
-                raise BadInput("empty_group", "Nhóm cần ít nhất một thôn.")
+                raise LoaError("empty_group", {})
             for m in members:
                 z = session.get(Zone, m)
                 if z is None or z.kind is not ZoneKind.VILLAGE:
-                    raise BadInput("unknown_zone", f"Không có thôn '{m}'.", 404)
+                    raise LoaError("unknown_zone.village", {"zone": m}, status=404)
         zone = Zone(
             id=zone_id,
             name=name.strip() or zone_id,
@@ -98,13 +98,13 @@ def zone_names(session: Session) -> dict[str, str]:
 
 def resolve_zones(session: Session, zone_ids: list[str]) -> list[Zone]:
     if not zone_ids:
-        raise BadInput("no_zone", "Chưa chọn khu vực phát.")
+        raise LoaError("no_zone", {})
     zones = []
     for zid in dict.fromkeys(z.strip() for z in zone_ids):
         zone = session.get(Zone, zid)
         if zone is None:
             known = ", ".join(session.scalars(select(Zone.id).order_by(Zone.id)))
-            raise BadInput("unknown_zone", f"Không có khu vực '{zid}'. Các khu vực hiện có: {known}.", 404)
+            raise LoaError("unknown_zone", {"zone": zid, "known": known}, status=404)
         zones.append(zone)
     return zones
 

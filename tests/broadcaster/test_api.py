@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from broadcaster.api.app import create_app
 from broadcaster.api.server import HttpServer
-from broadcaster.db import Announcement, AuditEntry, Broadcast, Database
+from broadcaster.db import Announcement, AuditEntry, Broadcast, Database, Programme
 from broadcaster.services import Services
 from broadcaster.services.zones import add_village
 from schedules.clock import SystemClock
@@ -270,3 +270,153 @@ def test_the_report_over_http(api: tuple[str, Services]) -> None:
     assert r.status_code == 200 and r.json()["text"] == "0 mục, 0 lượt phát (01/01/2026–31/03/2026)"
     assert httpx.get(url + "/api/v1/report", params={"from": "x", "to": "y"}, timeout=10).status_code == 400
     assert httpx.get(url + "/api/v1/report", timeout=10).status_code == 422
+
+
+# ---------------------------------------------------------------- the OpenAPI document is the contract
+
+REFUSALS = {  # each route's documented 4xx answers (docs/api.md), all in the one error shape
+    ("post", "/api/v1/announcements"): {400, 404, 409, 422},
+    ("post", "/api/v1/recordings"): {400, 404, 409, 422},
+    ("get", "/api/v1/announcements/{announcement_id}"): {404, 422},
+    ("post", "/api/v1/programmes"): {400, 404, 409, 422},
+    ("post", "/api/v1/renders"): {400, 422},
+    ("get", "/api/v1/renders/{render_id}"): {404, 422},
+    ("get", "/api/v1/broadcasts"): {422},
+    ("get", "/api/v1/deliveries"): {422},
+    ("get", "/api/v1/timeline"): {400, 404, 422},
+    ("get", "/api/v1/zones/{zone_id}/calendar.ics"): {404, 422},
+    ("get", "/api/v1/report"): {400, 422},
+    ("get", "/audio/{name}"): {404, 422},
+}  # 422: any route with parameters may be answered invalid_request, never FastAPI's own 422 shape
+
+
+@pytest.fixture
+def openapi(tmp_path: Path, sqlite_url: str) -> Iterator[dict[str, Any]]:
+    svc = make_services(tmp_path, sqlite_url, SystemClock())
+    yield create_app(svc, svc.audio.store).openapi()
+    svc.db.dispose()
+
+
+def test_the_openapi_document_declares_each_routes_refusals_in_the_error_shape(openapi: dict[str, Any]) -> None:
+    declared = {
+        (method, path): {int(s) for s in op["responses"] if s.startswith("4")}
+        for path, ops in openapi["paths"].items()
+        for method, op in ops.items()
+    }
+    assert {route: codes for route, codes in declared.items() if codes} == REFUSALS
+    for (method, path), codes in REFUSALS.items():
+        for code in codes:
+            schema = openapi["paths"][path][method]["responses"][str(code)]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (method, path, code)
+    error = openapi["components"]["schemas"]["ErrorBody"]
+    assert {"code", "message"} <= set(error["required"]) and "params" in error["properties"]
+    assert "HTTPValidationError" not in json.dumps(openapi)  # FastAPI's own 422 shape is never answered
+
+
+def test_priority_and_programme_kind_are_enums_in_the_openapi_document(openapi: dict[str, Any]) -> None:
+    schemas = openapi["components"]["schemas"]
+    assert schemas["Priority"]["enum"] == ["normal", "priority", "emergency"]
+    assert schemas["ProgrammeKind"]["enum"] == ["relay", "notice", "bulletin"]
+    assert schemas["AnnouncementIn"]["properties"]["priority"]["$ref"] == "#/components/schemas/Priority"
+    assert schemas["ProgrammeIn"]["properties"]["kind"]["$ref"] == "#/components/schemas/ProgrammeKind"
+    report = schemas["ReportOut"]["properties"]
+    assert {"from", "to", "items", "plays", "relay_plays", "text"} == set(report)
+
+
+def test_a_wrong_enum_value_is_refused_and_nothing_is_stored(api: tuple[str, Services]) -> None:
+    url, svc = api
+    body = {"kind": "podcast", "title": "Thời sự", "recurrence": "06:00", "duration_s": 600}
+    resp = httpx.post(url + "/api/v1/programmes", json=body, timeout=60)
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["error"]["code"] == "invalid_request" and resp.json()["error"]["params"] == {"fields": "kind"}
+    # `priority` kept its documented code when it became an enum (docs/api.md: bad_priority, 400)
+    resp = httpx.post(url + "/api/v1/programmes", json={**body, "kind": "relay", "priority": "loud"}, timeout=60)
+    assert resp.status_code == 400 and resp.json()["error"]["code"] == "bad_priority"
+    with svc.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Programme)) == 0
+    assert _stored(svc.db) == (0, 0, 0)
+
+
+def test_refusals_and_reasons_in_the_language_asked_for(api: tuple[str, Services]) -> None:
+    url, svc = api
+    english = {"Accept-Language": "en-GB,en;q=0.9"}
+    resp = httpx.post(url + "/api/v1/announcements", json={"text": "Họp", "zones": ["thon-9"]}, headers=english)
+    assert resp.status_code == 404
+    assert resp.json() == {
+        "error": {
+            "code": "unknown_zone",
+            "message": "There is no zone 'thon-9'. Existing zones: all, thon-1, thon-2.",
+            "params": {"zone": "thon-9", "known": "all, thon-1, thon-2"},
+        }
+    }
+    assert httpx.get(url + "/api/v1/nowhere", headers=english).json()["error"]["message"] == "Not found."
+    bad = httpx.post(url + "/api/v1/announcements", json={"text": 5}, headers=english).json()["error"]
+    assert bad["code"] == "invalid_request" and bad["message"] == "Invalid request, at: text."
+
+    item = httpx.post(url + "/api/v1/announcements", json={"text": "Họp thôn.", "at": "+1h"}, timeout=60).json()
+    with svc.db.session() as s:
+        first, second = s.scalars(select(Broadcast).order_by(Broadcast.id)).all()
+        first.reason = "late: 12"  # as dispatch stores it
+        second.reason = "Quá thời hạn phát khi hệ thống chưa gửi được lệnh"  # written before reasons were coded
+    got = httpx.get(f"{url}/api/v1/announcements/{item['id']}", headers=english).json()
+    assert [b["reason"] for b in got["broadcasts"]] == ["Aired 12 s late", second.reason]
+    listed = httpx.get(url + "/api/v1/broadcasts").json()
+    assert sorted(b["reason"] for b in listed) == sorted(["Phát trễ 12 giây", second.reason])
+    assert {r["reason"] for r in httpx.get(url + "/api/v1/timeline", headers=english).json()} == {
+        "Aired 12 s late",
+        second.reason,
+    }
+
+
+def test_no_pages_that_load_scripts_from_a_cdn(api: tuple[str, Services]) -> None:
+    url, _ = api
+    assert httpx.get(url + "/docs").status_code == 404 and httpx.get(url + "/redoc").status_code == 404
+    assert httpx.get(url + "/api/v1/openapi.json").json()["info"]["title"] == "loa"
+
+
+def test_every_read_route_answers_what_the_services_return(api: tuple[str, Services]) -> None:
+    """The response models carry every field: nothing a service returns is dropped on the way out."""
+    from datetime import UTC, datetime
+
+    from broadcaster.db import Delivery, DeliveryStatus, DeviceKind
+    from broadcaster.services.announcements import get_announcement
+    from broadcaster.services.devices import list_devices, offline_warnings
+    from broadcaster.services.programmes import list_programmes
+    from broadcaster.services.reports import report
+    from broadcaster.services.views import list_broadcasts, recent_deliveries, timeline
+    from broadcaster.services.zones import add_device, list_zones
+
+    url, svc = api
+    with svc.db.session() as s:
+        add_device(s, "thon-1-loa", DeviceKind.SPEAKER, "thon-1")  # offline: a warning for what airs soon
+    item = httpx.post(url + "/api/v1/announcements", json={"text": "Họp thôn.", "at": "+10m"}, timeout=60).json()
+    with svc.db.session() as s:
+        s.add(
+            Delivery(
+                broadcast_id=item["broadcasts"][0]["id"],
+                device_id="thon-1-loa",
+                status=DeliveryStatus.FAILED,
+                reason="download_failed: HTTP 404",
+                updated_at=datetime.now(UTC),
+            )
+        )
+    period = {"from": "2026-01-01T00:00", "to": "2030-01-01T00:00"}
+    first, last = datetime.fromisoformat("2026-01-01T00:00+07:00"), datetime.fromisoformat("2030-01-01T00:00+07:00")
+    for path, expected in [
+        ("/api/v1/devices", list_devices(svc)),
+        ("/api/v1/deliveries", recent_deliveries(svc, 50)),
+        ("/api/v1/broadcasts", list_broadcasts(svc, 50)),
+        ("/api/v1/warnings", offline_warnings(svc)),
+        ("/api/v1/zones", list_zones(svc)),
+        ("/api/v1/programmes", list_programmes(svc)),
+        ("/api/v1/timeline", timeline(svc)),
+        ("/api/v1/report", report(svc, first, last)),
+        (f"/api/v1/announcements/{item['id']}", get_announcement(svc, item["id"])),
+        ("/api/v1/metrics", {}),
+    ]:
+        resp = httpx.get(url + path, params=period if path.endswith("report") else None, timeout=10)
+        assert resp.status_code == 200, (path, resp.text)
+        assert resp.json() == expected, path
+    assert offline_warnings(svc) and recent_deliveries(svc, 50)  # the lists compared were not empty
+    english = httpx.get(url + "/api/v1/deliveries", headers={"Accept-Language": "en"}).json()
+    assert english[0]["reason"] == "The audio download failed (HTTP 404)"

@@ -15,13 +15,14 @@ from broadcaster.db import Announcement, Broadcast, Database
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def loa(tmp_path: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def loa(tmp_path: Path, *args: str, stdin: str = "", **more_env: str) -> subprocess.CompletedProcess[str]:
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "LOA_LANG"},  # Vietnamese unless a test asks
         "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
         "LOA_SPEECH_CHIMES": "false",
         "LOA_SCHEDULE_QUIET_START": "00:00",  # independent of the hour the test runs at
         "LOA_SCHEDULE_QUIET_END": "00:00",
+        **more_env,
     }
     return subprocess.run(
         [sys.executable, "-m", "broadcaster.cli", *args],
@@ -165,3 +166,37 @@ def test_quiet_hours_per_zone_and_the_report(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "(bad_quiet_hours)" in bad.stderr
     r = loa(tmp_path, "report", "--from", "2026-01-01", "--to", "2026-03-31")
     assert r.returncode == 0 and r.stdout.strip() == "0 mục, 0 lượt phát (01/01/2026–31/03/2026)"
+
+
+def test_argparse_speaks_vietnamese_too(tmp_path: Path) -> None:
+    r = loa(tmp_path, "announce", "Họp", "--priority", "loud")
+    assert r.returncode == 2
+    assert "cách dùng: loa announce" in r.stderr
+    assert "loa announce: lỗi: đối số --priority: lựa chọn không hợp lệ: 'loud'" in r.stderr
+    r = loa(tmp_path)
+    assert r.returncode == 2 and "loa: lỗi: thiếu các đối số bắt buộc: command" in r.stderr
+    r = loa(tmp_path, "--help")
+    assert r.returncode == 0
+    assert "đối số vị trí:" in r.stdout and "tùy chọn:" in r.stdout and "hiện hướng dẫn này rồi thoát" in r.stdout
+    r = loa(tmp_path, "--lang", "en", "announce", "Họp", "--priority", "loud")
+    assert r.returncode == 2 and "error: argument --priority: invalid choice: 'loud'" in r.stderr
+
+
+def test_errors_in_english_when_asked(tmp_path: Path) -> None:
+    r = loa(tmp_path, "announce", "   ", LOA_LANG="en")
+    assert r.returncode == 2 and r.stderr.strip() == "Error: The announcement text is empty. (empty_text)"
+    r = loa(tmp_path, "--lang", "en", "zone", "add", "Thôn 2")
+    assert r.returncode == 2 and r.stderr.startswith("Error: A zone id has only") and "(bad_zone_id)" in r.stderr
+    r = loa(tmp_path, "zone", "add", "Thôn 2", LOA_LANG="en-US,en;q=0.9")
+    assert r.stderr.startswith("Error: ")
+
+
+def test_only_loas_parser_is_translated() -> None:
+    import argparse
+
+    from broadcaster.cli.main import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser("vi").parse_args(["announce", "x", "--priority", "loud"])
+    assert build_parser("vi").format_usage().startswith("cách dùng: loa")
+    assert argparse.ArgumentParser(prog="other").format_usage().startswith("usage: other")

@@ -32,6 +32,7 @@ from broadcaster.dispatch.dispatcher import Dispatcher
 from broadcaster.dispatch.events import EventWriter, Metrics
 from broadcaster.dispatch.link import DeviceLink
 from broadcaster.dispatch.outbox import growing_chunks
+from broadcaster.messages import reason_text
 from broadcaster.protocol.mqtt import BrokerAddress, connect, new_client
 from broadcaster.runtime.path import DevicePath
 from broadcaster.services.zones import add_device, add_village, ensure_commune
@@ -143,7 +144,8 @@ def test_an_airing_past_its_validity_is_missed_with_a_reason(rig: Rig) -> None:
     rig.dispatcher.reconcile()
     with rig.db.session() as s:
         b = s.get(Broadcast, bid)
-        assert b is not None and b.status is BroadcastStatus.MISSED and "thời hạn" in b.reason
+        assert b is not None and b.status is BroadcastStatus.MISSED and "thời hạn" in reason_text(b.reason)
+        assert b.reason == "expired_before_dispatch"  # stored as a code, said in the reader's language
     assert _count(rig.db, Command) == 0
 
 
@@ -157,7 +159,9 @@ def test_an_airing_still_valid_after_downtime_plays_late_and_says_so(rig: Rig) -
         assert protocol.parse_time(cmd["start_at"]) == T0 + timedelta(seconds=3)
         with rig.db.session() as s:
             b = s.get(Broadcast, bid)
-            assert b is not None and b.late and b.status is BroadcastStatus.DISPATCHED and "trễ" in b.reason
+            assert b is not None and b.late and b.status is BroadcastStatus.DISPATCHED
+            assert "trễ" in reason_text(b.reason)
+            assert reason_text(b.reason, "en") == f"Aired {b.reason.split(':')[1].strip()} s late"
     finally:
         listener.close()
 

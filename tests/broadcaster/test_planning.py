@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster.db import Broadcast, BroadcastStatus
-from broadcaster.errors import BadInput
+from broadcaster.errors import LoaError
 from broadcaster.services import Services
 from broadcaster.services.announcements import announce, get_announcement
 from broadcaster.services.devices import offline_warnings
@@ -67,10 +67,10 @@ def test_a_group_starts_together_in_all_its_villages(svc: Services) -> None:
 def test_quiet_hours_refuse_a_normal_notice_and_store_nothing(svc: Services) -> None:
     assert isinstance(svc.clock, FakeClock)
     svc.clock.set(NIGHT)
-    with pytest.raises(BadInput) as err:
+    with pytest.raises(LoaError) as err:
         announce(svc, "Thông báo họp thôn.", ["thon-3"], "+5m")
     assert err.value.code == "in_quiet_hours" and err.value.status == 409
-    assert "yên tĩnh" in err.value.message_vi
+    assert "yên tĩnh" in err.value.message("vi")
     assert timeline(svc, None, NIGHT - timedelta(hours=1), NIGHT + timedelta(days=1)) == []
 
 
@@ -118,9 +118,9 @@ def test_timeline_and_calendar_per_zone(svc: Services) -> None:
     ics = calendar(svc, "thon-1")
     assert ics.startswith("BEGIN:VCALENDAR\r\n") and ics.count("BEGIN:VEVENT") == 2
     assert "SUMMARY:Họp thôn 1" in ics
-    with pytest.raises(BadInput, match="unknown_zone"):
+    with pytest.raises(LoaError, match="unknown_zone"):
         timeline(svc, "thon-9")
-    with pytest.raises(BadInput, match="end_before_start"):
+    with pytest.raises(LoaError, match="end_before_start"):
         timeline(svc, None, MORNING, MORNING - timedelta(hours=1))
 
 
@@ -165,7 +165,7 @@ def test_a_village_can_keep_its_own_quiet_hours(svc: Services) -> None:
     assert isinstance(svc.clock, FakeClock)
     svc.clock.set(NIGHT)  # 22:00: quiet in the other villages, not here
     announce(svc, "Thông báo về chợ đêm.", ["thon-cho"], "+5m")
-    with pytest.raises(BadInput, match="in_quiet_hours"):
+    with pytest.raises(LoaError, match="in_quiet_hours"):
         announce(svc, "Thông báo về chợ đêm.", ["thon-1"], "+5m")
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from broadcaster.db import Broadcast, Programme
-from broadcaster.errors import BadInput
+from broadcaster.errors import LoaError
 from broadcaster.services import Services
 from broadcaster.services.announcements import announce
 from broadcaster.services.programmes import add_programme, expand_programmes, list_programmes
@@ -122,9 +122,9 @@ def test_bad_programmes_are_refused_and_nothing_is_stored(svc: Services, kwargs:
     kwargs = dict(kwargs)  # the parameters are shared between the database backends
     kind = kwargs.pop("kind")
     recurrence = kwargs.pop("recurrence")
-    with pytest.raises(BadInput) as err:
+    with pytest.raises(LoaError) as err:
         add_programme(svc, kind, "Chương trình", ["all"], recurrence, **kwargs)
-    assert err.value.code == code, err.value.message_vi
+    assert err.value.code == code, err.value.message("vi")
     assert _count(svc, Programme) == 0 and _count(svc, Broadcast) == 0
     assert list_programmes(svc) == []
 
@@ -147,10 +147,10 @@ def test_items_queued_in_a_bulletin_air_in_order_inside_its_frame(svc: Services)
 
 
 def test_bulletin_input_is_checked(svc: Services) -> None:
-    with pytest.raises(BadInput) as err:
+    with pytest.raises(LoaError) as err:
         add_programme(svc, "bulletin", "Bản tin ngắn", ["all"], "06:00", duration_s=3)
     assert err.value.code == "window_too_short"
-    with pytest.raises(BadInput) as err:
+    with pytest.raises(LoaError) as err:
         announce(svc, "Thông báo.", ["all"], bulletin=99)
     assert err.value.code == "no_bulletin"
     assert _count(svc, Programme) == 0 and _count(svc, Broadcast) == 0

@@ -1,0 +1,34 @@
+"""The rendered audio, as devices download it (outside /api/v1: its URL is in signed commands)."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse
+
+from broadcaster.api.deps import Parts
+from broadcaster.api.schemas import refusals
+from broadcaster.errors import LoaError
+
+_AUDIO_NAME = re.compile(r"^([0-9a-f]{64})\.(mp3|ogg|opus|wav)$")
+
+router = APIRouter(tags=["audio"])
+
+
+@router.get(
+    "/audio/{name}",
+    response_class=FileResponse,
+    responses={
+        200: {"content": {"audio/mpeg": {}, "audio/ogg": {}}, "description": "The audio, as devices fetch it."},
+        **refusals(404, 422),
+    },
+)
+def audio_file(name: str, parts: Parts) -> FileResponse:
+    m = _AUDIO_NAME.match(name)
+    if not m:
+        raise LoaError("not_found.audio", {}, status=404)
+    stored = parts.store.open(m.group(1))
+    if stored is None or not stored.path.exists():
+        raise LoaError("not_found.audio", {}, status=404)
+    return FileResponse(stored.path, media_type="audio/mpeg" if m.group(2) == "mp3" else "audio/ogg")

@@ -1,0 +1,695 @@
+"""The words loa says to people, in each language it speaks: one catalogue, keyed like Home Assistant's
+`translation_key`, with `{name}` placeholders filled from an error's or a reason's parameters.
+
+Code raises `LoaError("unknown_zone", {"zone": ..., "known": ...})` and never writes the sentence
+itself, so the API, the CLI and (later) the web desk say the same thing in the person's language, and
+a new language is one more column here. A key is an error's English code, or `<code>.<variant>` when
+one code is said in several ways (the code a program sees is the part before the dot); `reason.<code>`
+keys are the outcomes stored in the broadcasts' and deliveries' `reason` columns. `{name:duration}`
+reads a number of seconds the way the language says a length ("3 phút 20 giây", "3 min 20 s").
+
+Standard library only: `loa agent` on a speaker's small computer may import this.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+
+LANGUAGES = ("vi", "en")
+DEFAULT_LANGUAGE = "vi"
+
+# fmt: off
+CATALOGUE: dict[str, dict[str, str]] = {
+    # ------------------------------------------------------------ requests an officer makes
+    "empty_text": {
+        "vi": "Nội dung thông báo đang trống.",
+        "en": "The announcement text is empty.",
+    },
+    "text_too_long": {
+        "vi": "Nội dung quá dài (tối đa {max} ký tự).",
+        "en": "The text is too long (at most {max} characters).",
+    },
+    "bad_priority": {
+        "vi": "Mức ưu tiên phải là: normal, priority hoặc emergency.",
+        "en": "The priority must be normal, priority or emergency.",
+    },
+    "bad_priority.bulletin": {
+        "vi": "Tin khẩn cấp phát ngay, không xếp vào bản tin.",
+        "en": "An emergency airs at once; it cannot be queued in a bulletin.",
+    },
+    "bad_priority.programme": {
+        "vi": "Chương trình lặp lại chỉ ở mức normal hoặc priority.",
+        "en": "A recurring programme can only be normal or priority.",
+    },
+    "time_in_past": {
+        "vi": "Thời điểm {time} đã qua; hãy chọn một thời điểm trong tương lai.",
+        "en": "{time} has passed; choose a time in the future.",
+    },
+    "bad_time": {
+        "vi": "Không hiểu thời điểm '{text}'. Ví dụ hợp lệ: 17:30, 2026-11-25 06:00, +5m, now.",
+        "en": "Cannot read the time '{text}'. Valid examples: 17:30, 2026-11-25 06:00, +5m, now.",
+    },
+    "bad_time.clock": {
+        "vi": "Giờ không hợp lệ: '{text}'.",
+        "en": "Not a valid time of day: '{text}'.",
+    },
+    "bad_time.iso": {
+        "vi": "Không hiểu thời điểm '{text}'; dùng dạng 2026-11-25T06:00.",
+        "en": "Cannot read the time '{text}'; use the form 2026-11-25T06:00.",
+    },
+    "end_before_start.range": {
+        "vi": "Thời điểm kết thúc phải sau thời điểm bắt đầu.",
+        "en": "The end must come after the start.",
+    },
+    "no_zone": {
+        "vi": "Chưa chọn khu vực phát.",
+        "en": "No zone was chosen.",
+    },
+    "no_zone.ics": {
+        "vi": "Cần --zone để xuất lịch .ics.",
+        "en": "--zone is needed to export an .ics calendar.",
+    },
+    "unknown_zone": {
+        "vi": "Không có khu vực '{zone}'. Các khu vực hiện có: {known}.",
+        "en": "There is no zone '{zone}'. Existing zones: {known}.",
+    },
+    "unknown_zone.village": {
+        "vi": "Không có thôn '{zone}'.",
+        "en": "There is no village '{zone}'.",
+    },
+    "unknown_zone.device_village": {
+        "vi": "Không có thôn «{zone}»; hãy tạo thôn trước.",
+        "en": "There is no village «{zone}»; add the village first.",
+    },
+    "unknown_zone.zone": {
+        "vi": "Không có khu vực «{zone}».",
+        "en": "There is no zone «{zone}».",
+    },
+    "bad_zone_id": {
+        "vi": "Mã khu vực chỉ gồm chữ thường không dấu, số và dấu '-' (ví dụ: thon-3).",
+        "en": "A zone id has only lower-case letters without diacritics, digits and '-' (for example thon-3).",
+    },
+    "bad_zone_kind": {
+        "vi": "Loại khu vực phải là village (thôn) hoặc group (nhóm thôn).",
+        "en": "A zone is a village or a group (of villages).",
+    },
+    "zone_exists": {
+        "vi": "Khu vực '{zone}' đã có.",
+        "en": "The zone '{zone}' already exists.",
+    },
+    "zone_id_missing": {
+        "vi": "Cần mã khu vực.",
+        "en": "A zone id is needed.",
+    },
+    "empty_group": {
+        "vi": "Nhóm cần ít nhất một thôn.",
+        "en": "A group needs at least one village.",
+    },
+    "bad_quiet_hours": {
+        "vi": "Giờ yên tĩnh viết dạng HH:MM-HH:MM, ví dụ 22:00-05:30.",
+        "en": "Write quiet hours as HH:MM-HH:MM, for example 22:00-05:30.",
+    },
+    "no_bulletin": {
+        "vi": "Không có bản tin số {bulletin} nào sắp tới còn chỗ cho mục này.",
+        "en": "No coming bulletin of programme {bulletin} has room for this item.",
+    },
+    "bad_kind": {
+        "vi": "Loại chương trình phải là relay (tiếp sóng), notice (thông báo lặp lại) hoặc bulletin (bản tin).",
+        "en": "A programme is a relay, a notice (repeated) or a bulletin.",
+    },
+    "empty_title": {
+        "vi": "Chương trình cần có tên.",
+        "en": "A programme needs a title.",
+    },
+    "empty_title.option": {
+        "vi": "Chương trình cần có tên (--title).",
+        "en": "A programme needs a title (--title).",
+    },
+    "bad_duration.programme": {
+        "vi": "Tiếp sóng và bản tin cần thời lượng (giây) lớn hơn 0.",
+        "en": "Relays and bulletins need a duration (in seconds) greater than 0.",
+    },
+    "never_fires.bulletin": {
+        "vi": "Bản tin không có buổi nào trong thời gian tới.",
+        "en": "The bulletin has no edition in the coming days.",
+    },
+    "not_found": {
+        "vi": "Không tìm thấy.",
+        "en": "Not found.",
+    },
+    "not_found.announcement": {
+        "vi": "Không có thông báo số {id}.",
+        "en": "There is no announcement {id}.",
+    },
+    "not_found.render": {
+        "vi": "Không có lượt chuyển giọng nói này.",
+        "en": "There is no such render.",
+    },
+    "not_found.audio": {
+        "vi": "Không có tệp âm thanh này.",
+        "en": "There is no such audio file.",
+    },
+    "invalid_request": {
+        "vi": "Yêu cầu không hợp lệ ở trường: {fields}.",
+        "en": "Invalid request, at: {fields}.",
+    },
+    "http_error": {
+        "vi": "Yêu cầu HTTP không được chấp nhận (mã {status}).",
+        "en": "The HTTP request was refused (status {status}).",
+    },
+    # ------------------------------------------------------------ the technician's commands
+    "unknown_user": {
+        "vi": "Không có người dùng hệ thống «{name}».",
+        "en": "There is no system user «{name}».",
+    },
+    "bad_broker_url": {
+        "vi": "Địa chỉ broker không hợp lệ: '{url}' (mqtt:// hoặc mqtts://).",
+        "en": "Not a valid broker address: '{url}' (mqtt:// or mqtts://).",
+    },
+    "bad_device_id": {
+        "vi": "Mã thiết bị «{device}» không hợp lệ: chỉ dùng chữ không dấu, số, '-' và '_' (tối đa 64).",
+        "en": "The device id «{device}» is not valid: use letters without diacritics, digits, '-' and '_' "
+              "(at most 64).",
+    },
+    "device_exists": {
+        "vi": "Thiết bị «{device}» đã có; mỗi thiết bị chỉ cấp phát một lần.",
+        "en": "The device «{device}» already exists; a device is provisioned once.",
+    },
+    "not_in_zone": {
+        "vi": "Thôn «{village}» không thuộc khu vực «{zone}».",
+        "en": "The village «{village}» is not in the zone «{zone}».",
+    },
+    "bad_ca_file": {
+        "vi": "Không tìm thấy tệp CA {path}.",
+        "en": "The CA file {path} was not found.",
+    },
+    "no_broker": {
+        "vi": "Không biết broker: dùng --broker mqtt://host:port hoặc chạy daemon trước.",
+        "en": "No broker is known: use --broker mqtt://host:port or start the daemon first.",
+    },
+    "no_devices": {
+        "vi": "Không có thiết bị nào để mô phỏng.",
+        "en": "There are no devices to simulate.",
+    },
+    # ------------------------------------------------------------ configuration (broadcaster.config)
+    # The Vietnamese sentences carry English in brackets: the technician who reads them may not read
+    # Vietnamese, and they have been printed this way since the first release.
+    "config_invalid": {
+        "vi": "Cấu hình không hợp lệ / invalid configuration ({origin}):\n{problems}",
+        "en": "Invalid configuration ({origin}):\n{problems}",
+    },
+    "config_unknown_section": {
+        "vi": "{name}: không có mục cấu hình này (unknown section; known: {known})",
+        "en": "{name}: no such configuration section (known: {known})",
+    },
+    "config_not_table": {
+        "vi": "[{section}] phải là một bảng (must be a table)",
+        "en": "[{section}] must be a table",
+    },
+    "config_not_found": {
+        "vi": "{path}: không tìm thấy tệp cấu hình (file not found)",
+        "en": "{path}: configuration file not found",
+    },
+    "config_unreadable": {
+        "vi": "{path}: không đọc được TOML (unreadable: {error})",
+        "en": "{path}: unreadable TOML ({error})",
+    },
+    # ------------------------------------------------------------ audio/ (AudioError codes, prefixed)
+    "audio_ffmpeg_timeout": {
+        "vi": "Xử lý âm thanh quá lâu, vui lòng thử lại.",
+        "en": "Processing the audio took too long; please try again.",
+    },
+    "audio_ffmpeg_failed": {
+        "vi": "Không xử lý được âm thanh.",
+        "en": "The audio could not be processed.",
+    },
+    "audio_corrupt": {
+        "vi": "Tệp âm thanh bị hỏng hoặc không đầy đủ.",
+        "en": "The audio file is damaged or incomplete.",
+    },
+    "audio_silent": {
+        "vi": "Âm thanh không có tiếng (im lặng hoàn toàn).",
+        "en": "The audio is completely silent.",
+    },
+    "audio_empty_text": {
+        "vi": "Văn bản không có nội dung để đọc.",
+        "en": "The text has nothing to read out.",
+    },
+    "audio_not_found": {
+        "vi": "Không tìm thấy tệp tải lên.",
+        "en": "The uploaded file was not found.",
+    },
+    "audio_empty": {
+        "vi": "Tệp tải lên bị rỗng.",
+        "en": "The uploaded file is empty.",
+    },
+    "audio_too_large": {
+        "vi": "Tệp quá lớn (tối đa {max_mb} MB).",
+        "en": "The file is too large (at most {max_mb} MB).",
+    },
+    "audio_too_long": {
+        "vi": "Bản ghi quá dài (tối đa {max_minutes} phút).",
+        "en": "The recording is too long (at most {max_minutes} minutes).",
+    },
+    "audio_not_audio": {
+        "vi": "Tệp tải lên không phải là âm thanh.",
+        "en": "The uploaded file is not audio.",
+    },
+    "audio_engine_failed": {
+        "vi": "Không tạo được giọng đọc, vui lòng thử lại sau.",
+        "en": "The speech could not be made; please try again later.",
+    },
+    # ------------------------------------------------------------ schedules/ (ErrorCode values)
+    "bad_id": {
+        "vi": "Mục phát cần có mã.",
+        "en": "An airing needs an id.",
+    },
+    "bad_duration": {
+        "vi": "'{title}': thời lượng phải lớn hơn 0.",
+        "en": "'{title}': the duration must be greater than 0.",
+    },
+    "bad_duration.gap": {
+        "vi": "'{title}': khoảng lặng sau không được âm.",
+        "en": "'{title}': the silence after it cannot be negative.",
+    },
+    "bad_duration.alert": {
+        "vi": "'{title}': thời lượng và khoảng nghỉ không hợp lệ.",
+        "en": "'{title}': the duration or the gap between repeats is not valid.",
+    },
+    "bad_duration.window": {
+        "vi": "Bản tin '{window}': thời lượng âm.",
+        "en": "Bulletin '{window}': a length is negative.",
+    },
+    "bad_duration.bulletin": {
+        "vi": "Bản tin '{window}': độ dài phải lớn hơn 0.",
+        "en": "Bulletin '{window}': its length must be greater than 0.",
+    },
+    "end_before_start": {
+        "vi": "'{title}': hết hiệu lực trước giờ bắt đầu.",
+        "en": "'{title}': it expires before it starts.",
+    },
+    "end_before_start.too_short": {
+        "vi": "'{title}': thời hạn hiệu lực ngắn hơn thời lượng, không thể phát trọn.",
+        "en": "'{title}': it is valid for less than its duration, so it cannot air whole.",
+    },
+    "end_before_start.window": {
+        "vi": "Bản tin '{window}': giờ kết thúc trước giờ bắt đầu.",
+        "en": "Bulletin '{window}': it ends before it starts.",
+    },
+    "end_before_start.dates": {
+        "vi": "Ngày kết thúc {end} trước ngày bắt đầu {start}.",
+        "en": "The end date {end} is before the start date {start}.",
+    },
+    "bad_priority.background": {
+        "vi": "'{title}': chỉ tiếp sóng mới có mức ưu tiên nền.",
+        "en": "'{title}': only relays have the background priority.",
+    },
+    "bad_priority.emergency": {
+        "vi": "'{title}': chỉ cảnh báo khẩn cấp mới có mức khẩn cấp.",
+        "en": "'{title}': only emergency alerts have the emergency priority.",
+    },
+    "bad_priority.notice": {
+        "vi": "'{title}': thông báo chỉ ở mức thường hoặc ưu tiên.",
+        "en": "'{title}': a notice is normal or priority.",
+    },
+    "bad_relay_url": {
+        "vi": "Địa chỉ tiếp sóng '{url}' phải là http:// hoặc https://.",
+        "en": "The relay address '{url}' must be http:// or https://.",
+    },
+    "bad_relay_url.not_relay": {
+        "vi": "'{title}': chỉ tiếp sóng mới có luồng.",
+        "en": "'{title}': only relays have a stream.",
+    },
+    "unknown_window": {
+        "vi": "'{title}' xếp vào bản tin '{window}' không có.",
+        "en": "'{title}' is queued in a bulletin '{window}' that does not exist.",
+    },
+    "unknown_window.not_notice": {
+        "vi": "'{title}': chỉ thông báo mới xếp vào bản tin được.",
+        "en": "'{title}': only notices can be queued in a bulletin.",
+    },
+    "unknown_zone.no_targets": {
+        "vi": "'{title}': chưa chọn vùng phát.",
+        "en": "'{title}': no zone was chosen.",
+    },
+    "unknown_zone.id": {
+        "vi": "Không có vùng mã '{zone}'.",
+        "en": "There is no zone with the id '{zone}'.",
+    },
+    "unknown_zone.empty": {
+        "vi": "Vùng phát không có thôn nào, không có loa nào nghe được.",
+        "en": "The zone has no village, so no speaker would hear it.",
+    },
+    "bad_zone": {
+        "vi": "Vùng phát không hợp lệ.",
+        "en": "The zone is not valid.",
+    },
+    "bad_zone.duplicate": {
+        "vi": "Mã vùng '{zone}' bị trùng.",
+        "en": "The zone id '{zone}' is used twice.",
+    },
+    "bad_zone.orphan": {
+        "vi": "Thôn '{name}' phải thuộc một xã đã khai báo.",
+        "en": "The village '{name}' must belong to a declared commune.",
+    },
+    "bad_zone.group": {
+        "vi": "Cụm '{name}' chỉ được gồm các thôn đã khai báo (sai: {wrong}).",
+        "en": "The group '{name}' may only hold declared villages (wrong: {wrong}).",
+    },
+    "in_past": {
+        "vi": "'{title}' hết hiệu lực lúc {until}, không còn kịp phát.",
+        "en": "'{title}' expires at {until}; there is no time left to air it.",
+    },
+    "in_past.start": {
+        "vi": "'{title}': giờ phát đã qua.",
+        "en": "'{title}': its start time has passed.",
+    },
+    "in_past.expired": {
+        "vi": "'{title}' đã hết hiệu lực lúc {until}.",
+        "en": "'{title}' expired at {until}.",
+    },
+    "in_past.bulletin": {
+        "vi": "Bản tin '{bulletin}' đã kết thúc lúc {until}.",
+        "en": "The bulletin '{bulletin}' ended at {until}.",
+    },
+    "in_past.relay": {
+        "vi": "Tiếp sóng '{title}' đã kết thúc lúc {until}.",
+        "en": "The relay '{title}' ended at {until}.",
+    },
+    "in_quiet_hours": {
+        "vi": "'{title}': toàn bộ thời hạn {start}–{end} rơi vào giờ yên tĩnh.",
+        "en": "'{title}': all of its validity, {start}–{end}, falls in quiet hours.",
+    },
+    "in_quiet_hours.item": {
+        "vi": "Không xếp được '{title}' ({duration:duration}) từ {start} đến {until}: "
+              "toàn bộ thời hạn rơi vào giờ yên tĩnh.",
+        "en": "'{title}' ({duration:duration}) cannot be placed between {start} and {until}: "
+              "all of that time is in quiet hours.",
+    },
+    "in_quiet_hours.bulletin": {
+        "vi": "'{title}' không vừa {bulletin} ({start}–{end}): cần {duration:duration}, chỉ còn đến {room_until}.",
+        "en": "'{title}' does not fit in {bulletin} ({start}–{end}): it needs {duration:duration}, "
+              "and there is room only until {room_until}.",
+    },
+    "in_quiet_hours.relay": {
+        "vi": "Tiếp sóng '{title}' {start}–{end} không phát được ở {villages}: "
+              "cả chương trình bị các mục khác hoặc giờ yên tĩnh chiếm.",
+        "en": "The relay '{title}' {start}–{end} cannot air in {villages}: "
+              "other items or quiet hours take all of it.",
+    },
+    "never_fires": {
+        "vi": "Lịch lặp không có lần phát nào trong khoảng ngày đã chọn.",
+        "en": "The rule fires on none of the chosen days.",
+    },
+    "never_fires.repeats": {
+        "vi": "'{title}': số lần phát phải từ 1 trở lên.",
+        "en": "'{title}': it must play at least once.",
+    },
+    "never_fires.no_times": {
+        "vi": "Lịch lặp không có giờ phát nào.",
+        "en": "The rule has no time of day.",
+    },
+    "never_fires.days": {
+        "vi": "Số ngày phát phải từ 1 trở lên.",
+        "en": "The number of days must be at least 1.",
+    },
+    "never_fires.no_time_in": {
+        "vi": "Không thấy giờ phát (HH:MM) trong '{spec}'.",
+        "en": "No time of day (HH:MM) in '{spec}'.",
+    },
+    "never_fires.no_weekday": {
+        "vi": "Lịch hằng tuần chưa chọn thứ nào.",
+        "en": "The weekly rule names no weekday.",
+    },
+    "bad_recurrence": {
+        "vi": "Lịch lặp không hợp lệ.",
+        "en": "The recurrence rule is not valid.",
+    },
+    "bad_recurrence.timezone": {
+        "vi": "Giờ phát phải là giờ địa phương, không kèm múi giờ.",
+        "en": "Times of day are local, without a time zone.",
+    },
+    "bad_recurrence.interval": {
+        "vi": "Khoảng lặp phải từ 1 ngày trở lên.",
+        "en": "The interval must be at least 1 day.",
+    },
+    "bad_recurrence.interval_kind": {
+        "vi": "Chỉ lịch 'mỗi N ngày' mới có khoảng lặp khác 1.",
+        "en": "Only an 'every N days' rule has an interval other than 1.",
+    },
+    "bad_recurrence.weekday": {
+        "vi": "Thứ trong tuần phải từ 0 (Thứ Hai) đến 6.",
+        "en": "Weekdays are 0 (Monday) to 6.",
+    },
+    "bad_recurrence.weekdays_kind": {
+        "vi": "Chỉ lịch hằng tuần mới chọn thứ trong tuần.",
+        "en": "Only a weekly rule names weekdays.",
+    },
+    "bad_recurrence.date": {
+        "vi": "Ngày không hợp lệ trong '{spec}'.",
+        "en": "Not a valid date in '{spec}'.",
+    },
+    "bad_recurrence.two_ends": {
+        "vi": "Chỉ dùng một trong hai: 'đến ngày' hoặc 'trong N ngày'.",
+        "en": "Use one of 'đến ngày' (until a date) and 'trong N ngày' (for N days), not both.",
+    },
+    "window_too_short": {
+        "vi": "Bản tin '{window}': không đủ chỗ cho cả nhạc hiệu và lời giới thiệu.",
+        "en": "Bulletin '{window}': there is no room for both the chimes and the heading.",
+    },
+    "window_too_short.bulletin": {
+        "vi": "'{title}' không vừa {bulletin} ({start}–{end}): cần {duration:duration}, chỉ còn đến {room_until}.",
+        "en": "'{title}' does not fit in {bulletin} ({start}–{end}): it needs {duration:duration}, "
+              "and there is room only until {room_until}.",
+    },
+    "duplicate_id": {
+        "vi": "Mã mục phát '{id}' bị trùng trong yêu cầu.",
+        "en": "The airing id '{id}' appears twice in the request.",
+    },
+    "duplicate_id.window": {
+        "vi": "Mã bản tin '{window}' bị trùng.",
+        "en": "The bulletin id '{window}' is used twice.",
+    },
+    "already_on_air": {
+        "vi": "'{title}' đã phát đi, không sửa được nữa.",
+        "en": "'{title}' has gone on air and can no longer change.",
+    },
+    "no_free_slot": {
+        "vi": "Không xếp được '{title}' ({duration:duration}) từ {start} đến {until}: lịch ở {villages} đã kín.",
+        "en": "'{title}' ({duration:duration}) cannot be placed between {start} and {until}: "
+              "the timeline in {villages} is full.",
+    },
+    "no_free_slot.emergency": {
+        "vi": "Cảnh báo khẩn '{title}' không phát được trước {until}: các cảnh báo khẩn khác chiếm hết thời gian.",
+        "en": "The emergency alert '{title}' cannot air before {until}: other emergency alerts take all the time.",
+    },
+    "pushed_out": {
+        "vi": "'{title}' (đang xếp lúc {start}) bị đẩy ra ngoài thời hạn hiệu lực ({until}) bởi mục ưu tiên hơn: "
+              "cần xếp lại hoặc hủy.",
+        "en": "'{title}' (placed at {start}) was pushed past the end of its validity ({until}) by a more urgent "
+              "item: place it again or cancel it.",
+    },
+    "missed_after_emergency": {
+        "vi": "Bị ngắt lúc {cut_at} bởi cảnh báo khẩn '{emergency}'; không còn chỗ phát lại trước khi hết hiệu lực "
+              "lúc {until} ở {villages}: đánh dấu bỏ lỡ.",
+        "en": "Cut at {cut_at} by the emergency alert '{emergency}'; no room to play it again before it expires "
+              "at {until} in {villages}: marked missed.",
+    },
+    "relay_preempted": {
+        "vi": "Tiếp sóng '{title}' {start}–{end} không phát được ở {villages}: "
+              "cả chương trình bị các mục khác hoặc giờ yên tĩnh chiếm.",
+        "en": "The relay '{title}' {start}–{end} cannot air in {villages}: "
+              "other items or quiet hours take all of it.",
+    },
+    # ------------------------------------------------------------ outcomes in the `reason` columns
+    # Written by dispatch (and the planner's rescheduling) as "<code>" or "<code>: <detail>", and by
+    # devices in their acks the same way ("download_failed: HTTP 404"). A template without {detail}
+    # gets the detail in brackets. Lower case: they are also read inside a sentence.
+    "reason.no_devices": {
+        "vi": "không có thiết bị nào trong khu vực",
+        "en": "no device in the zone",
+    },
+    "reason.missed_validity": {
+        "vi": "quá thời hạn phát: không còn kịp phát trọn trước khi hết hiệu lực",
+        "en": "past its time: it could no longer air whole before it expired",
+    },
+    "reason.expired_before_dispatch": {
+        "vi": "quá thời hạn phát khi hệ thống chưa gửi được lệnh",
+        "en": "it expired before the system could send the command",
+    },
+    "reason.late": {
+        "vi": "phát trễ {detail} giây",
+        "en": "aired {detail} s late",
+    },
+    "reason.no_ack": {
+        "vi": "thiết bị không xác nhận trước khi lệnh hết hạn",
+        "en": "the device did not confirm before the command expired",
+    },
+    "reason.rescheduled": {
+        "vi": "đã được xếp lại lịch",
+        "en": "rescheduled",
+    },
+    "reason.download_failed": {
+        "vi": "lỗi tải âm thanh",
+        "en": "the audio download failed",
+    },
+    "reason.hash_mismatch": {
+        "vi": "âm thanh tải về bị sai lệch",
+        "en": "the downloaded audio did not match",
+    },
+    "reason.preempted": {
+        "vi": "bị tin ưu tiên cắt ngang",
+        "en": "cut by a more urgent item",
+    },
+    "reason.stopped": {
+        "vi": "bị dừng theo lệnh",
+        "en": "stopped on command",
+    },
+    "reason.expired": {
+        "vi": "hết hạn",
+        "en": "expired",
+    },
+    "reason.expired_before_start": {
+        "vi": "hết hạn trước giờ phát",
+        "en": "expired before its start",
+    },
+    "reason.rejected": {
+        "vi": "thiết bị từ chối lệnh",
+        "en": "the device refused the command",
+    },
+    "reason.agent_error": {
+        "vi": "lỗi thiết bị",
+        "en": "device error",
+    },
+    "reason.playback_failed": {
+        "vi": "lỗi phát âm thanh",
+        "en": "playback failed",
+    },
+    "reason.stream_unsupported": {
+        "vi": "không phát được luồng",
+        "en": "cannot play the stream",
+    },
+    "reason.bad_body": {
+        "vi": "lệnh không hợp lệ",
+        "en": "invalid command",
+    },
+    "reason.bad_volume": {
+        "vi": "mức âm lượng không hợp lệ",
+        "en": "invalid volume",
+    },
+    "reason.bad_stream_url": {
+        "vi": "địa chỉ luồng không hợp lệ",
+        "en": "invalid stream address",
+    },
+    "reason.bad_duration": {
+        "vi": "thời lượng không hợp lệ",
+        "en": "invalid duration",
+    },
+    "reason.unsupported": {
+        "vi": "lệnh không được hỗ trợ",
+        "en": "unsupported command",
+    },
+    # ------------------------------------------------------------ the command line's own words
+    "server_not_installed": {
+        "vi": "Lệnh này cần phần máy chủ của loa (thiếu thư viện {module}); cài bằng: pip install 'loa[server]'.",
+        "en": "This command needs loa's server install (the library {module} is missing): "
+              "pip install 'loa[server]'.",
+    },
+    "cli.error": {
+        "vi": "Lỗi: {message} ({code})",
+        "en": "Error: {message} ({code})",
+    },
+}
+# fmt: on
+
+
+def placeholders(template: str) -> set[str]:
+    """The `{name}`s a template expects: what an error raised with it must give as params."""
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def pick_language(preferences: str | None) -> str:
+    """The first language we speak from an Accept-Language header or LOA_LANG ("en-GB,en;q=0.8",
+    "en", "vi-VN"); Vietnamese, the officers' language, when none of them is ours."""
+    ranked: list[tuple[float, int, str]] = []
+    for i, part in enumerate((preferences or "").split(",")):
+        tag, _, q = part.strip().partition(";q=")
+        try:
+            weight = float(q) if q else 1.0
+        except ValueError:
+            weight = 0.0
+        ranked.append((-weight, i, tag.strip().split("-", 1)[0].lower()))
+    for weight, _, lang in sorted(ranked):
+        if weight < 0 and lang in LANGUAGES:
+            return lang
+    return DEFAULT_LANGUAGE
+
+
+_UNITS = {"vi": ("phút", "giây"), "en": ("min", "s")}
+
+
+class _Formatter(string.Formatter):
+    """str.format, plus `:duration` for seconds said as people say a length in that language."""
+
+    def __init__(self, lang: str) -> None:
+        self.minute, self.second = _UNITS.get(lang, _UNITS[DEFAULT_LANGUAGE])
+
+    def format_field(self, value: object, format_spec: str) -> str:
+        if format_spec != "duration":
+            return str(super().format_field(value, format_spec))
+        minutes, seconds = divmod(round(float(str(value))), 60)
+        if not minutes:
+            return f"{seconds} {self.second}"
+        return f"{minutes} {self.minute}" + (f" {seconds} {self.second}" if seconds else "")
+
+
+_FORMATTERS = {lang: _Formatter(lang) for lang in LANGUAGES}
+
+
+def render(key: str, params: Mapping[str, object], lang: str) -> str | None:
+    """The sentence for `key` in `lang` (Vietnamese if we do not speak `lang`), or None when the
+    catalogue has no such key. A missing param raises KeyError: the caller decides what to say then."""
+    entry = CATALOGUE.get(key)
+    if entry is None:
+        return None
+    lang = lang if lang in entry else DEFAULT_LANGUAGE
+    return _FORMATTERS.get(lang, _FORMATTERS[DEFAULT_LANGUAGE]).vformat(entry[lang], (), dict(params))
+
+
+# ---------------------------------------------------------------- the `reason` columns
+
+
+def coded_reason(code: str, detail: object = "") -> str:
+    """What dispatch stores in a `reason` column (String(300)): "<code>" or "<code>: <detail>", the
+    form devices' acks already use, so one reader renders both. Unknown codes are a programming
+    error, caught here rather than shown to an officer as a bare code."""
+    if f"reason.{code}" not in CATALOGUE:
+        raise KeyError(f"no catalogue entry reason.{code}")
+    text = f"{code}: {detail}" if str(detail) else code
+    return text[:300]
+
+
+def reason_text(stored: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """A stored reason as a sentence in the person's language ("Lỗi tải âm thanh (HTTP 404)"). Rows
+    written before reasons were coded hold a Vietnamese sentence, and a device may send a code we do
+    not know: both are shown as stored."""
+    code, _, detail = (stored or "").partition(":")
+    entry = CATALOGUE.get(f"reason.{code.strip()}")
+    if entry is None:
+        return stored or ""
+    template = entry.get(lang, entry[DEFAULT_LANGUAGE])
+    detail = detail.strip()
+    if "detail" in placeholders(template):
+        text = template.format(detail=detail)
+    else:
+        text = f"{template} ({detail})" if detail else template
+    return text[:1].upper() + text[1:]
+
+
+def reason_label(code: str, lang: str = DEFAULT_LANGUAGE) -> str:
+    """The words for a reason's code alone, for counting outcomes ("3 lỗi tải âm thanh")."""
+    entry = CATALOGUE.get(f"reason.{code}")
+    if entry is None or "detail" in placeholders(entry[DEFAULT_LANGUAGE]):
+        return code
+    return entry.get(lang, entry[DEFAULT_LANGUAGE])
