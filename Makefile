@@ -22,6 +22,7 @@ bench: setup-test
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/device.py
 
 setup:
 	@PYTHON=$(PYTHON) sh scripts/bootstrap.sh run

@@ -3,10 +3,16 @@ children measure the memory of a bare scheduler."""
 
 from __future__ import annotations
 
+import re
+import shutil
+import tomllib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @contextmanager
@@ -27,3 +33,36 @@ def throwaway_database(url: str | None, tmp: Path) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def _closure(requirements: list[str]) -> set[str]:
+    """The installed distributions a list of requirements pulls in, markers evaluated here."""
+    from packaging.requirements import Requirement
+
+    out: set[str] = set()
+    todo = [Requirement(r) for r in requirements]
+    while todo:
+        req = todo.pop()
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        name = re.sub(r"[-_.]+", "-", req.name).lower()
+        if name in out:
+            continue
+        out.add(name)
+        todo += [Requirement(r) for r in metadata.requires(req.name) or []]
+    return out
+
+
+def device_site(target: Path) -> Path:
+    """A folder holding exactly the distributions the base install (`pip install loa`, a speaker's
+    Raspberry Pi) brings, copied file by file from this environment. Run `python -S` with
+    PYTHONPATH=<this folder>:<the source>, and nothing else can be imported."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    for name in _closure(project["dependencies"]):
+        for f in metadata.distribution(name).files or []:
+            src = Path(str(f.locate()))
+            if src.is_file() and ".." not in f.parts:
+                dst = target / f
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dst)
+    return target

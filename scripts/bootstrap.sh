@@ -38,9 +38,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "loa: installing Python packages into .venv"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   if [ "$MODE" = test ]; then
-    .venv/bin/python -m pip install -q -e '.[test]'
+    .venv/bin/python -m pip install -q -e '.[server,test]'
   else
-    .venv/bin/python -m pip install -q -e .
+    .venv/bin/python -m pip install -q -e '.[server]'
   fi
   touch "$stamp"
 fi

@@ -132,9 +132,9 @@ def test_schedules_does_no_io() -> None:
 
 
 def test_the_device_side_stands_on_the_wire_format_alone() -> None:
-    """What a speaker's Raspberry Pi installs: the standard library, paho-mqtt, cryptography, and of the
+    """What a speaker's Raspberry Pi installs: the standard library, paho-mqtt, cryptography, rfc8785, and of the
     project only broadcaster/protocol/ (and itself)."""
-    allowed_third_party = {"paho", "cryptography"}
+    allowed_third_party = {"paho", "cryptography", "rfc8785"}
     bad = []
     for path in files("broadcaster/device", "broadcaster/protocol"):
         for imp in imports_of(path):
@@ -198,3 +198,21 @@ def test_importing_the_device_side_loads_none_of_the_servers_libraries(module: s
     code = f"import sys, {module}; print(' '.join(m for m in {server!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "", f"importing {module} loads {out.stdout.strip()}"
+
+
+def test_one_device_core_two_drivers() -> None:
+    """The agent and the fleet simulator take no protocol decision themselves: the checks, the acks and
+    the priorities are the core's (broadcaster/device/core.py), so the simulation is what a device does."""
+    decisions = {"check_command", "make_ack", "verify", "strip_diacritics", "Refusal", "PRIORITIES"}
+    drivers = files("broadcaster/device/agent.py", "broadcaster/device/speaker.py", "broadcaster/device/led.py",
+                    "broadcaster/simulation/fleet.py")  # fmt: skip
+    bad = []
+    for path in drivers:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            name = node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else None
+            if name in decisions:
+                bad.append(f"{path.relative_to(ROOT)}:{node.lineno} uses {name}")  # type: ignore[attr-defined]
+    assert not bad, bad
+    for path in drivers:
+        if path.name in ("agent.py", "fleet.py"):
+            assert any(i.module == "broadcaster.device.core" and "DeviceCore" in i.names for i in imports_of(path))

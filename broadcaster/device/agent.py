@@ -1,9 +1,12 @@
-"""What every device agent shares: its provisioned identity, the MQTT session, and the refusal rules.
+"""The reference device agent: one device per process, the core driven by threads and a real MQTT session.
 
-A device acts only on a command that is signed by a key it trusts, not yet expired, and never seen
-before; the ids it has seen survive a reboot (seen.json), so a recorded command cannot be replayed.
-A command id seen again is not played again, but its last state is re-acknowledged, which is what
-makes the daemon's re-sends from its outbox safe.
+What a technician runs on a Raspberry Pi next to a speaker or an LED board (`loa agent speaker|led`),
+and what the two simulated villages of `make run` run. Every decision is the core's
+(`broadcaster.device.core`); this driver only waits, downloads, plays and publishes. A thread per task
+is fine for one device (the fleet simulator drives the same core from one loop for thousands).
+
+Command ids it has taken survive a reboot (`seen.json` in the state folder), so a recorded command is
+never acted on twice, and a re-sent id is answered with its last ack.
 """
 
 from __future__ import annotations
@@ -14,107 +17,21 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broadcaster import protocol
+from broadcaster.device.config import AgentConfig
+from broadcaster.device.core import FIRMWARE, Ack, Action, DeviceCore, DeviceKind, Refused, Resend, SeenCommands, Wake
 from broadcaster.protocol.mqtt import BrokerAddress, Connected, connect, new_client, on_connect_wrapper, set_will
 
+__all__ = ["FIRMWARE", "AgentConfig", "DeviceAgent", "wait_until"]
+
 log = logging.getLogger(__name__)
-
-FIRMWARE = "loa-agent/0.1"
-
-
-@dataclass
-class AgentConfig:
-    """Everything a field device needs; `loa device add` writes it as one JSON file."""
-
-    device_id: str
-    kind: str  # "speaker" | "led"
-    broker_url: str
-    public_keys: dict[str, str]  # key id -> base64 Ed25519 public key
-    topic_prefix: str = protocol.DEFAULT_PREFIX
-    username: str | None = None
-    password: str | None = None
-    state_dir: str = "agent-state"
-    sink: str = "file"
-    diacritics: bool = True
-    groups: list[str] = field(default_factory=list)
-    ca_file: str | None = None  # the commune's CA, for mqtts:// brokers with a generated certificate
-
-    @classmethod
-    def load(cls, path: Path) -> AgentConfig:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.touch(mode=0o600)
-        tmp.write_text(json.dumps(self.__dict__, ensure_ascii=False, indent=2), encoding="utf-8")
-        tmp.replace(path)
-
-
-class SeenCommands:
-    """Command ids this device has acted on, with their last state, kept until a day past expiry."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._items: dict[str, dict[str, Any]] = {}
-        if path.exists():
-            try:
-                self._items = json.loads(path.read_text(encoding="utf-8"))
-            except ValueError:
-                log.error("seen-commands file %s is unreadable; starting empty", path)
-
-    def ids(self) -> set[str]:
-        with self._lock:
-            return set(self._items)
-
-    def last_state(self, command_id: str) -> dict[str, Any] | None:
-        with self._lock:
-            return self._items.get(command_id, {}).get("ack")
-
-    def add(self, command_id: str, expires_at: str) -> bool:
-        """Record a new id; False if it was already there (a replay or a re-send)."""
-        with self._lock:
-            if command_id in self._items:
-                return False
-            self._items[command_id] = {"expires_at": expires_at, "ack": None}
-            self._prune()
-            self._save()
-            return True
-
-    def set_state(self, command_id: str, ack: dict[str, Any]) -> None:
-        with self._lock:
-            if command_id in self._items:
-                self._items[command_id]["ack"] = ack
-                self._save()
-
-    def _prune(self) -> None:
-        cutoff = time.time() - 86400
-        for cid in [c for c, v in self._items.items() if _epoch(v["expires_at"]) < cutoff]:
-            del self._items[cid]
-
-    def _save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self._items), encoding="utf-8")
-        os.replace(tmp, self.path)
-
-
-def _epoch(text: str) -> float:
-    try:
-        return protocol.parse_time(text).timestamp()
-    except ValueError:
-        return 0.0
 
 
 def wait_until(epoch: float, cancel: threading.Event | None = None) -> bool:
@@ -133,7 +50,8 @@ def wait_until(epoch: float, cancel: threading.Event | None = None) -> bool:
 
 
 class DeviceAgent:
-    """Base of the speaker and LED agents; subclasses implement `handle`."""
+    """The part every device shares: its identity, the MQTT session, the memory of ids, the timers.
+    Subclasses carry out what only their kind does (`perform`)."""
 
     kind = "device"
 
@@ -143,30 +61,44 @@ class DeviceAgent:
         self.topics = protocol.Topics(config.topic_prefix)
         self.state_dir = Path(config.state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self.keys: dict[str, Ed25519PublicKey] = {
+        keys: dict[str, Ed25519PublicKey] = {
             kid: protocol.load_public_key(b64) for kid, b64 in config.public_keys.items()
         }
-        self.seen = SeenCommands(self.state_dir / "seen.json")
-        self.refused: dict[str, int] = {}
+        self._seen_file = self.state_dir / "seen.json"
+        seen = SeenCommands()
+        if self._seen_file.exists():
+            try:
+                seen.restore(json.loads(self._seen_file.read_text(encoding="utf-8")))
+            except (OSError, ValueError, AttributeError):
+                log.error("seen-commands file %s is unreadable; starting empty", self._seen_file)
+        seen.prune(time.time())
+        kind = cast(DeviceKind, config.kind)  # checked by AgentConfig
+        self.core = DeviceCore(config.device_id, kind, keys, diacritics=config.diacritics, seen=seen)
+        self._lock = threading.RLock()  # one caller of the core at a time
         self._parent_pid: int | None = None
         self._stop = threading.Event()
         self._latch = Connected()
+        self._started = time.monotonic()
         address = BrokerAddress.parse(config.broker_url)
         if config.username:
             address = address.with_credentials(config.username, config.password)
         self.address = address
         self.client = new_client(config.device_id)
-        set_will(self.client, self.topics.status(self.device_id), protocol.encode(protocol.make_status(False)))
+        set_will(self.client, self.topics.status(self.device_id), protocol.encode(self.core.status(False)))
         self.client.on_connect = on_connect_wrapper(self._latch, self._on_connected)
         self.client.on_message = self._on_message
+
+    @property
+    def refused(self) -> dict[str, int]:
+        return dict(self.core.refused)
 
     # ------------------------------------------------------------ connection
 
     def status_extra(self) -> dict[str, Any]:
-        return {"kind": self.kind, "firmware": FIRMWARE}
+        return {}
 
     def _on_connected(self, client: mqtt.Client) -> None:
-        status = protocol.make_status(True, datetime.now(UTC), **self.status_extra())
+        status = self.core.status(True, time.time(), **self.status_extra())
         client.publish(self.topics.status(self.device_id), protocol.encode(status), qos=1, retain=True)
         client.subscribe(self.topics.cmd(self.device_id), qos=1)
         for group in self.config.groups:
@@ -178,20 +110,23 @@ class DeviceAgent:
         self.client.loop_start()
         if not self._latch.wait(timeout):
             raise RuntimeError(f"{self.device_id}: cannot connect to {self.address.display()} {self._latch.reason}")
+        if self.config.tele_s:
+            self._spawn("tele", self._telemetry_loop)
 
     def stop(self) -> None:
         self._stop.set()
         # A clean stop says "offline" itself; the last will covers crashes and lost links.
         info = self.client.publish(
-            self.topics.status(self.device_id),
-            protocol.encode(protocol.make_status(False)),
-            qos=1,
-            retain=True,
+            self.topics.status(self.device_id), protocol.encode(self.core.status(False)), qos=1, retain=True
         )
         with contextlib.suppress(RuntimeError, ValueError):
             info.wait_for_publish(timeout=2)
         self.client.disconnect()
         self.client.loop_stop()
+
+    def request_stop(self) -> None:
+        """From a signal handler: `run_forever` then stops cleanly (offline status, disconnect)."""
+        self._stop.set()
 
     def exit_with_parent(self, parent_pid: int) -> None:
         """Simulated devices must not outlive the daemon that started them (a killed daemon's orphans
@@ -208,59 +143,56 @@ class DeviceAgent:
         finally:
             self.stop()
 
-    # ------------------------------------------------------------ commands
+    def _telemetry_loop(self) -> None:
+        while not self._stop.wait(self.config.tele_s):
+            with self._lock:
+                tele = self.core.telemetry(time.time(), uptime_s=int(time.monotonic() - self._started))
+            self.client.publish(self.topics.tele(self.device_id), protocol.encode(tele), qos=0)
+
+    # ------------------------------------------------------------ the core, driven
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        if len(msg.payload) > protocol.MAX_PAYLOAD_BYTES:
-            self._refuse("oversized")
-            return
-        try:
-            command = json.loads(msg.payload)
-            if not isinstance(command, dict):
-                raise ValueError("not an object")
-        except (UnicodeDecodeError, ValueError):
-            self._refuse("malformed")
-            return
-        try:
-            protocol.check_command(command, self.keys, datetime.now(UTC))
-        except protocol.Refusal as refusal:
-            self._refuse(refusal.code)
-            if refusal.code == "expired" and isinstance(command.get("id"), str):
-                self.ack(command["id"], "expired", reason="expired")
-            return
-        cid = command["id"]
-        if not self.seen.add(cid, command["expires_at"]):
-            last = self.seen.last_state(cid)
-            if last is not None:  # a re-send: tell the daemon where we are, do nothing else
-                self._publish_ack(last)
-            return
-        threading.Thread(target=self._handle_safely, args=(command,), name=f"cmd-{cid[:8]}", daemon=True).start()
+        self.call(lambda now: self.core.receive(bytes(msg.payload), now))
 
-    def _refuse(self, code: str) -> None:
-        self.refused[code] = self.refused.get(code, 0) + 1
-        if self.refused[code] == 1:
-            log.warning("%s refused a command: %s", self.device_id, code)
+    def call(self, step: Callable[[float], list[Action]]) -> None:
+        """Feed the core one event, at the time it happened, and carry out what it asks."""
+        with self._lock:
+            actions = step(time.time())
+            for action in actions:
+                try:
+                    self.perform(action)
+                except Exception:
+                    log.exception("%s: could not carry out %s", self.device_id, action)
+            if self.core.seen.dirty:
+                self._save_seen()
 
-    def _handle_safely(self, command: dict[str, Any]) -> None:
-        try:
-            self.handle(command)
-        except Exception as exc:
-            log.exception("%s: command %s failed", self.device_id, command.get("id"))
-            self.ack(command["id"], "failed", reason=f"agent_error: {exc}"[:200])
-
-    def handle(self, command: dict[str, Any]) -> None:
-        ctype = command.get("type")
-        if ctype == "ping":
-            self.ack(command["id"], "done", pong=protocol.format_time(datetime.now(UTC)))
-        elif ctype == "config":
-            self.ack(command["id"], "done")
+    def perform(self, action: Action) -> None:
+        if isinstance(action, Ack):
+            self._publish_ack(action.message())
+        elif isinstance(action, Resend):
+            self._publish_ack(action.message)
+        elif isinstance(action, Wake):
+            self._spawn(f"wake-{action.command_id[:8]}", self._wake, action)
+        elif isinstance(action, Refused):
+            if self.core.refused[action.code] == 1:
+                log.warning("%s refused a command: %s", self.device_id, action.code)
         else:
-            self.ack(command["id"], "failed", reason=f"unsupported: {ctype}")
+            raise TypeError(f"a {self.kind} cannot carry out {action!r}")
 
-    def ack(self, command_id: str, state: protocol.AckState, **extra: Any) -> None:
-        message = protocol.make_ack(command_id, state, datetime.now(UTC), **extra)
-        self.seen.set_state(command_id, message)
-        self._publish_ack(message)
+    def _wake(self, action: Wake) -> None:
+        if wait_until(action.at, self._stop):
+            self.call(lambda now: self.core.wake(action.command_id, now))
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        threading.Thread(target=target, args=args, name=name, daemon=True).start()
 
     def _publish_ack(self, message: dict[str, Any]) -> None:
         self.client.publish(self.topics.ack(self.device_id), protocol.encode(message), qos=1)
+
+    def _save_seen(self) -> None:
+        self.core.seen.prune(time.time())
+        tmp = self._seen_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.core.seen.export()), encoding="utf-8")
+        os.replace(tmp, self._seen_file)
+        self.core.seen.dirty = False
+

@@ -12,37 +12,46 @@ import os
 import signal
 import sys
 
-from broadcaster.device.agent import AgentConfig
+from broadcaster.device.config import AgentConfig, AgentConfigError
 from broadcaster.device.led import LedAgent
 from broadcaster.device.speaker import SpeakerAgent
 
 
-def cmd_agent(args: argparse.Namespace) -> int:
-
+def _config(args: argparse.Namespace) -> AgentConfig:
     if args.config_file:
         cfg = AgentConfig.load(args.config_file)
     else:
         if not (args.id and args.broker and args.key):
-            print("Cần --config FILE, hoặc đủ --id, --broker và --key (agent_config_missing)", file=sys.stderr)
-            return 2
-        keys = dict(k.split(":", 1) for k in args.key)
+            raise AgentConfigError(
+                "Cần --config FILE, hoặc đủ --id, --broker và --key / need --config FILE, or --id, --broker and --key"
+            )
+        if not all(":" in k for k in args.key):
+            raise AgentConfigError("--key: viết KID:BASE64 / write KID:BASE64")
         cfg = AgentConfig(
             device_id=args.id,
             kind=args.kind,
             broker_url=args.broker,
-            public_keys=keys,
+            public_keys=dict(k.split(":", 1) for k in args.key),
             state_dir=args.state_dir or f"agent-state/{args.id}",
             sink=args.sink,
         )
+    if cfg.kind != args.kind:
+        raise AgentConfigError(f"tệp cấu hình là của thiết bị {cfg.kind} / the config file is for a {cfg.kind}")
     if args.sink_override:
         cfg.sink = args.sink_override
-    agent = SpeakerAgent(cfg) if args.kind == "speaker" else LedAgent(cfg)
+    return cfg
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    try:
+        cfg = _config(args)
+    except AgentConfigError as exc:
+        print(f"Lỗi: {exc} (agent_config)", file=sys.stderr)
+        return 2
+    agent = SpeakerAgent(cfg) if cfg.kind == "speaker" else LedAgent(cfg)
     if args.exit_with_parent:
         agent.exit_with_parent(os.getppid())
-
-    signal.signal(signal.SIGTERM, lambda *_: agent._stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: agent.request_stop())
     with contextlib.suppress(KeyboardInterrupt):
         agent.run_forever()
     return 0
-
-

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from broadcaster import protocol
-from broadcaster.device.agent import AgentConfig, DeviceAgent, wait_until
+from broadcaster.device.agent import DeviceAgent
+from broadcaster.device.config import AgentConfig
+from broadcaster.device.core import Action, Blank, Show
 
 
 class LedAgent(DeviceAgent):
@@ -18,10 +17,26 @@ class LedAgent(DeviceAgent):
         super().__init__(config)
         self.board = self.state_dir / "board.txt"  # what a person would see on the board
         self.shown: str = ""
-        self._clear = threading.Event()
+        self._showing: threading.Event | None = None  # set to end the current show early
 
-    def status_extra(self) -> dict[str, Any]:
-        return {**super().status_extra(), "diacritics": self.config.diacritics}
+    def perform(self, action: Action) -> None:
+        if isinstance(action, Show):
+            if self._showing is not None:
+                self._showing.set()
+            self._showing = cut = threading.Event()
+            self.show(action.text)
+            self._spawn(f"show-{action.command_id[:8]}", self._hold, action, cut)
+        elif isinstance(action, Blank):
+            if self._showing is not None:
+                self._showing.set()
+                self._showing = None
+            self.show("")
+        else:
+            super().perform(action)
+
+    def _hold(self, action: Show, cut: threading.Event) -> None:
+        if not cut.wait(action.duration_s):
+            self.call(lambda now: self.core.ended(action.command_id, now))
 
     def show(self, text: str) -> None:
         self.shown = text
@@ -29,36 +44,6 @@ class LedAgent(DeviceAgent):
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(self.board)
         print(f"[{self.device_id}] {text}" if text else f"[{self.device_id}] (trống)", flush=True)
-
-    def handle(self, command: dict[str, Any]) -> None:
-        ctype, cid = command.get("type"), command["id"]
-        if ctype == "led.clear":
-            self._clear.set()
-            self.show("")
-            self.ack(cid, "done")
-            return
-        if ctype != "led.show":
-            super().handle(command)
-            return
-        body = command.get("body") or {}
-        text = body.get("text")
-        if not isinstance(text, str):
-            self.ack(cid, "failed", reason="bad_body")
-            return
-        if not self.config.diacritics:
-            text = protocol.strip_diacritics(text)
-        self.ack(cid, "received")
-        if not wait_until(protocol.parse_time(command["start_at"]).timestamp(), self._stop):
-            return
-        started = datetime.now().timestamp()
-        error_ms = (started - protocol.parse_time(command["start_at"]).timestamp()) * 1000
-        self._clear = clear = threading.Event()
-        self.show(text)
-        self.ack(cid, "playing", start_error_ms=round(error_ms, 3))
-        clear.wait(float(body.get("duration_s") or 10))
-        if self.shown == text:
-            self.show("")
-        self.ack(cid, "done")
 
 
 def board_text(state_dir: Path) -> str:

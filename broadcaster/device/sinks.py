@@ -1,6 +1,8 @@
 """Where a speaker's sound goes: a sound card (ffplay/aplay), a file (simulation), or nowhere.
 
 Each sink blocks while "playing" and can be stopped from another thread (an emergency cuts a bulletin).
+A sink that cannot play raises `PlaybackError`, so the command is acked `failed` with the reason
+instead of `done`: a relay whose stream cannot be opened was never heard.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ import threading
 import time
 from pathlib import Path
 from typing import Protocol
+
+
+class PlaybackError(RuntimeError):
+    """Nothing (or not all) was played; the message is the ack's reason, `playback_failed: ...`."""
 
 
 class Sink(Protocol):
@@ -43,6 +49,12 @@ class NullSink:
         self._stop.set()
 
 
+def _stderr_tail(proc: subprocess.Popen[bytes]) -> str:
+    err = proc.stderr.read().decode("utf-8", "replace") if proc.stderr else ""
+    lines = [line.strip() for line in err.splitlines() if line.strip()]
+    return lines[-1][:150] if lines else f"exit code {proc.returncode}"
+
+
 class FileSink(NullSink):
     """Simulation: keeps each aired file and a JSON line per play, so a person can listen afterwards."""
 
@@ -53,44 +65,39 @@ class FileSink(NullSink):
         self.out_dir = out_dir
         out_dir.mkdir(parents=True, exist_ok=True)
 
+    def _log(self, entry: dict[str, object]) -> None:
+        with (self.out_dir / "played.jsonl").open("a", encoding="utf-8") as f:
+            f.write(json.dumps(entry) + "\n")
+
     def play(self, path: Path, duration_ms: int, started_at: float) -> None:
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started_at))
         copy = self.out_dir / f"{stamp}-{path.name}"
         shutil.copyfile(path, copy)
-        with (self.out_dir / "played.jsonl").open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"started_at": started_at, "file": copy.name, "duration_ms": duration_ms}) + "\n")
+        self._log({"started_at": started_at, "file": copy.name, "duration_ms": duration_ms})
         super().play(path, duration_ms, started_at)
 
     def play_stream(self, url: str, duration_s: float, started_at: float) -> None:
-        """Record what the relay carried, for as long as it airs, so a person can check it later."""
+        """Record what the relay carried, for as long as it airs, so a person can check it later. A
+        stream that cannot be opened, or breaks off with an error, raises PlaybackError."""
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started_at))
         out = self.out_dir / f"{stamp}-relay.mp3"
         self._stop = stop = threading.Event()
         proc = subprocess.Popen(
-            [
-                "ffmpeg",
-                "-nostdin",
-                "-loglevel",
-                "error",
-                "-y",
-                "-t",
-                f"{duration_s:.3f}",
-                "-i",
-                url,
-                "-c",
-                "copy",
-                str(out),
-            ],
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-t", f"{duration_s:.3f}", "-i", url,
+             "-c", "copy", str(out)],
             stdin=subprocess.DEVNULL,
-        )
-        with (self.out_dir / "played.jsonl").open("a", encoding="utf-8") as f:
-            f.write(
-                json.dumps({"started_at": started_at, "stream": url, "file": out.name, "duration_s": duration_s}) + "\n"
-            )
-        stop.wait(duration_s)
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        deadline = time.monotonic() + duration_s
+        while not stop.is_set() and proc.poll() is None and time.monotonic() < deadline:
+            stop.wait(min(0.1, max(0.0, deadline - time.monotonic())))
         if proc.poll() is None:
             proc.terminate()
-        proc.wait()
+            proc.wait()
+        elif proc.returncode != 0 and not stop.is_set():
+            out.unlink(missing_ok=True)
+            raise PlaybackError(f"playback_failed: {_stderr_tail(proc)}")
+        self._log({"started_at": started_at, "stream": url, "file": out.name, "duration_s": duration_s})
 
 
 class CommandSink:
@@ -101,36 +108,36 @@ class CommandSink:
             raise ValueError(name)
         self.name = name
         self._proc: subprocess.Popen[bytes] | None = None
+        self._stopped = False
         self._lock = threading.Lock()
+
+    def _run(self, cmd: list[str]) -> None:
+        with self._lock:
+            self._stopped = False
+            self._proc = proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc.wait()
+        with self._lock:
+            stopped = self._stopped
+        if proc.returncode != 0 and not stopped:
+            raise PlaybackError(f"playback_failed: {_stderr_tail(proc)}")
 
     def play(self, path: Path, duration_ms: int, started_at: float) -> None:
         if self.name == "ffplay":
-            cmd = ["ffplay", "-nodisp", "-autoexit", "-loglevel", "error", str(path)]
+            self._run(["ffplay", "-nodisp", "-autoexit", "-loglevel", "error", str(path)])
         else:
-            cmd = ["sh", "-c", 'ffmpeg -loglevel error -i "$1" -f wav - | aplay -q', "sh", str(path)]
-        with self._lock:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-        self._proc.wait()
+            self._run(["sh", "-c", 'ffmpeg -loglevel error -i "$1" -f wav - | aplay -q', "sh", str(path)])
 
     def play_stream(self, url: str, duration_s: float, started_at: float) -> None:
         if self.name == "ffplay":
-            cmd = ["ffplay", "-nodisp", "-autoexit", "-loglevel", "error", "-t", f"{duration_s:.3f}", url]
+            self._run(["ffplay", "-nodisp", "-autoexit", "-loglevel", "error", "-t", f"{duration_s:.3f}", url])
         else:
-            cmd = [
-                "sh",
-                "-c",
-                'ffmpeg -loglevel error -t "$2" -i "$1" -f wav - | aplay -q',
-                "sh",
-                url,
-                f"{duration_s:.3f}",
-            ]
-        with self._lock:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-        self._proc.wait()
+            script = 'ffmpeg -loglevel error -t "$2" -i "$1" -f wav - | aplay -q'
+            self._run(["sh", "-c", script, "sh", url, f"{duration_s:.3f}"])
 
     def stop(self) -> None:
         with self._lock:
             if self._proc and self._proc.poll() is None:
+                self._stopped = True
                 self._proc.terminate()
 
 

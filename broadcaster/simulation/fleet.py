@@ -11,16 +11,17 @@ instant: devices that share a `start_at` all start in one pass, then their `play
 loop stops taking new work a few milliseconds before an instant, spins through the last ones (sleeps are
 only millisecond-precise), and holds the garbage collector off while it fires.
 
-Devices follow the protocol like the reference agents (broadcaster/agents): `protocol.check_command`
-(signature, expiry), a per-device memory of command ids with their last ack (replays are re-acked, never
-replayed), acks received -> downloaded -> playing (with start_error_ms) -> done. The audio is fetched once
-per process per sha256, checked, and shared by the process's speakers; sound goes nowhere (a null sink
-that takes as long as the audio).
+Every device runs the device core of the reference agents (broadcaster.device.core): the same checks
+(signature, expiry, ids seen before, re-acked and never replayed), the same acks received -> downloaded
+-> playing (with start_error_ms) -> done, the same priorities. Only the driving differs: the audio is
+fetched once per process per sha256, checked, and shared by the process's speakers; sound goes nowhere
+(a play takes as long as the audio).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import heapq
 import json
@@ -38,7 +39,6 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,8 +49,21 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from broadcaster import protocol
-from broadcaster.device.agent import FIRMWARE
-from broadcaster.device.speaker import RANK, fetch_audio
+from broadcaster.device.core import (
+    Ack,
+    Action,
+    Blank,
+    DeviceCore,
+    DeviceKind,
+    Fetch,
+    Play,
+    Refused,
+    Resend,
+    SeenCommands,
+    Show,
+    Wake,
+)
+from broadcaster.device.fetch import download_error, fetch_audio
 from broadcaster.protocol.mqtt import BrokerAddress, connect, new_client, set_will
 
 log = logging.getLogger(__name__)
@@ -212,7 +225,7 @@ class AudioCache:
         try:
             self._ready[audio["sha256"]] = fetch_audio(audio, self.cache_dir, self.tag)
         except Exception as exc:
-            error = f"download_failed: {exc}"[:200]
+            error = download_error(exc)[:200]
         self._results.append((audio["sha256"], error))
         self._wake()
 
@@ -228,34 +241,41 @@ class AudioCache:
 
 
 class SeenStore:
-    """Per device: command id -> {expires_at, last ack}, one JSON file per worker, merged on start."""
+    """Each device's memory of command ids (the core's SeenCommands), one JSON file per worker, merged
+    on start: {device id: {command id: {"expires_at", "ack"}}}."""
 
     def __init__(self, state_dir: Path, index: int, device_ids: Iterable[str]) -> None:
         self.path = state_dir / f"seen-w{index}.json"
         self.state_dir = state_dir
-        mine = set(device_ids)
-        self.items: dict[str, dict[str, dict[str, Any]]] = {d: {} for d in mine}
+        self.memories: dict[str, SeenCommands] = {d: SeenCommands() for d in device_ids}
         for path in sorted(state_dir.glob("seen*.json"), key=lambda p: p.stat().st_mtime):
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
                 for device_id, cmds in json.loads(path.read_text(encoding="utf-8")).items():
-                    if device_id in mine:
-                        self.items[device_id].update(cmds)
-        self.prune()
-        self.dirty = False
+                    memory = self.memories.get(device_id)
+                    if memory is not None and isinstance(cmds, dict):
+                        memory.restore(cmds)
+        now = time.time()
+        for memory in self.memories.values():
+            memory.prune(now)
+            memory.dirty = False
 
-    def prune(self) -> None:
-        cutoff = time.time() - SEEN_KEEP_S
-        for cmds in self.items.values():
-            for cid in [c for c, v in cmds.items() if _epoch(v.get("expires_at", "")) < cutoff]:
-                del cmds[cid]
+    @property
+    def dirty(self) -> bool:
+        return any(m.dirty for m in self.memories.values())
 
     def save(self) -> None:
-        self.prune()
+        now = time.time()
+        out = {}
+        for device_id, memory in self.memories.items():
+            memory.prune(now)
+            if memory.items:
+                out[device_id] = memory.export()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({d: c for d, c in self.items.items() if c}), encoding="utf-8")
+        tmp.write_text(json.dumps(out), encoding="utf-8")
         os.replace(tmp, self.path)
-        self.dirty = False
+        for memory in self.memories.values():
+            memory.dirty = False
 
 
 def merge_seen_files(state_dir: Path) -> None:
@@ -276,42 +296,20 @@ def merge_seen_files(state_dir: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def _epoch(text: str) -> float:
-    try:
-        return protocol.parse_time(text).timestamp()
-    except (TypeError, ValueError):
-        return 0.0
-
-
 # ---------------------------------------------------------------- simulated devices
 
 
-@dataclass
-class Airing:
-    """One play or show a device carries out, from its start instant to its end."""
-
-    command_id: str
-    rank: int
-    start: float
-    expires: float
-    duration_s: float
-    text: str = ""
-
-
 class Node:
-    """One simulated device: its MQTT client and the protocol behaviour of the reference agents.
-
-    The loop (`Worker`) owns the I/O; a node only decides, acks through `worker.ack`, and asks the
-    worker's timers to call it back at its start and end instants.
-    """
-
-    kind = "device"
+    """One simulated device: its MQTT client and its device core (broadcaster.device.core), the same
+    core the reference agents run. The loop (`Worker`) owns the I/O and carries out the core's actions;
+    sound goes nowhere (a play takes as long as the audio), and a board's text is only remembered."""
 
     def __init__(self, worker: Worker, spec: SimDevice) -> None:
-        self.worker = worker
         self.id = spec.id
         self.spec = spec
-        self.seen = worker.seen.items[spec.id]
+        kind: DeviceKind = "led" if spec.kind == "led" else "speaker"
+        memory = worker.seen.memories[spec.id]
+        self.core = DeviceCore(spec.id, kind, worker.keys, diacritics=spec.diacritics, seen=memory)
         self.client = new_client(spec.id)
         self.fd = -1
         self.events = 0
@@ -319,221 +317,10 @@ class Node:
         self.connected = False
         self.subscribed = False
         self.backoff = RECONNECT_MIN_S
-        self.current: Airing | None = None
-        self.waiting: list[Airing] = []
+        self.shown = ""  # what an LED board shows now
 
-    def status_extra(self) -> dict[str, Any]:
-        return {"kind": self.kind, "firmware": FIRMWARE}
-
-    # ------------------------------------------------------------ commands in
-
-    def on_payload(self, payload: bytes) -> None:
-        if len(payload) > protocol.MAX_PAYLOAD_BYTES:
-            self.worker.refuse("oversized")
-            return
-        try:
-            command = json.loads(payload)
-            if not isinstance(command, dict):
-                raise ValueError("not an object")
-        except (UnicodeDecodeError, ValueError):
-            self.worker.refuse("malformed")
-            return
-        try:
-            protocol.check_command(command, self.worker.keys, datetime.now(UTC))
-        except protocol.Refusal as refusal:
-            self.worker.refuse(refusal.code)
-            if refusal.code == "expired" and isinstance(command.get("id"), str):
-                self.worker.ack(self, command["id"], "expired", reason="expired")
-            return
-        cid = command["id"]
-        if cid in self.seen:  # a re-send or a replay: say where we are, do nothing else
-            self.worker.replays += 1
-            last = self.seen[cid].get("ack")
-            if last is not None:
-                self.worker.publish_ack(self, last)
-            return
-        self.seen[cid] = {"expires_at": command["expires_at"], "ack": None}
-        self.worker.seen.dirty = True
-        self.worker.commands += 1
-        try:
-            self.handle(command)
-        except Exception as exc:
-            log.exception("%s: command %s failed", self.id, cid)
-            self.worker.ack(self, cid, "failed", reason=f"agent_error: {exc}"[:200])
-
-    def handle(self, command: dict[str, Any]) -> None:
-        ctype, cid = command.get("type"), command["id"]
-        if ctype == "ping":
-            self.worker.ack(self, cid, "done", pong=protocol.format_time(datetime.now(UTC)))
-        elif ctype == "config":
-            self.worker.ack(self, cid, "done")
-        else:
-            self.worker.ack(self, cid, "failed", reason=f"unsupported: {ctype}")
-
-    # ------------------------------------------------------------ airing
-
-    def airing_for(self, command: dict[str, Any], duration_s: float, text: str = "") -> Airing:
-        return Airing(
-            command_id=command["id"],
-            rank=RANK.get(command.get("priority", "normal"), 1),
-            start=protocol.parse_time(command["start_at"]).timestamp(),
-            expires=protocol.parse_time(command["expires_at"]).timestamp(),
-            duration_s=duration_s,
-            text=text,
-        )
-
-    def at_start(self, airing: Airing) -> None:
-        """Called by the shared timer at the start instant (first of all the devices due then)."""
-        now = time.time()
-        if self.current is not None:
-            if airing.rank < self.current.rank:
-                # A lower priority item waits for the one on air; it may start late or expire.
-                self.waiting.append(airing)
-                self.worker.later.at(airing.expires, lambda: self._expire_waiting(airing))
-                return
-            self.cut("preempted")
-        if now >= airing.expires:
-            self.worker.ack(self, airing.command_id, "expired", reason="expired_before_start")
-            return
-        self.begin(airing, now)
-
-    def begin(self, airing: Airing, now: float) -> None:
-        """On air from `now`. Only the instant is noted: the rest (`on_air`) waits until every device
-        due at this instant has started, so the thousandth one starts microseconds after the first."""
-        self.current = airing
-        self.worker.begun.append((self, airing, now))
-
-    def on_air(self, airing: Airing, now: float) -> None:
-        error_ms = round((now - airing.start) * 1000, 3)
-        self.worker.played(self, airing.command_id, error_ms)
-        self.worker.ack(self, airing.command_id, "playing", start_error_ms=error_ms)
-        # The end needs no precision (a `done` ack); rounded to the millisecond, ends share an entry.
-        end = math.ceil((now + airing.duration_s) * 1000) / 1000
-        self.worker.later.at(end, lambda: self.at_end(airing))
-
-    def at_end(self, airing: Airing) -> None:
-        if self.current is not airing:
-            return  # cut earlier
-        self.current = None
-        self.worker.ack(self, airing.command_id, "done")
-        self._next_waiting()
-
-    def cut(self, reason: str) -> None:
-        """Stop what is on air now (a stop command or a higher priority item)."""
-        if self.current is not None:
-            cut, self.current = self.current, None
-            self.worker.ack(self, cut.command_id, "failed", reason=reason)
-
-    def _next_waiting(self) -> None:
-        if not self.waiting:
-            return
-        self.waiting.sort(key=lambda a: (-a.rank, a.start))
-        airing = self.waiting.pop(0)
-        now = time.time()
-        if now >= airing.expires:
-            self.worker.ack(self, airing.command_id, "expired", reason="expired_before_start")
-            self._next_waiting()
-        else:
-            self.begin(airing, now)
-
-    def _expire_waiting(self, airing: Airing) -> None:
-        if airing in self.waiting:
-            self.waiting.remove(airing)
-            self.worker.ack(self, airing.command_id, "expired", reason="expired_before_start")
-
-
-class SimSpeaker(Node):
-    kind = "speaker"
-
-    def __init__(self, worker: Worker, spec: SimDevice) -> None:
-        super().__init__(worker, spec)
-        self.volume = 80
-
-    def status_extra(self) -> dict[str, Any]:
-        return {**super().status_extra(), "volume": self.volume, "sink": "null"}
-
-    def handle(self, command: dict[str, Any]) -> None:
-        ctype, cid = command.get("type"), command["id"]
-        if ctype == "play":
-            self._play(command)
-        elif ctype == "stop":
-            self.cut("preempted")
-            self.worker.ack(self, cid, "done")
-        elif ctype == "volume":
-            level = (command.get("body") or {}).get("level")
-            if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 100:
-                self.worker.ack(self, cid, "failed", reason="bad_volume")
-                return
-            self.volume = level
-            self.worker.ack(self, cid, "done", volume=level)
-        else:
-            super().handle(command)
-
-    def _play(self, command: dict[str, Any]) -> None:
-        cid = command["id"]
-        self.worker.ack(self, cid, "received")
-        body = command.get("body") or {}
-        audio = body.get("audio")
-        if not isinstance(audio, dict) or not isinstance(audio.get("sha256"), str):
-            self.worker.ack(self, cid, "failed", reason="stream_unsupported" if "stream" in body else "bad_body")
-            return
-        airing = self.airing_for(command, int(audio.get("duration_ms") or 0) / 1000)
-
-        def fetched(error: str | None) -> None:
-            if error is not None:
-                self.worker.ack(self, cid, "failed", reason=error)
-                return
-            self.worker.ack(self, cid, "downloaded")
-            self.worker.timers.at(airing.start, lambda: self.at_start(airing))
-
-        self.worker.audio.want(audio, fetched)
-
-
-class SimLed(Node):
-    kind = "led"
-
-    def __init__(self, worker: Worker, spec: SimDevice) -> None:
-        super().__init__(worker, spec)
-        self.shown = ""
-
-    def status_extra(self) -> dict[str, Any]:
-        return {**super().status_extra(), "diacritics": self.spec.diacritics}
-
-    def handle(self, command: dict[str, Any]) -> None:
-        ctype, cid = command.get("type"), command["id"]
-        if ctype == "led.clear":
-            if self.current is not None:
-                self.at_end(self.current)
-            self.shown = ""
-            self.worker.ack(self, cid, "done")
-        elif ctype == "led.show":
-            self._show(command)
-        else:
-            super().handle(command)
-
-    def _show(self, command: dict[str, Any]) -> None:
-        body = command.get("body") or {}
-        text = body.get("text")
-        if not isinstance(text, str):
-            self.worker.ack(self, command["id"], "failed", reason="bad_body")
-            return
-        if not self.spec.diacritics:
-            text = protocol.strip_diacritics(text)
-        self.worker.ack(self, command["id"], "received")
-        airing = self.airing_for(command, float(body.get("duration_s") or 10), text)
-        self.worker.timers.at(airing.start, lambda: self.at_start(airing))
-
-    def at_start(self, airing: Airing) -> None:
-        # A board shows the newest text whatever its priority, like the reference LED agent.
-        if self.current is not None:
-            self.at_end(self.current)
-        self.shown = airing.text
-        self.begin(airing, time.time())
-
-    def at_end(self, airing: Airing) -> None:
-        if self.current is airing and self.shown == airing.text:
-            self.shown = ""
-        super().at_end(airing)
+    def status(self) -> dict[str, Any]:
+        return self.core.status(True, time.time(), **({"sink": "null"} if self.core.kind == "speaker" else {}))
 
 
 # ---------------------------------------------------------------- the loop of one worker process
@@ -565,11 +352,13 @@ class Worker:
         self.audio = AudioCache(state_dir / "audio", f"w{spec.index}-{os.getpid()}", self._wake)
         self.timers = Timers()  # start instants: spun for, guarded, fired in one pass
         self.later = Timers()  # ends, expiries, reconnects: whenever the loop gets there
-        self.nodes = [(SimSpeaker if d.kind == "speaker" else SimLed)(self, d) for d in spec.devices]
+        self.nodes = [Node(self, d) for d in spec.devices]
         self._inbox: deque[tuple[Node, bytes]] = deque()
-        self.begun: list[tuple[Node, Airing, float]] = []
-        # (node, command id, state or None for a stored ack re-sent as is, when, extra fields or that ack)
-        self._outbox: list[tuple[Node, str, protocol.AckState | None, float, dict[str, Any]]] = []
+        # What the devices due at a start instant asked for, carried out after the pass (`_flush`)
+        self.begun: list[tuple[Node, list[Action]]] = []
+        # Acks to publish: built and sent after the pass, so a start instant shared by thousands of
+        # devices costs each a clock read in the core, not a JSON encoding
+        self._outbox: list[tuple[Node, Ack | Resend]] = []
         self._to_connect: deque[Node] = deque(self.nodes)
         self._connecting = 0
         self._sweep = 0
@@ -577,29 +366,50 @@ class Worker:
         self._stopping = False
         self._hold_until = 0.0
         self._last_save = time.monotonic()
-        self.refused: Counter[str] = Counter()
-        self.commands = self.replays = self.reconnects = 0
+        self.reconnects = 0
         self.plays: list[PlayRecord] = []
+        self._refusals_logged: set[str] = set()
         for node in self.nodes:
             self._prepare(node)
 
-    # ------------------------------------------------------------ what nodes call
+    # ------------------------------------------------------------ the cores, driven
 
-    def ack(self, node: Node, command_id: str, state: protocol.AckState, **extra: Any) -> None:
-        """Only noted here: the message is built and sent after the pass (`_flush`), so a start instant
-        shared by thousands of devices costs each of them a clock read, not a JSON encoding."""
-        self._outbox.append((node, command_id, state, time.time(), extra))
+    def perform(self, node: Node, actions: list[Action]) -> None:
+        """Carry out what a device's core asked for."""
+        for action in actions:
+            if isinstance(action, Ack | Resend):
+                self._outbox.append((node, action))
+            elif isinstance(action, Wake):
+                timers = self.timers if action.start else self.later  # starts are spun for; expiries are not
+                timers.at(action.at, functools.partial(self._wake_core, node, action.command_id, action.start))
+            elif isinstance(action, Fetch):
+                self.audio.want(action.audio, functools.partial(self._fetched, node, action.command_id))
+            elif isinstance(action, Play | Show):
+                self.plays.append(PlayRecord(node.id, action.command_id, action.start_error_ms))
+                if isinstance(action, Show):
+                    node.shown = action.text
+                # The end needs no precision (a `done` ack); rounded to the millisecond, ends share an entry.
+                end = math.ceil((action.started_at + action.duration_s) * 1000) / 1000
+                self.later.at(end, functools.partial(self._ended, node, action.command_id))
+            elif isinstance(action, Blank):
+                node.shown = ""
+            elif isinstance(action, Refused) and action.code not in self._refusals_logged:
+                self._refusals_logged.add(action.code)  # once per code; the cores count them all
+                log.warning("worker %s refused a command: %s", self.index, action.code)
+            # Silence and SetVolume: a simulated speaker has no sound to stop or level
 
-    def publish_ack(self, node: Node, message: dict[str, Any]) -> None:
-        self._outbox.append((node, message["cmd"], None, 0.0, message))
+    def _wake_core(self, node: Node, command_id: str, start: bool) -> None:
+        actions = node.core.wake(command_id, time.time())
+        if start:
+            self.begun.append((node, actions))  # see `_flush`
+        else:
+            self.perform(node, actions)
 
-    def refuse(self, code: str) -> None:
-        self.refused[code] += 1
-        if self.refused[code] == 1:
-            log.warning("worker %s refused a command: %s", self.index, code)
+    def _fetched(self, node: Node, command_id: str, error: str | None) -> None:
+        self.perform(node, node.core.fetched(command_id, error, time.time()))
 
-    def played(self, node: Node, command_id: str, start_error_ms: float) -> None:
-        self.plays.append(PlayRecord(node.id, command_id, start_error_ms))
+    def _ended(self, node: Node, command_id: str) -> None:
+        self.perform(node, node.core.ended(command_id, time.time()))
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -657,8 +467,7 @@ class Worker:
             return  # paho closes the socket; _on_disconnect retries
         node.connected = True
         node.backoff = RECONNECT_MIN_S
-        status = protocol.make_status(True, datetime.now(UTC), **node.status_extra())
-        client.publish(self.topics.status(node.id), protocol.encode(status), qos=1, retain=True)
+        client.publish(self.topics.status(node.id), protocol.encode(node.status()), qos=1, retain=True)
         client.subscribe(self.topics.cmd(node.id), qos=1)
 
     def _on_subscribe(self, _client: mqtt.Client, node: Node, _mid: int, _codes: Any, _props: Any) -> None:
@@ -786,23 +595,17 @@ class Worker:
     def _handle_inbox(self) -> None:
         while self._inbox and not self._near_start():
             node, payload = self._inbox.popleft()
-            node.on_payload(payload)
+            self.perform(node, node.core.receive(payload, time.time()))
 
     def _flush(self) -> None:
         if time.time() < self._hold_until:
             return
         begun, self.begun = self.begun, []
-        for node, airing, now in begun:
-            node.on_air(airing, now)
+        for node, actions in begun:
+            self.perform(node, actions)
         outbox, self._outbox = self._outbox, []
-        for node, command_id, state, at, extra in outbox:
-            message = extra
-            if state is not None:
-                message = protocol.make_ack(command_id, state, datetime.fromtimestamp(at, UTC), **extra)
-                entry = node.seen.get(command_id)
-                if entry is not None:
-                    entry["ack"] = message
-                    self.seen.dirty = True
+        for node, ack in outbox:
+            message = ack.message() if isinstance(ack, Ack) else ack.message
             node.client.publish(self.topics.ack(node.id), protocol.encode(message), qos=1)
             if node.fd >= 0 and node.client.want_write():
                 self._pump(node)
@@ -856,11 +659,11 @@ class Worker:
         return FleetReport(
             devices=len(self.nodes),
             connected=sum(1 for n in self.nodes if n.connected),
-            commands=self.commands,
-            replays=self.replays,
+            commands=sum(n.core.commands for n in self.nodes),
+            replays=sum(n.core.replays for n in self.nodes),
             downloads=self.audio.downloads,
             reconnects=self.reconnects,
-            refused=dict(self.refused),
+            refused=dict(sum((n.core.refused for n in self.nodes), Counter())),
             plays=list(self.plays),
         )
 

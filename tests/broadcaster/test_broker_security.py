@@ -331,7 +331,7 @@ def test_a_device_cannot_command_another_device(commune: Commune) -> None:
 
 def test_a_device_cannot_overhear_another_device(commune: Commune) -> None:
     daemon, a, b = commune.probe(DAEMON), commune.probe(A), commune.probe(B)
-    a.subscribe(TOPICS.cmd(B), TOPICS.ack(B), TOPICS.status(B), "pa/v1/dev/+/cmd", "pa/v1/#", "#")
+    a.subscribe(TOPICS.cmd(B), TOPICS.ack(B), TOPICS.status(B), "pa/v2/dev/+/cmd", "pa/v2/#", "#")
     daemon.publish(TOPICS.cmd(B), b"for B only")
     daemon.publish(TOPICS.group_cmd("thon-2"), b"for thon-2 only")
     b.publish(TOPICS.ack(B), b"B's ack")
@@ -355,7 +355,7 @@ def test_a_device_cannot_speak_for_another_device(commune: Commune) -> None:
     fake_ack = protocol.make_ack(str(uuid.uuid4()), "done", datetime.now(UTC))
     a.publish(TOPICS.ack(B), fake_ack)
     a.publish(TOPICS.status(B), protocol.make_status(False), retain=True)
-    a.publish(TOPICS.tele(B), {"v": 1, "signal": -50})
+    a.publish(TOPICS.tele(B), {"v": 2, "signal": -50})
     a.publish(TOPICS.ack(A), fake_ack)  # the positive control: its own ack is heard
     daemon.wait_for(TOPICS.ack(A))
     assert daemon.topics() == {TOPICS.ack(A)}
@@ -411,7 +411,7 @@ def test_a_device_hears_its_own_zones_and_no_other(commune: Commune) -> None:
     daemon.publish(TOPICS.group_cmd("thon-2"), right)
     wait_for(lambda: "done" in acks_for(daemon, right["id"]), 5, "B acks its zone's ping")
     # the agent records ids in delivery order, on its network thread
-    assert wrong["id"] not in agent.seen.ids() and right["id"] in agent.seen.ids()
+    assert wrong["id"] not in agent.core.seen and right["id"] in agent.core.seen
 
 
 # ---------------------------------------------------------------- the signature wall, on a real speaker
@@ -685,7 +685,7 @@ def test_device_add_provisions_a_speaker_that_works_end_to_end(
     assert (cfg.device_id, cfg.kind, cfg.username) == (A, "speaker", A)
     assert cfg.broker_url == f"mqtt://127.0.0.1:{port}"
     assert cfg.public_keys == {signer.kid: signer.public_b64}
-    assert cfg.groups == ["all", "thon-1"] and cfg.topic_prefix == "pa/v1" and cfg.diacritics
+    assert cfg.groups == ["all", "thon-1"] and cfg.topic_prefix == "pa/v2" and cfg.diacritics
     stored = b"".join(p.read_bytes() for p in data_dir.glob("loa.sqlite3*"))
     assert cfg.password and cfg.password.encode() not in stored
     png = out.with_suffix(".png")
@@ -796,7 +796,7 @@ def test_broker_config_covers_every_provisioned_device(
     users = [line.split(":", 1)[0] for line in (out / "passwd").read_text().splitlines()]
     assert sorted(users) == sorted([DAEMON, A, "thon-1-led"])
     acl = (out / "acl").read_text()
-    assert "pattern read pa/v1/dev/%u/cmd" in acl and "topic read pa/v1/zone/thon-1/cmd" in acl
+    assert "pattern read pa/v2/dev/%u/cmd" in acl and "topic read pa/v2/zone/thon-1/cmd" in acl
     conf = (out / "mosquitto.conf").read_text()
     assert f"password_file {out / 'passwd'}" in conf and "allow_anonymous false" in conf
     assert conf.count("use_username_as_clientid true") == 2  # one per listener

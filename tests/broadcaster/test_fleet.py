@@ -1,4 +1,4 @@
-"""The simulated fleet: many devices in a few processes, speaking protocol v1 like the reference agents.
+"""The simulated fleet: many devices in a few processes, running the device core of the reference agents.
 
 Real Mosquitto, real SQLite, real daemon parts (Dispatcher, DeviceLink, EventWriter wired as daemon.py
 wires them), real worker processes. No timing goals here (they live in bench/fanout.py); start errors

@@ -1,0 +1,497 @@
+"""The device's one brain, without I/O: what a speaker or LED board does with each command.
+
+State in, actions out (the sans-IO style of h11 and wsproto). A driver feeds the core what happened —
+a payload arrived, a download finished, a start instant came, a play ended — with the time it
+happened, and carries out the actions the core returns: publish an ack, download a file, wake me at
+this instant, play, stop, show. The core itself never reads a clock, a socket or a file.
+
+Two drivers use it: the reference agent (`broadcaster.device.agent`, one device per process with a
+thread per task, what a Raspberry Pi runs) and the fleet simulator (`broadcaster.simulation.fleet`,
+thousands of devices on one selector loop). What they do differs only in how they wait and play;
+every decision of the protocol (docs/protocol.md) is taken here, once.
+
+The order of checks on a command (docs/protocol.md, "What a device does with a command"):
+size, JSON object, version, key and signature, times and expiry, id, then "seen before". A command that
+fails one of them is dropped without a word (only an expired one is acked `expired`): acking what
+cannot be verified would let anyone make devices talk on the network. A genuine, new command the
+device will not even try (a body it cannot read, a type its kind does not do) is acked `rejected`; one
+it tried and could not finish, `failed`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeGuard
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from broadcaster import protocol
+
+FIRMWARE = "loa-agent/0.2"
+SEEN_KEEP_S = 86400.0  # a command id is remembered until a day after it expires
+DEFAULT_SHOW_S = 10.0  # an LED text without a duration stays this long
+MAX_ID_CHARS = 64
+RANK = {p: i for i, p in enumerate(protocol.PRIORITIES)}
+DeviceKind = Literal["speaker", "led"]
+
+
+# ---------------------------------------------------------------- actions: what the driver must do
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Publish this ack on the device's ack topic. The core has already kept it as the command's last
+    state, which is what a re-sent id is answered with."""
+
+    command_id: str
+    state: protocol.AckState
+    at: float  # epoch seconds
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def message(self) -> dict[str, Any]:
+        return protocol.make_ack(self.command_id, self.state, datetime.fromtimestamp(self.at, UTC), **self.extra)
+
+
+@dataclass(frozen=True, slots=True)
+class Resend:
+    """Publish this earlier ack again, as it was (a command id seen before)."""
+
+    message: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch:
+    """Download `audio["url"]`, keep it only if its SHA-256 is `audio["sha256"]`, retrying a lost
+    network until `until` (the command's expiry); then call `DeviceCore.fetched`."""
+
+    command_id: str
+    audio: dict[str, Any]
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Wake:
+    """Call `DeviceCore.wake(command_id, now)` at `at`: to the millisecond for a start (`start=True`),
+    whenever convenient for an expiry."""
+
+    command_id: str
+    at: float
+    start: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """Start playing now (a speaker: the downloaded audio, or the stream); call `DeviceCore.ended` when
+    it stops by itself. `duration_s` is what the command announced."""
+
+    command_id: str
+    audio: dict[str, Any] | None
+    stream_url: str | None
+    duration_s: float
+    started_at: float
+    start_error_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    """Put `text` on the board now; call `DeviceCore.ended` after `duration_s`."""
+
+    command_id: str
+    text: str
+    duration_s: float
+    started_at: float
+    start_error_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Stop the sound of this command at once (a stop, or a higher priority)."""
+
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blank:
+    """Clear the board."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetVolume:
+    level: int
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A command refused without a sound: the code says why (logged once per code, then counted)."""
+
+    code: str
+
+
+Action = Ack | Resend | Fetch | Wake | Play | Show | Silence | Blank | SetVolume | Refused
+
+
+# ---------------------------------------------------------------- the memory of command ids
+
+
+@dataclass(slots=True)
+class Seen:
+    expires_at: float
+    last: Ack | dict[str, Any] | None = None  # an Ack, or an ack message read back from disk
+
+
+class SeenCommands:
+    """Command ids this device has taken, with their last ack, until a day past their expiry.
+
+    Kept across reboots by the driver (`export` / `restore`), so a recorded command is never acted on
+    twice. `dirty` tells the driver there is something new to save.
+    """
+
+    def __init__(self) -> None:
+        self.items: dict[str, Seen] = {}
+        self.dirty = False
+
+    def __contains__(self, command_id: str) -> bool:
+        return command_id in self.items
+
+    def add(self, command_id: str, expires_at: float) -> None:
+        self.items[command_id] = Seen(expires_at)
+        self.dirty = True
+
+    def last_message(self, command_id: str) -> dict[str, Any] | None:
+        entry = self.items.get(command_id)
+        if entry is None or entry.last is None:
+            return None
+        return entry.last.message() if isinstance(entry.last, Ack) else entry.last
+
+    def record(self, ack: Ack) -> None:
+        entry = self.items.get(ack.command_id)
+        if entry is not None:
+            entry.last = ack
+            self.dirty = True
+
+    def prune(self, now: float) -> None:
+        for cid in [c for c, e in self.items.items() if e.expires_at < now - SEEN_KEEP_S]:
+            del self.items[cid]
+            self.dirty = True
+
+    def export(self) -> dict[str, dict[str, Any]]:
+        """JSON-ready: {command id: {"expires_at": RFC 3339, "ack": the last ack message or null}}."""
+        out = {}
+        for cid, e in self.items.items():
+            last = e.last.message() if isinstance(e.last, Ack) else e.last
+            out[cid] = {"expires_at": protocol.format_time(datetime.fromtimestamp(e.expires_at, UTC)), "ack": last}
+        return out
+
+    def restore(self, data: dict[str, Any]) -> None:
+        """Merge what `export` wrote; entries it cannot read are skipped (a damaged file must not stop the
+        device, and an id it forgets can at worst be replayed until that command expires)."""
+        for cid, e in data.items():
+            try:
+                expires = protocol.parse_time(e["expires_at"]).timestamp()
+            except (KeyError, TypeError, ValueError, AttributeError):
+                continue
+            last = e.get("ack")
+            self.items[cid] = Seen(expires, last if isinstance(last, dict) else None)
+
+
+# ---------------------------------------------------------------- one airing
+
+
+@dataclass(slots=True)
+class Airing:
+    """One play or show, from the command's acceptance to its end."""
+
+    command_id: str
+    rank: int
+    start: float
+    expires: float
+    duration_s: float
+    audio: dict[str, Any] | None = None
+    stream_url: str | None = None
+    text: str = ""
+
+
+# ---------------------------------------------------------------- the core
+
+
+class DeviceCore:
+    """One device's protocol behaviour. Not thread-safe: a driver calls it from one thread at a time."""
+
+    def __init__(
+        self,
+        device_id: str,
+        kind: DeviceKind,
+        keys: dict[str, Ed25519PublicKey],
+        *,
+        diacritics: bool = True,
+        volume: int = 80,
+        seen: SeenCommands | None = None,
+    ) -> None:
+        self.device_id = device_id
+        self.kind = kind
+        self.keys = keys
+        self.diacritics = diacritics
+        self.volume = volume
+        self.seen = seen if seen is not None else SeenCommands()
+        self.current: Airing | None = None  # on air now
+        self.waiting: list[Airing] = []  # due, but held back by what is on air
+        self.pending: dict[str, Airing] = {}  # accepted, before their start
+        self.refused: Counter[str] = Counter()
+        self.commands = 0  # commands taken (seen for the first time)
+        self.replays = 0  # ids seen again
+
+    # ------------------------------------------------------------ presence
+
+    def status(self, online: bool, now: float | None = None, **extra: Any) -> dict[str, Any]:
+        """The retained status message (`online: false` is also the last will, with no time)."""
+        if not online:
+            return protocol.make_status(False)
+        fields: dict[str, Any] = {"kind": self.kind, "firmware": FIRMWARE}
+        if self.kind == "speaker":
+            fields["volume"] = self.volume
+        else:
+            fields["diacritics"] = self.diacritics
+        at = datetime.fromtimestamp(now, UTC) if now is not None else None
+        return protocol.make_status(True, at, **fields, **extra)
+
+    def telemetry(self, now: float, **readings: Any) -> dict[str, Any]:
+        """A `tele` message: the device's readings (e.g. `signal` in dBm, `uptime_s`) and its volume."""
+        message: dict[str, Any] = {"v": protocol.PROTOCOL_VERSION, "at": protocol.format_time(_utc(now))}
+        if self.kind == "speaker":
+            message["volume"] = self.volume
+        message.update(readings)
+        return message
+
+    # ------------------------------------------------------------ a command arrives
+
+    def receive(self, payload: bytes, now: float) -> list[Action]:
+        """A payload from the command topic (the device's own or a zone's: ids are one memory)."""
+        if len(payload) > protocol.MAX_PAYLOAD_BYTES:
+            return self._refuse("oversized")
+        try:
+            command = json.loads(payload)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return self._refuse("malformed")
+        if not isinstance(command, dict):
+            return self._refuse("malformed")
+        try:
+            protocol.check_command(command, self.keys, _utc(now))
+        except protocol.Refusal as refusal:
+            out = self._refuse(refusal.code)
+            cid = command.get("id")
+            if refusal.code == "expired" and _is_id(cid):
+                out.append(self._ack(cid, "expired", now, reason="expired"))
+            return out
+        cid = command.get("id")
+        if not _is_id(cid):
+            return self._refuse("bad_id")
+        if cid in self.seen:
+            self.replays += 1
+            last = self.seen.last_message(cid)
+            return [Resend(last)] if last is not None else []
+        expires = protocol.parse_time(command["expires_at"]).timestamp()
+        self.seen.add(cid, expires)
+        self.commands += 1
+        return self._handle(command, cid, now)
+
+    def _handle(self, command: dict[str, Any], cid: str, now: float) -> list[Action]:
+        ctype = command.get("type")
+        body = command.get("body")
+        if not isinstance(body, dict):
+            return [self._ack(cid, "rejected", now, reason="bad_body")]
+        if ctype == "ping":
+            return [self._ack(cid, "done", now, pong=protocol.format_time(_utc(now)))]
+        if ctype == "config":
+            return [self._ack(cid, "done", now)]
+        if ctype == "stop":
+            return self._stop(cid, body, now)
+        if self.kind == "speaker" and ctype == "play":
+            return self._play(command, cid, body, now)
+        if self.kind == "speaker" and ctype == "volume":
+            level = body.get("level")
+            if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 100:
+                return [self._ack(cid, "rejected", now, reason="bad_volume")]
+            self.volume = level
+            return [SetVolume(level), self._ack(cid, "done", now, volume=level)]
+        if self.kind == "led" and ctype == "led.show":
+            return self._show(command, cid, body, now)
+        if self.kind == "led" and ctype == "led.clear":
+            out = self._end_current(now) if self.current is not None else []
+            return [*out, Blank(), self._ack(cid, "done", now)]
+        return [self._ack(cid, "rejected", now, reason=f"unsupported: {ctype}")]
+
+    def _airing(self, command: dict[str, Any], duration_s: float, **what: Any) -> Airing:
+        return Airing(
+            command_id=command["id"],
+            rank=RANK.get(command.get("priority", "normal"), RANK["normal"]),
+            start=protocol.parse_time(command["start_at"]).timestamp(),
+            expires=protocol.parse_time(command["expires_at"]).timestamp(),
+            duration_s=duration_s,
+            **what,
+        )
+
+    def _play(self, command: dict[str, Any], cid: str, body: dict[str, Any], now: float) -> list[Action]:
+        stream, audio = body.get("stream"), body.get("audio")
+        if isinstance(stream, dict):
+            url, duration = stream.get("url"), stream.get("duration_s")
+            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+                return [self._ack(cid, "rejected", now, reason="bad_stream_url")]
+            if not _positive(duration):
+                return [self._ack(cid, "rejected", now, reason="bad_duration")]
+            airing = self._airing(command, float(duration), stream_url=url)
+            self.pending[cid] = airing
+            return [self._ack(cid, "received", now), Wake(cid, airing.start, True)]
+        if not isinstance(audio, dict) or not _is_sha256(audio.get("sha256")) or not isinstance(audio.get("url"), str):
+            return [self._ack(cid, "rejected", now, reason="bad_body")]
+        duration_ms = audio.get("duration_ms")
+        seconds = duration_ms / 1000 if _positive(duration_ms) else 0.0
+        airing = self._airing(command, seconds, audio=dict(audio))
+        self.pending[cid] = airing
+        return [self._ack(cid, "received", now), Fetch(cid, dict(audio), airing.expires)]
+
+    def _show(self, command: dict[str, Any], cid: str, body: dict[str, Any], now: float) -> list[Action]:
+        text = body.get("text")
+        if not isinstance(text, str):
+            return [self._ack(cid, "rejected", now, reason="bad_body")]
+        if not self.diacritics:
+            text = protocol.strip_diacritics(text)
+        duration = body.get("duration_s")
+        airing = self._airing(command, float(duration) if _positive(duration) else DEFAULT_SHOW_S, text=text)
+        self.pending[cid] = airing
+        return [self._ack(cid, "received", now), Wake(cid, airing.start, True)]
+
+    def _stop(self, cid: str, body: dict[str, Any], now: float) -> list[Action]:
+        """Without `cmd`: cut what is on air. With `cmd`: that command only, whether on air, waiting for
+        its turn or not yet started (a recalled item must not start later)."""
+        target = body.get("cmd")
+        if target is not None and not _is_id(target):
+            return [self._ack(cid, "rejected", now, reason="bad_body")]
+        out: list[Action] = []
+        if target is None or (self.current is not None and self.current.command_id == target):
+            if self.current is not None:
+                out += self._cut(now, "stopped")
+                out += self._next_waiting(now)
+        else:
+            dropped = self.pending.pop(target, None)
+            for airing in [a for a in self.waiting if a.command_id == target]:
+                self.waiting.remove(airing)
+                dropped = airing
+            if dropped is not None:
+                out.append(self._ack(target, "failed", now, reason="stopped"))
+        return [*out, self._ack(cid, "done", now)]
+
+    # ------------------------------------------------------------ what the driver reports back
+
+    def fetched(self, command_id: str, error: str | None, now: float) -> list[Action]:
+        """The download of a `Fetch` is over: `error` is None, or why it failed (`download_failed: ...`,
+        `hash_mismatch: ...`)."""
+        airing = self.pending.get(command_id)
+        if airing is None:
+            return []  # stopped meanwhile
+        if error is not None:
+            del self.pending[command_id]
+            return [self._ack(command_id, "failed", now, reason=error[:200])]
+        return [self._ack(command_id, "downloaded", now), Wake(command_id, airing.start, True)]
+
+    def wake(self, command_id: str, now: float) -> list[Action]:
+        """A `Wake` came due: a start instant, or the expiry of an airing still waiting for its turn."""
+        airing = self.pending.pop(command_id, None)
+        if airing is not None:
+            return self._at_start(airing, now)
+        for waiting in self.waiting:
+            if waiting.command_id == command_id and now >= waiting.expires:
+                self.waiting.remove(waiting)
+                return [self._ack(command_id, "expired", now, reason="expired_before_start")]
+        return []
+
+    def ended(self, command_id: str, now: float, error: str | None = None) -> list[Action]:
+        """The play or show of `command_id` stopped by itself: its end, or a player that failed."""
+        if self.current is None or self.current.command_id != command_id:
+            return []  # cut earlier; its ack is out already
+        out = self._end_current(now, error)
+        return out + self._next_waiting(now)
+
+    # ------------------------------------------------------------ on air
+
+    def _at_start(self, airing: Airing, now: float) -> list[Action]:
+        out: list[Action] = []
+        if self.current is not None:
+            if self.kind == "led":
+                out += self._end_current(now)  # a board shows the newest text, whatever its priority
+            elif airing.rank > self.current.rank:
+                out += self._cut(now, "preempted")
+            else:
+                # An equal or lower priority waits for the one on air to end; it starts late, or expires.
+                self.waiting.append(airing)
+                return [Wake(airing.command_id, airing.expires, False)]
+        if now >= airing.expires:
+            return [*out, self._ack(airing.command_id, "expired", now, reason="expired_before_start")]
+        return out + self._begin(airing, now)
+
+    def _begin(self, airing: Airing, now: float) -> list[Action]:
+        """On air from `now`: a late start plays from the beginning (the whole item, not its tail)."""
+        self.current = airing
+        error_ms = round((now - airing.start) * 1000, 3)
+        playing = self._ack(airing.command_id, "playing", now, start_error_ms=error_ms)
+        if self.kind == "led":
+            return [playing, Show(airing.command_id, airing.text, airing.duration_s, now, error_ms)]
+        return [
+            playing,
+            Play(airing.command_id, airing.audio, airing.stream_url, airing.duration_s, now, error_ms),
+        ]
+
+    def _end_current(self, now: float, error: str | None = None) -> list[Action]:
+        assert self.current is not None
+        ended, self.current = self.current, None
+        out: list[Action] = [Blank()] if self.kind == "led" else []
+        if error is not None:
+            return [*out, self._ack(ended.command_id, "failed", now, reason=error[:200])]
+        return [*out, self._ack(ended.command_id, "done", now)]
+
+    def _cut(self, now: float, reason: str) -> list[Action]:
+        assert self.current is not None
+        cut, self.current = self.current, None
+        out: list[Action] = [Blank()] if self.kind == "led" else [Silence(cut.command_id)]
+        return [*out, self._ack(cut.command_id, "failed", now, reason=reason)]
+
+    def _next_waiting(self, now: float) -> list[Action]:
+        """The highest priority of those waiting, the earliest first among equals."""
+        out: list[Action] = []
+        self.waiting.sort(key=lambda a: (-a.rank, a.start))
+        while self.waiting:
+            airing = self.waiting.pop(0)
+            if now >= airing.expires:
+                out.append(self._ack(airing.command_id, "expired", now, reason="expired_before_start"))
+                continue
+            return out + self._begin(airing, now)
+        return out
+
+    # ------------------------------------------------------------ acks and refusals
+
+    def _ack(self, command_id: str, state: protocol.AckState, now: float, **extra: Any) -> Ack:
+        ack = Ack(command_id, state, now, extra)
+        self.seen.record(ack)
+        return ack
+
+    def _refuse(self, code: str) -> list[Action]:
+        self.refused[code] += 1
+        return [Refused(code)]
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+def _is_id(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS
+
+
+def _is_sha256(value: Any) -> bool:
+    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def _positive(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0 and value < float("inf")
