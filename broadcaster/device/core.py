@@ -21,6 +21,7 @@ it tried and could not finish, `failed`.
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,13 +36,14 @@ SEEN_KEEP_S = 86400.0  # a command id is remembered until a day after it expires
 DEFAULT_SHOW_S = 10.0  # an LED text without a duration stays this long
 MAX_ID_CHARS = 64
 RANK = {p: i for i, p in enumerate(protocol.PRIORITIES)}
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 DeviceKind = Literal["speaker", "led"]
 
 
 # ---------------------------------------------------------------- actions: what the driver must do
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ack:
     """Publish this ack on the device's ack topic. The core has already kept it as the command's last
     state, which is what a re-sent id is answered with."""
@@ -55,14 +57,14 @@ class Ack:
         return protocol.make_ack(self.command_id, self.state, datetime.fromtimestamp(self.at, UTC), **self.extra)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Resend:
     """Publish this earlier ack again, as it was (a command id seen before)."""
 
     message: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Fetch:
     """Download `audio["url"]`, keep it only if its SHA-256 is `audio["sha256"]`, retrying a lost
     network until `until` (the command's expiry); then call `DeviceCore.fetched`."""
@@ -72,7 +74,7 @@ class Fetch:
     until: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Wake:
     """Call `DeviceCore.wake(command_id, now)` at `at`: to the millisecond for a start (`start=True`),
     whenever convenient for an expiry."""
@@ -82,7 +84,7 @@ class Wake:
     start: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Play:
     """Start playing now (a speaker: the downloaded audio, or the stream); call `DeviceCore.ended` when
     it stops by itself. `duration_s` is what the command announced."""
@@ -95,7 +97,7 @@ class Play:
     start_error_ms: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Show:
     """Put `text` on the board now; call `DeviceCore.ended` after `duration_s`."""
 
@@ -106,24 +108,24 @@ class Show:
     start_error_ms: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Silence:
     """Stop the sound of this command at once (a stop, or a higher priority)."""
 
     command_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Blank:
     """Clear the board."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SetVolume:
     level: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Refused:
     """A command refused without a sound: the code says why (logged once per code, then counted)."""
 
@@ -292,12 +294,13 @@ class DeviceCore:
             self.replays += 1
             last = self.seen.last_message(cid)
             return [Resend(last)] if last is not None else []
+        start = protocol.parse_time(command["start_at"]).timestamp()
         expires = protocol.parse_time(command["expires_at"]).timestamp()
         self.seen.add(cid, expires)
         self.commands += 1
-        return self._handle(command, cid, now)
+        return self._handle(command, cid, now, start, expires)
 
-    def _handle(self, command: dict[str, Any], cid: str, now: float) -> list[Action]:
+    def _handle(self, command: dict[str, Any], cid: str, now: float, start: float, expires: float) -> list[Action]:
         ctype = command.get("type")
         body = command.get("body")
         if not isinstance(body, dict):
@@ -309,7 +312,7 @@ class DeviceCore:
         if ctype == "stop":
             return self._stop(cid, body, now)
         if self.kind == "speaker" and ctype == "play":
-            return self._play(command, cid, body, now)
+            return self._play(command, cid, body, now, start, expires)
         if self.kind == "speaker" and ctype == "volume":
             level = body.get("level")
             if not isinstance(level, int) or isinstance(level, bool) or not 0 <= level <= 100:
@@ -317,23 +320,27 @@ class DeviceCore:
             self.volume = level
             return [SetVolume(level), self._ack(cid, "done", now, volume=level)]
         if self.kind == "led" and ctype == "led.show":
-            return self._show(command, cid, body, now)
+            return self._show(command, cid, body, now, start, expires)
         if self.kind == "led" and ctype == "led.clear":
             out = self._end_current(now) if self.current is not None else []
             return [*out, Blank(), self._ack(cid, "done", now)]
         return [self._ack(cid, "rejected", now, reason=f"unsupported: {ctype}")]
 
-    def _airing(self, command: dict[str, Any], duration_s: float, **what: Any) -> Airing:
+    def _airing(
+        self, command: dict[str, Any], start: float, expires: float, duration_s: float, **what: Any
+    ) -> Airing:
         return Airing(
             command_id=command["id"],
             rank=RANK.get(command.get("priority", "normal"), RANK["normal"]),
-            start=protocol.parse_time(command["start_at"]).timestamp(),
-            expires=protocol.parse_time(command["expires_at"]).timestamp(),
+            start=start,
+            expires=expires,
             duration_s=duration_s,
             **what,
         )
 
-    def _play(self, command: dict[str, Any], cid: str, body: dict[str, Any], now: float) -> list[Action]:
+    def _play(
+        self, command: dict[str, Any], cid: str, body: dict[str, Any], now: float, start: float, expires: float
+    ) -> list[Action]:
         stream, audio = body.get("stream"), body.get("audio")
         if isinstance(stream, dict):
             url, duration = stream.get("url"), stream.get("duration_s")
@@ -341,25 +348,28 @@ class DeviceCore:
                 return [self._ack(cid, "rejected", now, reason="bad_stream_url")]
             if not _positive(duration):
                 return [self._ack(cid, "rejected", now, reason="bad_duration")]
-            airing = self._airing(command, float(duration), stream_url=url)
+            airing = self._airing(command, start, expires, float(duration), stream_url=url)
             self.pending[cid] = airing
             return [self._ack(cid, "received", now), Wake(cid, airing.start, True)]
         if not isinstance(audio, dict) or not _is_sha256(audio.get("sha256")) or not isinstance(audio.get("url"), str):
             return [self._ack(cid, "rejected", now, reason="bad_body")]
         duration_ms = audio.get("duration_ms")
         seconds = duration_ms / 1000 if _positive(duration_ms) else 0.0
-        airing = self._airing(command, seconds, audio=dict(audio))
+        airing = self._airing(command, start, expires, seconds, audio=dict(audio))
         self.pending[cid] = airing
         return [self._ack(cid, "received", now), Fetch(cid, dict(audio), airing.expires)]
 
-    def _show(self, command: dict[str, Any], cid: str, body: dict[str, Any], now: float) -> list[Action]:
+    def _show(
+        self, command: dict[str, Any], cid: str, body: dict[str, Any], now: float, start: float, expires: float
+    ) -> list[Action]:
         text = body.get("text")
         if not isinstance(text, str):
             return [self._ack(cid, "rejected", now, reason="bad_body")]
         if not self.diacritics:
             text = protocol.strip_diacritics(text)
         duration = body.get("duration_s")
-        airing = self._airing(command, float(duration) if _positive(duration) else DEFAULT_SHOW_S, text=text)
+        seconds = float(duration) if _positive(duration) else DEFAULT_SHOW_S
+        airing = self._airing(command, start, expires, seconds, text=text)
         self.pending[cid] = airing
         return [self._ack(cid, "received", now), Wake(cid, airing.start, True)]
 
@@ -489,8 +499,8 @@ def _is_id(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and 0 < len(value) <= MAX_ID_CHARS
 
 
-def _is_sha256(value: Any) -> bool:
-    return isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+def _is_sha256(value: object) -> bool:
+    return isinstance(value, str) and _SHA256.fullmatch(value) is not None
 
 
 def _positive(value: object) -> TypeGuard[int | float]:

@@ -354,8 +354,11 @@ class Worker:
         self.later = Timers()  # ends, expiries, reconnects: whenever the loop gets there
         self.nodes = [Node(self, d) for d in spec.devices]
         self._inbox: deque[tuple[Node, bytes]] = deque()
-        # What the devices due at a start instant asked for, carried out after the pass (`_flush`)
-        self.begun: list[tuple[Node, list[Action]]] = []
+        # The devices due at a start instant and the instant each started, handed to their cores after
+        # the pass (`_flush`): the pass itself only reads the clock, so the last of thousands of devices
+        # starts microseconds after the first. The core takes the time an event happened, not the time
+        # it is told, so its start error and acks are the same as if it had been called in the pass.
+        self.begun: list[tuple[Node, str, float]] = []
         # Acks to publish: built and sent after the pass, so a start instant shared by thousands of
         # devices costs each a clock read in the core, not a JSON encoding
         self._outbox: list[tuple[Node, Ack | Resend]] = []
@@ -399,11 +402,10 @@ class Worker:
             # Silence and SetVolume: a simulated speaker has no sound to stop or level
 
     def _wake_core(self, node: Node, command_id: str, start: bool) -> None:
-        actions = node.core.wake(command_id, time.time())
         if start:
-            self.begun.append((node, actions))  # see `_flush`
+            self.begun.append((node, command_id, time.time()))  # the instant it starts; see `_flush`
         else:
-            self.perform(node, actions)
+            self.perform(node, node.core.wake(command_id, time.time()))
 
     def _fetched(self, node: Node, command_id: str, error: str | None) -> None:
         self.perform(node, node.core.fetched(command_id, error, time.time()))
@@ -601,8 +603,8 @@ class Worker:
         if time.time() < self._hold_until:
             return
         begun, self.begun = self.begun, []
-        for node, actions in begun:
-            self.perform(node, actions)
+        for node, command_id, at in begun:
+            self.perform(node, node.core.wake(command_id, at))
         outbox, self._outbox = self._outbox, []
         for node, ack in outbox:
             message = ack.message() if isinstance(ack, Ack) else ack.message
