@@ -5,7 +5,7 @@ happens to write: firmware in C or JavaScript re-encodes the command it parsed a
 same bytes, so numbers are written as ECMAScript writes them (`1800`, never `1800.0`) and keys are
 sorted by UTF-16 code units. The `rfc8785` package is the reference. A command as the daemon builds
 it takes a fast path through the C json encoder instead, which writes identical bytes for what it
-accepts (tests/broadcaster/test_protocol_canonical.py proves it against `rfc8785`) at under a third of
+accepts (tests/broadcaster/protocol/test_canonical.py proves it against `rfc8785`) at under a third of
 the cost: every simulated device verifies every command it receives, thousands per bulletin.
 """
 

@@ -54,7 +54,7 @@ from broadcaster.protocol.mqtt import BrokerAddress, connect, new_client
 from broadcaster.services.zones import add_device, add_village, ensure_commune
 from tests.broadcaster.harness import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TOPICS = protocol.Topics()
 A, B = "thon-1-loa", "thon-2-loa"
 DAEMON = DAEMON_USER

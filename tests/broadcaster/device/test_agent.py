@@ -1,6 +1,6 @@
 """The reference agent as a technician installs it: alone on its small computer, over a real broker.
 
-The core's decisions are proven in test_device_core.py; here the driver: threads, a real MQTT session,
+The core's decisions are proven in test_core.py; here the driver: threads, a real MQTT session,
 real downloads, a real ffmpeg for relays, and an install that carries only the device side.
 """
 

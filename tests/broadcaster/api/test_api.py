@@ -21,7 +21,7 @@ from broadcaster.services.zones import add_village
 from schedules.clock import SystemClock
 from tests.broadcaster.conftest import make_services
 
-DOC = (Path(__file__).resolve().parents[2] / "docs" / "api.md").read_text(encoding="utf-8")
+DOC = (Path(__file__).resolve().parents[3] / "docs" / "api.md").read_text(encoding="utf-8")
 PAIR = re.compile(
     r"<!-- request: (\w+) (\S+) -->\s*(?:```json\n(.*?)```)?\s*<!-- response: (\d+) -->\s*```json\n(.*?)```",
     re.S,

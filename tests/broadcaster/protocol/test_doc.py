@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from broadcaster import protocol
 
-DOC = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text(encoding="utf-8")
+DOC = (Path(__file__).resolve().parents[3] / "docs" / "protocol.md").read_text(encoding="utf-8")
 BLOCK = re.compile(r"<!-- (schema|example): ([\w. ]+) -->\s*```json\n(.*?)```", re.S)
 
 
@@ -198,7 +198,7 @@ def _reasons_in_code() -> set[str]:
     of formatted ones (`f"unsupported: {type}"` -> `unsupported`), and the errors whose text is a reason."""
     import ast
 
-    root = Path(__file__).resolve().parents[2] / "broadcaster" / "device"
+    root = Path(__file__).resolve().parents[3] / "broadcaster" / "device"
     found: set[str] = set()
     for path in root.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

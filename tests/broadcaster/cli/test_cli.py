@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from broadcaster.db import Announcement, Broadcast, Database
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def loa(tmp_path: Path, *args: str, stdin: str = "", **more_env: str) -> subprocess.CompletedProcess[str]:
