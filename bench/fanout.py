@@ -195,6 +195,7 @@ def run_baseline(
                     signer,
                     "play",
                     body,
+                    to=d.id,
                     issued_at=now,
                     start_at=start_at,
                     expires_at=start_at + timedelta(seconds=VALIDITY_S),

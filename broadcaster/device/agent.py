@@ -73,7 +73,9 @@ class DeviceAgent:
                 log.error("seen-commands file %s is unreadable; starting empty", self._seen_file)
         seen.prune(time.time())
         kind = cast(DeviceKind, config.kind)  # checked by AgentConfig
-        self.core = DeviceCore(config.device_id, kind, keys, diacritics=config.diacritics, seen=seen)
+        self.core = DeviceCore(
+            config.device_id, kind, keys, diacritics=config.diacritics, seen=seen, zones=config.groups
+        )
         self._lock = threading.RLock()  # one caller of the core at a time
         self._parent_pid: int | None = None
         self._stop = threading.Event()

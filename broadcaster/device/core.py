@@ -11,7 +11,7 @@ thousands of devices on one selector loop). What they do differs only in how the
 every decision of the protocol (docs/protocol.md) is taken here, once.
 
 The order of checks on a command (docs/protocol.md, "What a device does with a command"):
-size, JSON object, version, key and signature, times and expiry, id, then "seen before". A command that
+size, JSON object, version, key and signature, recipient, times and expiry, id, then "seen before". A command that
 fails one of them is dropped without a word (only an expired one is acked `expired`): acking what
 cannot be verified would let anyone make devices talk on the network. A genuine, new command the
 device will not even try (a body it cannot read, a type its kind does not do) is acked `rejected`; one
@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeGuard
@@ -231,10 +232,13 @@ class DeviceCore:
         diacritics: bool = True,
         volume: int = 80,
         seen: SeenCommands | None = None,
+        zones: Iterable[str] = (),
     ) -> None:
         self.device_id = device_id
         self.kind = kind
         self.keys = keys
+        # What a command's `to` may name for this device: its id, and each zone whose topic it reads
+        self.recipients = frozenset([device_id, *(protocol.zone_recipient(z) for z in zones)])
         self.diacritics = diacritics
         self.volume = volume
         self.seen = seen if seen is not None else SeenCommands()
@@ -280,7 +284,7 @@ class DeviceCore:
         if not isinstance(command, dict):
             return self._refuse("malformed")
         try:
-            protocol.check_command(command, self.keys, _utc(now))
+            protocol.check_command(command, self.keys, _utc(now), recipients=self.recipients)
         except protocol.Refusal as refusal:
             out = self._refuse(refusal.code)
             cid = command.get("id")
@@ -310,7 +314,7 @@ class DeviceCore:
         if ctype == "config":
             return [self._ack(cid, "done", now)]
         if ctype == "stop":
-            return self._stop(cid, body, now)
+            return self._stop(cid, body, now, expires)
         if self.kind == "speaker" and ctype == "play":
             return self._play(command, cid, body, now, start, expires)
         if self.kind == "speaker" and ctype == "volume":
@@ -373,9 +377,12 @@ class DeviceCore:
         self.pending[cid] = airing
         return [self._ack(cid, "received", now), Wake(cid, airing.start, True)]
 
-    def _stop(self, cid: str, body: dict[str, Any], now: float) -> list[Action]:
+    def _stop(self, cid: str, body: dict[str, Any], now: float, expires: float) -> list[Action]:
         """Without `cmd`: cut what is on air. With `cmd`: that command only, whether on air, waiting for
-        its turn or not yet started (a recalled item must not start later)."""
+        its turn or not yet started (a recalled item must not start later), and even before it has
+        arrived: a speaker back from an outage may get the stop before the play it recalls, and must
+        then never play it. Such an id is taken now, with the stop's expiry and `stopped` as its last
+        ack, so the play, when it comes, is a command seen before."""
         target = body.get("cmd")
         if target is not None and not _is_id(target):
             return [self._ack(cid, "rejected", now, reason="bad_body")]
@@ -384,6 +391,9 @@ class DeviceCore:
             if self.current is not None:
                 out += self._cut(now, "stopped")
                 out += self._next_waiting(now)
+        elif target not in self.seen:
+            self.seen.add(target, expires)
+            out.append(self._ack(target, "failed", now, reason="stopped"))
         else:
             dropped = self.pending.pop(target, None)
             for airing in [a for a in self.waiting if a.command_id == target]:

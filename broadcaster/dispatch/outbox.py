@@ -225,7 +225,7 @@ class Outbox:
             stamp = bodies.stamp(kind, diacritics, now)
             if stamp is None:
                 continue
-            command_id, payload = stamp()
+            command_id, payload = stamp(device_id)
             commands.append(
                 {
                     "id": command_id,

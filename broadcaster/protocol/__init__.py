@@ -15,6 +15,7 @@ from broadcaster.protocol.commands import (
     make_status,
     parse_time,
     strip_diacritics,
+    zone_recipient,
 )
 from broadcaster.protocol.signing import (
     Signer,
@@ -63,4 +64,5 @@ __all__ = [
     "public_key_b64",
     "strip_diacritics",
     "verify",
+    "zone_recipient",
 ]

@@ -7,6 +7,7 @@ import base64
 import json
 import unicodedata
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,7 @@ def _unsigned(
     expires_at: datetime,
     priority: str,
     command_id: str,
+    to: str,
 ) -> dict[str, Any]:
     if type not in COMMAND_TYPES:
         raise ValueError(f"unknown command type {type!r}")
@@ -57,8 +59,14 @@ def _unsigned(
         "start_at": format_time(start_at),
         "expires_at": format_time(expires_at),
         "priority": priority,
+        "to": to,
         "body": body,
     }
+
+
+def zone_recipient(zone_id: str) -> str:
+    """The `to` of a command sent on a zone's topic (a device's is its own id)."""
+    return f"zone/{zone_id}"
 
 
 def make_command(
@@ -66,26 +74,30 @@ def make_command(
     type: CommandType,
     body: dict[str, Any],
     *,
+    to: str,
     issued_at: datetime,
     start_at: datetime,
     expires_at: datetime,
     priority: str = "normal",
     command_id: str | None = None,
 ) -> dict[str, Any]:
+    """A signed command for `to`: a device id, or `zone_recipient(zone)` for a zone's topic."""
     cid = command_id or str(uuid.uuid4())
-    return signer.sign(_unsigned(type, body, issued_at, start_at, expires_at, priority, cid))
+    return signer.sign(_unsigned(type, body, issued_at, start_at, expires_at, priority, cid, to))
 
 
 class CommandStamp:
-    """Signed commands that differ only in their id, as a bulletin's thousands of commands do.
+    """Signed commands that differ only in their id and recipient, as a bulletin's thousands do.
 
-    The canonical form is serialized once around a placeholder id, and each command's signed
-    bytes are spliced from it, so only the signature itself is computed per command. The wire
+    The canonical form is serialized once around a placeholder id and recipient, and each command's
+    signed bytes are spliced from it, so only the signature itself is computed per command. The wire
     payload is those canonical bytes with `"sig"` added last: a device parses it and checks the
-    signature over the canonical form, exactly as for `make_command`.
+    signature over the canonical form, exactly as for `make_command`. (Canonical keys are sorted, so
+    `"id"` always comes before `"to"`.)
     """
 
     _PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+    _TO = "00000000-recipient-placeholder"
 
     def __init__(
         self,
@@ -99,20 +111,24 @@ class CommandStamp:
         priority: str = "normal",
     ) -> None:
         self.signer = signer
-        unsigned = _unsigned(type, body, issued_at, start_at, expires_at, priority, self._PLACEHOLDER)
+        unsigned = _unsigned(type, body, issued_at, start_at, expires_at, priority, self._PLACEHOLDER, self._TO)
         unsigned["kid"] = signer.kid
         text = canonical(unsigned)
-        head, *tail = text.split(f'"id":"{self._PLACEHOLDER}"'.encode("ascii"))
-        if len(tail) != 1:  # the placeholder also occurs in the body: splicing would be ambiguous
+        head, *rest = text.split(f'"id":"{self._PLACEHOLDER}"'.encode("ascii"))
+        if len(rest) != 1:  # the placeholder also occurs in the body: splicing would be ambiguous
             raise ValueError("command body contains the id placeholder")
-        self._head, self._tail = head + b'"id":"', b'"' + tail[0]
+        middle, *tail = rest[0].split(f'"to":"{self._TO}"'.encode("ascii"))
+        if len(tail) != 1 or self._TO.encode("ascii") in head:
+            raise ValueError("command body contains the recipient placeholder")
+        self._head, self._middle, self._tail = head + b'"id":"', b'"' + middle + b'"to":"', b'"' + tail[0]
 
-    def __call__(self, command_id: str | None = None) -> tuple[str, bytes]:
-        """(command id, wire payload) of one more command."""
+    def __call__(self, to: str, command_id: str | None = None) -> tuple[str, bytes]:
+        """(command id, wire payload) of one more command, for the recipient `to`."""
         cid = command_id or str(uuid.uuid4())
-        if json.dumps(cid) != f'"{cid}"':
-            raise ValueError(f"command id {cid!r} needs JSON escaping")
-        signed = self._head + cid.encode("ascii") + self._tail
+        for value in (cid, to):
+            if json.dumps(value) != f'"{value}"':
+                raise ValueError(f"{value!r} needs JSON escaping")
+        signed = self._head + cid.encode("ascii") + self._middle + to.encode("ascii") + self._tail
         sig = base64.b64encode(self.signer.private.sign(signed))
         return cid, signed[:-1] + b',"sig":"' + sig + b'"}'
 
@@ -126,13 +142,22 @@ class Refusal(Exception):
 
 
 def check_command(
-    command: dict[str, Any], keys: dict[str, Ed25519PublicKey], now: datetime, seen: set[str] | None = None
+    command: dict[str, Any],
+    keys: dict[str, Ed25519PublicKey],
+    now: datetime,
+    seen: set[str] | None = None,
+    *,
+    recipients: Collection[str] | None = None,
 ) -> None:
-    """What every device does before acting: signature, freshness, no replay. Raises Refusal."""
+    """What every device does before acting: signature, recipient, freshness, no replay. Raises
+    Refusal. `recipients`: what this device answers to (its id, `zone/<zone>` for each zone it reads);
+    a genuine command captured on another device's topic names that device, and is refused."""
     if command.get("v") != PROTOCOL_VERSION:
         raise Refusal("bad_version")
     if not verify(command, keys):
         raise Refusal("bad_signature")
+    if recipients is not None and command.get("to") not in recipients:
+        raise Refusal("wrong_recipient")
     try:
         expires_at = parse_time(command["expires_at"])
         parse_time(command["start_at"])

@@ -181,7 +181,7 @@ def test_node_verifies_every_command_the_daemon_sends_and_refuses_forgeries(
             (LED_PLAIN, "led.clear", {}),
         ]
         for device_id, kind, body in others:
-            command = protocol.make_command(signer, kind, body, priority="priority", **times)
+            command = protocol.make_command(signer, kind, body, to=device_id, priority="priority", **times)
             path.link.publish(device_id, command["id"], protocol.encode(command), 600)
         arrived = capture.wait(len(broadcasts) * 3 + len(others))
     finally:

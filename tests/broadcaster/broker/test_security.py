@@ -215,11 +215,22 @@ def commune(tmp_path: Path) -> Iterator[Commune]:
 
 
 def command(
-    signer: protocol.Signer, ctype: protocol.CommandType = "ping", body: dict[str, Any] | None = None, **kw: Any
+    signer: protocol.Signer,
+    ctype: protocol.CommandType = "ping",
+    body: dict[str, Any] | None = None,
+    *,
+    to: str = A,
+    **kw: Any,
 ) -> dict[str, Any]:
     now = datetime.now(UTC)
     times = {"issued_at": now, "start_at": now, "expires_at": now + timedelta(seconds=60), **kw}
-    return protocol.make_command(signer, ctype, body or {}, **times)
+    return protocol.make_command(signer, ctype, body or {}, to=to, **times)
+
+
+def recipient_of(topic: str) -> str:
+    """The `to` a command published on this topic names: the device, or the zone."""
+    parts = topic.split("/")
+    return parts[-2] if parts[-3] == "dev" else protocol.zone_recipient(parts[-2])
 
 
 def acks_for(daemon: Probe, command_id: str) -> list[str]:
@@ -235,7 +246,7 @@ def shared(topic: str) -> str:
 def until_acked(daemon: Probe, topic: str, signer: protocol.Signer, timeout: float = 5.0) -> dict[str, Any]:
     """Ping until a device acks, re-sending like the daemon's outbox does: an agent's SUBSCRIBE and the
     daemon's first PUBLISH travel on different connections, so the first ping may overtake it."""
-    ping = command(signer)
+    ping = command(signer, to=recipient_of(topic))
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         daemon.publish(topic, ping)
@@ -320,7 +331,7 @@ def test_the_anonymous_test_broker_still_works(broker: ManagedBroker) -> None:
 def test_a_device_cannot_command_another_device(commune: Commune) -> None:
     daemon, a, b = commune.probe(DAEMON), commune.probe(A), commune.probe(B)
     b.subscribe(TOPICS.cmd(B), TOPICS.group_cmd("all"))
-    forged = command(commune.signer)  # even a validly signed one, replayed from a recording
+    forged = command(commune.signer, to=B)  # even a validly signed one, replayed from a recording
     a.publish(TOPICS.cmd(B), forged)
     a.publish(TOPICS.group_cmd("all"), forged)
     a.publish(TOPICS.group_cmd("thon-1"), forged)
@@ -406,7 +417,8 @@ def test_a_device_hears_its_own_zones_and_no_other(commune: Commune) -> None:
     daemon.subscribe(shared(TOPICS.all_acks()))
     agent = commune.agent(B, groups=["thon-1", "all", "thon-2"])  # subscribed in this order
     until_acked(daemon, TOPICS.group_cmd("thon-2"), commune.signer)  # so thon-1's is in place too
-    wrong, right = command(commune.signer), command(commune.signer)
+    wrong = command(commune.signer, to=protocol.zone_recipient("thon-1"))  # B's config claims thon-1 too
+    right = command(commune.signer, to=protocol.zone_recipient("thon-2"))
     daemon.publish(TOPICS.group_cmd("thon-1"), wrong)
     daemon.publish(TOPICS.group_cmd("thon-2"), right)
     wait_for(lambda: "done" in acks_for(daemon, right["id"]), 5, "B acks its zone's ping")

@@ -95,10 +95,12 @@ def www(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     server.shutdown()
 
 
-def play(signer: protocol.Signer, body: dict[str, Any], start_in: float, **kw: Any) -> dict[str, Any]:
+def play(
+    signer: protocol.Signer, body: dict[str, Any], start_in: float, to: str = "thon-1-loa", **kw: Any
+) -> dict[str, Any]:
     now = datetime.now(UTC)
     return protocol.make_command(
-        signer, "play", body, issued_at=now, start_at=now + timedelta(seconds=start_in),
+        signer, "play", body, to=to, issued_at=now, start_at=now + timedelta(seconds=start_in),
         expires_at=now + timedelta(minutes=5), **kw,
     )  # fmt: skip
 
@@ -261,3 +263,25 @@ def test_a_broken_download_is_retried_and_a_wrong_file_is_not(tmp_path: Path) ->
         assert not list((tmp_path / "cache").glob("*.part"))  # nothing half-written left behind
     finally:
         server.shutdown()
+
+
+def test_a_command_captured_for_one_speaker_and_replayed_to_another_is_refused(
+    tmp_path: Path, broker: ManagedBroker, daemon: Daemonish, www: tuple[str, Path]
+) -> None:
+    """An attacker who recorded thon-1's genuine command publishes it on thon-2's topic: it names
+    thon-1 and its signature covers that, so thon-2 neither plays nor answers it."""
+    signer = protocol.load_or_create_signer(tmp_path / "k.pem")
+    cfg = agent_config(tmp_path, broker, signer, sink="null")
+    cfg.device_id, cfg.state_dir = "thon-2-loa", str(tmp_path / "agent-2")
+    agent = SpeakerAgent(cfg, sink=NullSink())
+    agent.start()
+    try:
+        wait_for(lambda: daemon.status.get("thon-2-loa", {}).get("online"), 5, "thon-2's speaker online")
+        captured = play(signer, audio_body(www, "a.mp3", b"for thon-1", 200), 1, to="thon-1-loa")
+        daemon.send("thon-2-loa", captured)
+        own = daemon.send("thon-2-loa", play(signer, audio_body(www, "b.mp3", b"for thon-2", 200), 1, to="thon-2-loa"))
+        wait_for(lambda: "done" in daemon.states(own), 10, "thon-2's own command played")
+        assert daemon.states(captured["id"]) == []
+        assert agent.refused == {"wrong_recipient": 1}
+    finally:
+        agent.stop()

@@ -54,11 +54,13 @@ def cmd(
     valid: float = 600,
     priority: str = "normal",
     command_id: str | None = None,
+    to: str = "thon-1-loa",
 ) -> bytes:
     command = protocol.make_command(
         signer,
         type,
         {"title": "Họp thôn", "audio": AUDIO} if body is None else body,
+        to=to,
         issued_at=at(0),
         start_at=at(start),
         expires_at=at(start + valid),
@@ -72,8 +74,11 @@ def speaker(signer: protocol.Signer, **kw: Any) -> DeviceCore:
     return DeviceCore("thon-1-loa", "speaker", {signer.kid: signer.private.public_key()}, **kw)
 
 
+BOARD = "thon-1-led"
+
+
 def led(signer: protocol.Signer, **kw: Any) -> DeviceCore:
-    return DeviceCore("thon-1-led", "led", {signer.kid: signer.private.public_key()}, **kw)
+    return DeviceCore(BOARD, "led", {signer.kid: signer.private.public_key()}, **kw)
 
 
 def acks(actions: list[Action]) -> list[tuple[str, str, str]]:
@@ -163,8 +168,10 @@ def test_refusals_make_no_sound_and_are_counted(signer: protocol.Signer) -> None
     tampered = json.loads(cmd(signer))
     tampered["priority"] = "emergency"
     old_version = protocol.make_command(
-        signer, "ping", {}, issued_at=at(0), start_at=at(0), expires_at=at(60)
-    ) | {"v": protocol.PROTOCOL_VERSION - 1}
+        signer, "ping", {}, to="thon-1-loa", issued_at=at(0), start_at=at(0), expires_at=at(60)
+    ) | {
+        "v": protocol.PROTOCOL_VERSION - 1
+    }
     cases = {
         b"x" * (protocol.MAX_PAYLOAD_BYTES + 1): "oversized",
         b"{not json": "malformed",
@@ -180,6 +187,18 @@ def test_refusals_make_no_sound_and_are_counted(signer: protocol.Signer) -> None
         assert core.receive(payload, T0 + 1) == [Refused(code)], code
     assert core.refused["bad_signature"] == 3
     assert core.commands == 0 and not core.seen.items
+
+
+def test_a_command_for_another_device_or_a_zone_it_does_not_read_is_refused(signer: protocol.Signer) -> None:
+    """A genuine command captured on one device's topic and replayed to another names the first."""
+    core = speaker(signer, zones=["all", "thon-1"])
+    for to in ("thon-2-loa", "zone/thon-2", "thon-1", "zone/thon-1-loa"):
+        assert core.receive(cmd(signer, to=to), T0 + 1) == [Refused("wrong_recipient")], to
+    for to in ("thon-1-loa", "zone/all", "zone/thon-1"):
+        assert acks(core.receive(cmd(signer, to=to), T0 + 1))[0][1] == "received", to
+    unaddressed = json.loads(cmd(signer))
+    del unaddressed["to"]  # and the signature no longer holds without it
+    assert core.receive(json.dumps(unaddressed).encode(), T0 + 1) == [Refused("bad_signature")]
 
 
 def test_an_expired_command_is_acked_expired_and_not_remembered(signer: protocol.Signer) -> None:
@@ -299,6 +318,12 @@ def test_stop_naming_a_command_cancels_it_before_it_starts(signer: protocol.Sign
     assert core.current is not None and core.current.command_id == on_air  # the others untouched
     assert core.wake(future, T0 + 300) == []
     assert acks(core.ended(on_air, T0 + 34)) == [(on_air[:8], "done", "")]
+    late_play = cmd(signer, start=60)  # recalled before it even arrived (the device was offline)
+    out = core.receive(cmd(signer, "stop", {"cmd": cid_of(late_play)}, start=0), T0 + 35)
+    assert acks(out)[0] == (cid_of(late_play)[:8], "failed", "stopped")
+    assert core.receive(late_play, T0 + 36) == [
+        Resend(Ack(cid_of(late_play), "failed", T0 + 35, {"reason": "stopped"}).message())
+    ]
     out = core.receive(cmd(signer, "stop", {"cmd": 7}, start=0), T0 + 35)
     assert acks(out)[0][1:] == ("rejected", "bad_body")
 
@@ -316,7 +341,7 @@ def test_volume_ping_config_and_what_a_kind_does_not_support(signer: protocol.Si
     assert acks(core.receive(cmd(signer, "config", {}, start=0), T0 + 2))[0][1] == "done"
     show = cmd(signer, "led.show", {"text": "x", "duration_s": 5})
     assert acks(core.receive(show, T0 + 2)) == [(cid_of(show)[:8], "rejected", "unsupported: led.show")]
-    assert acks(led(signer).receive(cmd(signer), T0 + 2))[0][1:] == ("rejected", "unsupported: play")
+    assert acks(led(signer).receive(cmd(signer, to=BOARD), T0 + 2))[0][1:] == ("rejected", "unsupported: play")
 
 
 def test_a_relay_needs_no_download_and_refuses_a_bad_stream(signer: protocol.Signer) -> None:
@@ -343,8 +368,8 @@ def test_a_relay_needs_no_download_and_refuses_a_bad_stream(signer: protocol.Sig
 
 def test_a_board_shows_the_newest_text_and_clears_itself(signer: protocol.Signer) -> None:
     board = led(signer, diacritics=False)
-    first = cmd(signer, "led.show", {"text": "Họp thôn", "duration_s": 10}, start=30, priority="emergency")
-    second = cmd(signer, "led.show", {"text": "Tiêm chủng"}, start=32)
+    first = cmd(signer, "led.show", {"text": "Họp thôn", "duration_s": 10}, start=30, priority="emergency", to=BOARD)
+    second = cmd(signer, "led.show", {"text": "Tiêm chủng"}, start=32, to=BOARD)
     a, b = cid_of(first), cid_of(second)
     assert acks(board.receive(first, T0)) == [(a[:8], "received", "")]
     board.receive(second, T0)
@@ -360,10 +385,10 @@ def test_a_board_shows_the_newest_text_and_clears_itself(signer: protocol.Signer
 
 def test_led_clear_ends_what_is_shown(signer: protocol.Signer) -> None:
     board = led(signer)
-    show = cmd(signer, "led.show", {"text": "Họp thôn", "duration_s": 60})
+    show = cmd(signer, "led.show", {"text": "Họp thôn", "duration_s": 60}, to=BOARD)
     board.receive(show, T0)
     board.wake(cid_of(show), T0 + 30)
-    clear = cmd(signer, "led.clear", {}, start=0)
+    clear = cmd(signer, "led.clear", {}, start=0, to=BOARD)
     out = board.receive(clear, T0 + 31)
     assert Blank() in out
     assert acks(out) == [(cid_of(show)[:8], "done", ""), (cid_of(clear)[:8], "done", "")]

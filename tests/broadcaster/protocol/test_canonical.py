@@ -22,6 +22,7 @@ from broadcaster import protocol
 jcs = sys.modules["broadcaster.protocol.canonical"]
 
 NOW = datetime(2026, 11, 25, 10, 29, 30, tzinfo=UTC)
+TO = "thon-1-loa"
 TIMES: dict[str, Any] = {
     "issued_at": NOW,
     "start_at": NOW + timedelta(seconds=30),
@@ -131,7 +132,7 @@ def test_what_is_not_a_json_number_is_refused(ieee: str, why: str) -> None:
         with pytest.raises(ValueError):
             protocol.canonical({"n": value})
         with pytest.raises(ValueError):  # and so never signed
-            protocol.make_command(SIGNER, "config", {"n": value}, **TIMES)
+            protocol.make_command(SIGNER, "config", {"n": value}, to=TO, **TIMES)
 
 
 def test_the_numbers_the_daemon_sends() -> None:
@@ -189,7 +190,7 @@ def test_a_payload_nested_too_deeply_fails_verification_cleanly() -> None:
     for body in ({"x": deep}, {"y": 1e-300, "x": deep}):  # the fast path, and the reference (1e-300 first)
         with pytest.raises(ValueError):
             protocol.canonical(body)
-        command = {**protocol.make_command(SIGNER, "config", {}, **TIMES), "body": body}
+        command = {**protocol.make_command(SIGNER, "config", {}, to=TO, **TIMES), "body": body}
         assert not protocol.verify(command, KEYS)
 
 
@@ -239,7 +240,7 @@ def test_what_the_daemon_signs_takes_the_fast_path() -> None:
         {"text": "Hop thon", "duration_s": 1800, "scroll_speed": 2, "diacritics": False},
     ]  # fmt: skip
     for body in bodies:
-        command = protocol.make_command(SIGNER, "play", body, **TIMES)
+        command = protocol.make_command(SIGNER, "play", body, to=TO, **TIMES)
         unsigned = {k: v for k, v in command.items() if k != "sig"}
         assert jcs._fast(unsigned) == rfc8785.dumps(unsigned)
 
@@ -254,19 +255,19 @@ def _relay(duration_s: float) -> dict[str, Any]:
 @pytest.mark.parametrize("duration_s", [1800.0, 12.5])
 def test_a_stamped_relay_is_canonical_on_the_wire_and_verifies(duration_s: float) -> None:
     stamp = protocol.CommandStamp(SIGNER, "play", _relay(duration_s), priority="background", **TIMES)
-    cid, payload = stamp()
+    cid, payload = stamp(TO)
     signed, _sig = payload.rsplit(b',"sig":', 1)
     wire = json.loads(payload)
     assert signed + b"}" == protocol.canonical({k: v for k, v in wire.items() if k != "sig"})
     assert f'"duration_s":{duration_s:g}'.encode() in signed and b"1800.0" not in payload
     assert wire == protocol.make_command(SIGNER, "play", _relay(duration_s), priority="background",
-                                         command_id=cid, **TIMES)  # fmt: skip
+                                         command_id=cid, to=TO, **TIMES)  # fmt: skip
     protocol.check_command(wire, KEYS, NOW, seen=set())
 
 
 def test_a_command_signed_over_version_1_bytes_is_refused() -> None:
     """What a v1 daemon signed: Python's `1800.0`. A device re-encodes it as `1800` and refuses it."""
-    command = protocol.make_command(SIGNER, "play", _relay(1800.0), **TIMES)
+    command = protocol.make_command(SIGNER, "play", _relay(1800.0), to=TO, **TIMES)
     unsigned = {k: v for k, v in command.items() if k != "sig"}
     v1_bytes = json.dumps(unsigned, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert b'"duration_s":1800.0' in v1_bytes

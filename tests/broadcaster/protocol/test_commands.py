@@ -28,6 +28,7 @@ def _command(signer: protocol.Signer, now: datetime) -> dict:
                 "format": "mp3",
             }
         },
+        to="thon-1-loa",
         issued_at=now,
         start_at=now + timedelta(seconds=30),
         expires_at=now + timedelta(minutes=15),
@@ -51,15 +52,31 @@ def test_a_stamped_command_is_the_command_make_command_signs(signer: protocol.Si
     stamp = protocol.CommandStamp(signer, "play", body, priority="emergency", **times)
     seen: set[str] = set()
     ids = set()
-    for _ in range(3):
-        cid, payload = stamp()
+    for device in ("thon-1-loa", "thon-2-loa", "zone/thon-3"):
+        cid, payload = stamp(device)
         wire = json.loads(payload)
-        assert wire == protocol.make_command(signer, "play", body, priority="emergency", command_id=cid, **times)
-        protocol.check_command(wire, {signer.kid: signer.private.public_key()}, now, seen=seen)
+        assert wire == protocol.make_command(
+            signer, "play", body, to=device, priority="emergency", command_id=cid, **times
+        )
+        protocol.check_command(wire, {signer.kid: signer.private.public_key()}, now, seen=seen, recipients={device})
         ids.add(cid)
     assert len(ids) == 3
     with pytest.raises(ValueError):
-        stamp('bad"id')
+        stamp("thon-1-loa", 'bad"id')
+    with pytest.raises(ValueError):
+        stamp('bad"device')
+
+
+def test_a_command_for_another_device_is_refused(signer: protocol.Signer) -> None:
+    """A genuine command captured on one device's topic and replayed to another names the first."""
+    now = datetime.now(UTC)
+    cmd = _command(signer, now)  # for thon-1-loa
+    keys = {signer.kid: signer.private.public_key()}
+    with pytest.raises(protocol.Refusal, match="wrong_recipient"):
+        protocol.check_command(cmd, keys, now, recipients={"thon-2-loa", "zone/thon-2"})
+    with pytest.raises(protocol.Refusal, match="bad_signature"):  # and it cannot be re-addressed
+        protocol.check_command({**cmd, "to": "thon-2-loa"}, keys, now, recipients={"thon-2-loa"})
+    protocol.check_command(cmd, keys, now, recipients={"thon-1-loa", "zone/thon-1"})
 
 
 @pytest.mark.parametrize(

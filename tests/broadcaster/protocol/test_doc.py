@@ -149,6 +149,7 @@ def test_what_the_code_sends_matches_the_schemas(tmp_path: Path) -> None:
                 "format": "mp3",
             },
         },
+        to="thon-1-loa",
         issued_at=now,
         start_at=now,
         expires_at=now + timedelta(minutes=1),

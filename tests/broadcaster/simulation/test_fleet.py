@@ -334,9 +334,11 @@ def test_refusals_and_a_replay_after_the_simulator_restarts(
         publisher.publish(protocol.Topics().cmd(device_id), protocol.encode(message), qos=1)
 
     now = datetime.now(UTC)
-    ping = protocol.make_command(signer, "ping", {}, issued_at=now, start_at=now, expires_at=now + VALIDITY)
-    old = protocol.make_command(signer, "ping", {}, issued_at=now, start_at=now, expires_at=now - timedelta(seconds=1))
-    forged = protocol.make_command(stranger, "ping", {}, issued_at=now, start_at=now, expires_at=now + VALIDITY)
+    times = {"issued_at": now, "start_at": now, "expires_at": now + VALIDITY}
+    ping = protocol.make_command(signer, "ping", {}, to="thon-1-loa-1", **times)
+    expired = {**times, "expires_at": now - timedelta(seconds=1)}
+    old = protocol.make_command(signer, "ping", {}, to="thon-1-loa-1", **expired)
+    forged = protocol.make_command(stranger, "ping", {}, to="thon-1-loa-2", **times)
     try:
         fleet = fleet_for(tmp_path, broker, signer, devices, 1)
         fleet.start(timeout=30)
@@ -382,7 +384,9 @@ def test_the_fleet_comes_back_after_the_broker_crashes(tmp_path: Path, broker: M
         publisher.loop_start()
         now = datetime.now(UTC)
         pings = {
-            d.id: protocol.make_command(signer, "ping", {}, issued_at=now, start_at=now, expires_at=now + VALIDITY)
+            d.id: protocol.make_command(
+                signer, "ping", {}, to=d.id, issued_at=now, start_at=now, expires_at=now + VALIDITY
+            )
             for d in devices
         }
         for device_id, ping in pings.items():
