@@ -169,6 +169,20 @@ class AudioStore:
         assert audio is not None
         return audio
 
+    def discard(self, sha256: str) -> bool:
+        """Remove one file now, whatever the budget: the caller knows nothing will play it (its request
+        was refused after rendering). True if it was here."""
+        _check_sha(sha256)
+        with self._tx() as db:
+            row = db.execute("SELECT ext FROM audio WHERE sha256 = ?", (sha256,)).fetchone()
+            if row is None:
+                return False
+            with contextlib.suppress(FileNotFoundError):
+                (self.root / f"{sha256}.{row[0]}").unlink()
+            db.execute("DELETE FROM render_key WHERE sha256 = ?", (sha256,))
+            db.execute("DELETE FROM audio WHERE sha256 = ?", (sha256,))
+        return True
+
     def total_bytes(self) -> int:
         with self._lock:
             return int(self._db.execute("SELECT COALESCE(SUM(size), 0) FROM audio").fetchone()[0])

@@ -46,6 +46,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "vi": "Thời điểm {time} đã qua; hãy chọn một thời điểm trong tương lai.",
         "en": "{time} has passed; choose a time in the future.",
     },
+    "time_too_far": {
+        "vi": "Thời điểm {time} quá xa; chỉ hẹn trước được tối đa {days} ngày.",
+        "en": "{time} is too far ahead; airings can be set at most {days} days ahead.",
+    },
     "bad_time": {
         "vi": "Không hiểu thời điểm '{text}'. Ví dụ hợp lệ: 17:30, 2026-11-25 06:00, +5m, now.",
         "en": "Cannot read the time '{text}'. Valid examples: 17:30, 2026-11-25 06:00, +5m, now.",
@@ -127,8 +131,24 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "en": "A programme needs a title (--title).",
     },
     "bad_duration.programme": {
-        "vi": "Tiếp sóng và bản tin cần thời lượng (giây) lớn hơn 0.",
-        "en": "Relays and bulletins need a duration (in seconds) greater than 0.",
+        "vi": "Tiếp sóng và bản tin cần thời lượng (giây) lớn hơn 0 và không quá {max} giây.",
+        "en": "Relays and bulletins need a duration (in seconds) greater than 0 and at most {max} seconds.",
+    },
+    "bad_text": {
+        "vi": "Trường '{field}' có ký tự không hợp lệ (ở vị trí {position}); hãy gõ lại hoặc dán lại đoạn đó.",
+        "en": "The field '{field}' holds an invalid character (at position {position}); type or paste that part again.",
+    },
+    "recurrence_too_long": {
+        "vi": "Lịch lặp quá dài (tối đa {max} ký tự).",
+        "en": "The recurrence is too long (at most {max} characters).",
+    },
+    "title_too_long": {
+        "vi": "Tiêu đề quá dài (tối đa {max} ký tự).",
+        "en": "The title is too long (at most {max} characters).",
+    },
+    "bad_order": {
+        "vi": "Thứ tự phải là một số từ -{max} đến {max}.",
+        "en": "The order must be a number from -{max} to {max}.",
     },
     "never_fires.bulletin": {
         "vi": "Bản tin không có buổi nào trong thời gian tới.",
@@ -429,6 +449,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "bad_recurrence.timezone": {
         "vi": "Giờ phát phải là giờ địa phương, không kèm múi giờ.",
         "en": "Times of day are local, without a time zone.",
+    },
+    "bad_recurrence.too_long": {
+        "vi": "Một đợt phát dài nhất {max} ngày; với lịch không hạn, bỏ 'trong N ngày'.",
+        "en": "A series lasts at most {max} days; for a series without an end, leave out 'for N days'.",
+    },
+    "bad_recurrence.interval_too_long": {
+        "vi": "Khoảng lặp dài nhất {max} ngày.",
+        "en": "The interval is at most {max} days.",
     },
     "bad_recurrence.interval": {
         "vi": "Khoảng lặp phải từ 1 ngày trở lên.",

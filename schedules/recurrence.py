@@ -147,6 +147,9 @@ def occurrences(rule: Recurrence, start: datetime, end: datetime) -> list[dateti
 
 # --- A compact spec people can type --------------------------------------------------------
 
+# The longest series a person may ask for in days ("trong N ngày", "mỗi N ngày"): ten years. Beyond it
+# the calendar overflows long before any airing, so it is refused as a typo rather than computed.
+MAX_SERIES_DAYS = 3660
 _TIME = re.compile(r"\b([01]?\d|2[0-3])[:h]([0-5]\d)\b")
 _DATE = r"(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{4})"
 _FROM = re.compile(r"\b(?:from|từ)\s+" + _DATE)
@@ -182,10 +185,14 @@ def parse_recurrence(spec: str, *, today: date) -> Recurrence:
     try:
         start = _parse_date(m.group(1)) if (m := _FROM.search(text)) else today
         end = _parse_date(m.group(1)) if (m := _UNTIL.search(text)) else None
-    except ValueError as e:
+    except (ValueError, OverflowError) as e:
         raise ScheduleError(
             ErrorCode.BAD_RECURRENCE, f"Ngày không hợp lệ trong '{spec}'.", {"spec": spec}, variant="date"
         ) from e
+    if any(abs((d - today).days) > MAX_SERIES_DAYS for d in (start, end) if d is not None):
+        raise ScheduleError(  # a typo, and near year 9999 the calendar would overflow computing it
+            ErrorCode.BAD_RECURRENCE, f"Ngày không hợp lệ trong '{spec}'.", {"spec": spec}, variant="date"
+        )
     if m := _FOR_DAYS.search(text):
         if end is not None:
             raise ScheduleError(
@@ -197,6 +204,13 @@ def parse_recurrence(spec: str, *, today: date) -> Recurrence:
         days = int(m.group(1))
         if days < 1:
             raise ScheduleError(ErrorCode.NEVER_FIRES, "Số ngày phát phải từ 1 trở lên.", {}, variant="days")
+        if days > MAX_SERIES_DAYS:
+            raise ScheduleError(
+                ErrorCode.BAD_RECURRENCE,
+                f"Một đợt phát dài nhất {MAX_SERIES_DAYS} ngày; với lịch không hạn, bỏ 'trong N ngày'.",
+                {"max": MAX_SERIES_DAYS},
+                variant="too_long",
+            )
         end = start + timedelta(days=days - 1)
     times = tuple(time(int(h), int(mi)) for h, mi in _TIME.findall(text))
     if not times:
@@ -204,6 +218,13 @@ def parse_recurrence(spec: str, *, today: date) -> Recurrence:
             ErrorCode.NEVER_FIRES, f"Không thấy giờ phát (HH:MM) trong '{spec}'.", {"spec": spec}, variant="no_time_in"
         )
     if m := _EVERY_N.search(text):
+        if int(m.group(1)) > MAX_SERIES_DAYS:
+            raise ScheduleError(
+                ErrorCode.BAD_RECURRENCE,
+                f"Khoảng lặp dài nhất {MAX_SERIES_DAYS} ngày.",
+                {"max": MAX_SERIES_DAYS},
+                variant="interval_too_long",
+            )
         return Recurrence.every_n_days(int(m.group(1)), times, start, end)
     if _WEEKDAYS.search(text):
         return Recurrence.on_weekdays(times, start, end)

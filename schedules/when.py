@@ -19,7 +19,7 @@ class WhenError(ValueError):
     apart the ways one code is said, for an application that speaks other languages too."""
 
     def __init__(
-        self, code: str, message_vi: str, params: Mapping[str, str] | None = None, *, variant: str = ""
+        self, code: str, message_vi: str, params: Mapping[str, str | int] | None = None, *, variant: str = ""
     ) -> None:
         super().__init__(f"{code}: {message_vi}")
         self.code = code
@@ -28,6 +28,9 @@ class WhenError(ValueError):
         self.variant = variant
 
 
+# The furthest ahead a start may be: what a commune plans (a year's holidays) with room to spare. Further
+# is a typo, and past year 9999 the calendar itself overflows.
+MAX_AHEAD = timedelta(days=400)
 _RELATIVE = re.compile(r"^\+\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|giây|phút|giờ|ngày)?$")
 _CLOCK = re.compile(r"^(\d{1,2})[:hH](\d{2})?(?::(\d{2}))?$")
 _UNITS = {"s": 1, "giây": 1, "m": 60, "phút": 60, "h": 3600, "giờ": 3600, "d": 86400, "ngày": 86400, None: 60}
@@ -40,7 +43,24 @@ def parse_when(text: str | None, now: datetime, *, allow_past_s: float = 0.0) ->
     raw = text.strip()
     if raw.lower() in ("", "now", "asap", "ngay", "ngay lập tức"):
         return None
-    when = _parse(raw, now)
+    try:
+        when = _parse(raw, now)
+    except (OverflowError, ValueError) as exc:
+        if isinstance(exc, WhenError):
+            raise
+        # a date the calendar cannot hold in this zone (0001-01-01), a relative time beyond it (+99999999999d)
+        raise WhenError(
+            "bad_time",
+            f"Không hiểu thời điểm {raw!r}. Ví dụ hợp lệ: 17:30, 2026-11-25 06:00, +5m, now.",
+            {"text": raw},
+        ) from exc
+    if when > now + MAX_AHEAD:
+        local = when.astimezone(LOCAL_TZ).strftime("%H:%M %d/%m/%Y")
+        raise WhenError(
+            "time_too_far",
+            f"Thời điểm {local} quá xa; chỉ hẹn trước được tối đa {MAX_AHEAD.days} ngày.",
+            {"time": local, "days": MAX_AHEAD.days},
+        )
     if when < now - timedelta(seconds=allow_past_s):
         local = when.astimezone(LOCAL_TZ).strftime("%H:%M %d/%m/%Y")
         raise WhenError(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from audio import AudioError
+from audio import AudioError, StoredAudio
 from broadcaster.db import (
     Announcement,
     Broadcast,
@@ -24,6 +27,7 @@ from broadcaster.errors import LoaError
 from broadcaster.messages import DEFAULT_LANGUAGE
 from broadcaster.services import Services
 from broadcaster.services.bulletins import framing_for
+from broadcaster.services.inputs import MAX_TEXT_CHARS, MAX_TITLE_CHARS, check_order, check_text, fits_sql_int
 from broadcaster.services.planning import (
     PRIORITY_OF,
     WINDOW_HORIZON,
@@ -41,7 +45,6 @@ from schedules.clock import to_local
 from schedules.when import WhenError, parse_when
 
 PRIORITIES = ("normal", "priority", "emergency")
-MAX_TEXT_CHARS = 20_000
 
 
 def _title_from(text: str) -> str:
@@ -157,8 +160,9 @@ def announce(
         text = (title or "").strip() or "Bản ghi âm"
     if not isinstance(text, str) or not text.strip():
         raise LoaError("empty_text", {})
-    if len(text) > MAX_TEXT_CHARS:
-        raise LoaError("text_too_long", {"max": MAX_TEXT_CHARS})
+    check_text(text, "text", MAX_TEXT_CHARS)
+    check_text(title or "", "title", MAX_TITLE_CHARS)
+    check_order(order)
     if priority not in PRIORITIES:
         raise LoaError("bad_priority", {})
     now = svc.clock.now()
@@ -178,6 +182,56 @@ def announce(
         stored = svc.audio.import_recording(recording) if recording else svc.audio.render(text, progress)
     except AudioError as exc:
         raise LoaError.from_domain(exc) from exc
+    with _rendered_for(svc, stored.sha256, keep=preview):
+        return _store_and_place(
+            svc, stored, text, title, zone_ids, start, priority, actor, preview, bulletin, order
+        )
+
+
+# Audio rendered for requests still on their way to the database, by sha256 (see _rendered_for).
+_IN_FLIGHT: Counter[str] = Counter()
+_IN_FLIGHT_LOCK = threading.Lock()
+
+
+@contextmanager
+def _rendered_for(svc: Services, sha256: str, *, keep: bool) -> Iterator[None]:
+    """A request refused after its audio was rendered leaves no file behind, unless something else
+    uses it: an announcement already stored, or another request in this process holding the same
+    audio between its render and its commit (the same text rendered twice is one file)."""
+    with _IN_FLIGHT_LOCK:
+        _IN_FLIGHT[sha256] += 1
+    refused = False
+    try:
+        yield
+    except BaseException:
+        refused = True
+        raise
+    finally:
+        with _IN_FLIGHT_LOCK:
+            _IN_FLIGHT[sha256] -= 1
+            last = _IN_FLIGHT[sha256] == 0
+            if last:
+                del _IN_FLIGHT[sha256]
+            if refused and last and not keep:
+                with svc.db.session() as session:
+                    used = session.scalar(select(Announcement.id).where(Announcement.audio_sha256 == sha256).limit(1))
+                if used is None:
+                    svc.audio.store.discard(sha256)
+
+
+def _store_and_place(
+    svc: Services,
+    stored: StoredAudio,
+    text: str,
+    title: str | None,
+    zone_ids: list[str],
+    start: datetime,
+    priority: str,
+    actor: str,
+    preview: bool,
+    bulletin: int | None,
+    order: int | None,
+) -> dict[str, Any]:
     title = (title or "").strip() or _title_from(text)
     duration = timedelta(milliseconds=max(1000, stored.duration_ms))
     now = svc.clock.now()
@@ -265,7 +319,7 @@ def speakers_summary(session: Session, announcement_id: int) -> str:
 
 def get_announcement(svc: Services, announcement_id: int, lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:
     with svc.db.session() as session:
-        item = session.get(Announcement, announcement_id)
+        item = session.get(Announcement, announcement_id) if fits_sql_int(announcement_id) else None
         if item is None:
             raise LoaError("not_found.announcement", {"id": announcement_id}, status=404)
         return announcement_view(session, item, lang)

@@ -20,6 +20,7 @@ from broadcaster.db import Announcement, Broadcast, Programme, audit
 from broadcaster.errors import LoaError
 from broadcaster.services import Services
 from broadcaster.services.bulletins import framing_for, framing_lengths_ms
+from broadcaster.services.inputs import MAX_TEXT_CHARS, MAX_TITLE_CHARS, check_seconds, check_text
 from broadcaster.services.planning import (
     PRIORITY_OF,
     Owner,
@@ -77,6 +78,9 @@ def add_programme(
         raise LoaError("bad_kind", {})
     if not title.strip():
         raise LoaError("empty_title", {})
+    check_text(title, "title", MAX_TITLE_CHARS)
+    check_text(text or "", "text", MAX_TEXT_CHARS)
+    check_text(recurrence, "recurrence", 300)
     if priority not in ("normal", "priority"):
         raise LoaError("bad_priority.programme", {})
     now = svc.clock.now()
@@ -85,8 +89,8 @@ def add_programme(
         parse_recurrence(recurrence, today=today)
         if kind == "relay":
             check_relay_url(stream_url)
-        if kind in ("relay", "bulletin") and (not duration_s or duration_s <= 0):
-            raise LoaError("bad_duration.programme", {})
+        if kind in ("relay", "bulletin"):
+            check_seconds(duration_s or 0.0)
     except ScheduleError as exc:
         raise LoaError.from_domain(exc) from exc
     with svc.db.session() as session:

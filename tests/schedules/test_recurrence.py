@@ -171,3 +171,15 @@ def test_parsed_times_are_deduplicated_and_sorted() -> None:
     assert rule.times == (time(6), time(17))
     assert rule.frequency is Frequency.DAILY
     assert timedelta(days=0) == rule.start - date(2025, 5, 25)
+
+
+@pytest.mark.parametrize(
+    ("spec", "variant"),
+    [("06:00 trong 99999999999 ngày", "too_long"), ("mỗi 99999999999 ngày 06:00", "interval_too_long"),
+     ("06:00 từ 31/12/9999 trong 10 ngày", "date"), ("weekly mon 06:00 từ 31/12/9999", "date")],
+)  # fmt: skip
+def test_a_series_beyond_any_calendar_is_refused_not_computed(spec: str, variant: str) -> None:
+    with pytest.raises(ScheduleError) as err:
+        parse_recurrence(spec, today=date(2026, 11, 25))
+    assert err.value.code is ErrorCode.BAD_RECURRENCE and err.value.variant == variant
+    assert parse_recurrence("06:00 trong 3660 ngày", today=date(2026, 11, 25)).end == date(2026, 11, 25) + timedelta(3659)

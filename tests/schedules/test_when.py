@@ -36,7 +36,18 @@ def test_as_soon_as_possible(text: str | None) -> None:
     assert parse_when(text, NOW) is None
 
 
-@pytest.mark.parametrize(("text", "code"), [("08:59", "time_in_past"), ("25:00", "bad_time"), ("sáng mai", "bad_time")])
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("08:59", "time_in_past"),
+        ("25:00", "bad_time"),
+        ("sáng mai", "bad_time"),
+        ("0001-01-01 00:00", "bad_time"),  # before UTC's year 1 once moved from the commune's zone
+        ("+99999999999d", "bad_time"),  # beyond what a calendar holds
+        ("9999-12-31 23:59", "time_too_far"),
+        ("+401d", "time_too_far"),
+    ],
+)
 def test_bad_times_say_why(text: str, code: str) -> None:
     with pytest.raises(WhenError) as err:
         parse_when(text, NOW)
