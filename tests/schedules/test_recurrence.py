@@ -182,4 +182,5 @@ def test_a_series_beyond_any_calendar_is_refused_not_computed(spec: str, variant
     with pytest.raises(ScheduleError) as err:
         parse_recurrence(spec, today=date(2026, 11, 25))
     assert err.value.code is ErrorCode.BAD_RECURRENCE and err.value.variant == variant
-    assert parse_recurrence("06:00 trong 3660 ngày", today=date(2026, 11, 25)).end == date(2026, 11, 25) + timedelta(3659)
+    longest = parse_recurrence("06:00 trong 3660 ngày", today=date(2026, 11, 25))
+    assert longest.end == date(2026, 11, 25) + timedelta(days=3659)
