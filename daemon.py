@@ -1,6 +1,6 @@
 """The loa daemon: builds each part from the config and wires them together; it holds no logic itself.
 
-database ─┐                         ┌─> HTTP API + /audio files (devices download here)
+database ─┐                         ┌─> HTTP API (people, signed in) · /audio files (devices download)
 audio ────┼─> Services ─────────────┤
 clock ────┘        │                └─> Dispatcher ─> DeviceLink ─MQTT─> speakers, LED boards
                    └─ Timer (APScheduler, ids only)        ^                    │
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from broadcaster import protocol
-from broadcaster.api.app import create_app
+from broadcaster.api.app import create_app, create_audio_app
 from broadcaster.api.server import HttpServer
 from broadcaster.broker.access import BrokerAccess
 from broadcaster.broker.credentials import daemon_credentials
@@ -28,12 +28,15 @@ from broadcaster.config import Config, ConfigError, load_config
 from broadcaster.dispatch.events import EventWriter, Metrics
 from broadcaster.protocol.mqtt import BrokerAddress
 from broadcaster.runtime.banner import banner
-from broadcaster.runtime.datadir import DataDirLock, previous_ports, write_runtime
+from broadcaster.runtime.datadir import DataDirLock, keep_private, previous_ports, write_runtime
 from broadcaster.runtime.memory import settle_memory
 from broadcaster.runtime.path import DevicePath
+from broadcaster.runtime.slogans import SloganRotation
 from broadcaster.services import Services
+from broadcaster.services.accounts import ensure_demo_admin, has_users
 from broadcaster.services.audio import evict_audio
 from broadcaster.services.build import build_services
+from broadcaster.services.live import LiveDesk
 from broadcaster.services.programmes import expand_programmes
 from broadcaster.simulation.commune import AgentProcesses, provision
 from schedules.clock import Clock, SystemClock
@@ -47,22 +50,27 @@ class Daemon:
     clock: Clock = field(default_factory=SystemClock)
     broker: ManagedBroker | None = None
     http: HttpServer | None = None
+    audio: HttpServer | None = None
     services: Services | None = None
     path: DevicePath | None = None
+    live: LiveDesk | None = None
+    slogans: SloganRotation | None = None
     agents: AgentProcesses | None = None
     access: BrokerAccess | None = None
     metrics: Metrics = field(default_factory=Metrics)
     broker_url: str = ""
+    demo_password: str | None = None  # the simulated commune's admin, shown once in the banner
     _lock: DataDirLock | None = None
 
     def start(self) -> None:
         cfg = self.config
         data = Path(cfg.general.data_dir).resolve()
+        keep_private(data)
         self._lock = DataDirLock(data)
         self._lock.acquire()
         svc = self.services = build_services(cfg, self.clock)
         signer = protocol.load_or_create_signer(data / "keys" / "daemon-ed25519.pem")
-        last_api, last_broker = previous_ports(data)
+        last_api, last_broker, last_audio = previous_ports(data)
         topics = protocol.Topics(cfg.broker.topic_prefix)
 
         if cfg.broker.url:
@@ -88,13 +96,24 @@ class Daemon:
         self.broker_url = address.display()
 
         store = svc.audio.store
+        live = self.live = LiveDesk(svc)
         self.http = HttpServer(
-            create_app(svc, store, on_change=self._poke, metrics=self.metrics.snapshot),
+            create_app(
+                svc,
+                store,
+                on_change=self._poke,
+                metrics=self.metrics.snapshot,
+                health_probe=lambda: self.path.failing() if self.path else ["mqtt_loop", "event_writer"],
+                live_desk=live,
+            ),
             cfg.http.host,
             cfg.http.port,
             fallback_port=last_api,
         )
-        base_url = (cfg.http.public_url or self.http.url).rstrip("/")
+        # The audio files on a listener of their own: the API need not face the speakers' network.
+        self.audio = HttpServer(create_audio_app(store, live), cfg.http.audio_host, cfg.http.audio_port, last_audio)
+        base_url = (cfg.http.audio_url or self.audio.url).rstrip("/")
+        live.publish_at(base_url)
         self.path = DevicePath.build(
             svc.db,
             self.clock,
@@ -106,11 +125,18 @@ class Daemon:
             client_id=f"loa-daemon-{signer.kid}",
             chores=[lambda: expand_programmes(svc), lambda: evict_audio(svc)],
             writer=EventWriter(svc.db, self.clock, self.metrics),
+            live_url=live.stream_url,
         )
-        self.http.start()  # audio is served before the first command can name it
+        self.audio.start()  # audio is served before the first command can name it
+        self.http.start()
         self.path.start()
+        live.start()
+        self.slogans = SloganRotation.build(svc, signer, self.path.dispatcher.outbox)
+        self.slogans.start()  # the LED boards' slogans in turn, between broadcasts ([led] slogan_every_s)
 
-        write_runtime(data, self.http.url, self.broker_url)
+        if cfg.simulation.villages:
+            self.demo_password = ensure_demo_admin(svc)
+        write_runtime(data, self.http.url, self.broker_url, self.audio.url)
         if cfg.simulation.villages:
             configs = provision(
                 svc.db,
@@ -131,7 +157,9 @@ class Daemon:
             self.path.dispatcher.poke()
 
     def stop(self) -> None:
-        for part in (self.agents, self.path, self.http, self.access, self.broker):
+        for part in (
+            self.agents, self.slogans, self.live, self.path, self.http, self.audio, self.access, self.broker,
+        ):  # fmt: skip
             if part is not None:
                 try:
                     part.stop()
@@ -149,9 +177,12 @@ class Daemon:
             self.config,
             self.clock,
             api_url=self.http.url,
+            audio_url=self.audio.url if self.audio else "",
             broker_url=self.broker_url,
             managed_broker=self.broker is not None,
             simulated=self.agents is not None,
+            demo_password=self.demo_password,
+            accounts=has_users(self.services) if self.services else None,
         )
 
 
@@ -171,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
 
     def _signal(signum: int, _frame: Any) -> None:
+        if daemon.broker is not None:
+            daemon.broker.stop_restarting()  # a signal to the process group has reached mosquitto too
         stop.set()
 
     signal.signal(signal.SIGTERM, _signal)

@@ -23,7 +23,6 @@ from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import ndimage, signal
 
 Floats = NDArray[np.float32]
 
@@ -119,6 +118,8 @@ class Leveller:
             np.abs(mid, out=mid)
             np.maximum(mag[1:-2], mid, out=mag[1:-2])
         peaks = mag.reshape(n_blocks, block).max(axis=1)
+        from scipy import signal  # 1.3 s to import: paid at the first render, not by every `loa` command
+
         weighted = signal.sosfilt(k_weighting(self.rate).astype(np.float32), padded)
         np.square(weighted, out=weighted)
         energy = weighted.reshape(n_blocks, block).sum(axis=1, dtype=np.float64)
@@ -142,6 +143,8 @@ class Leveller:
         # The origin places the window so a peak pulls the gain down ATTACK_BLOCKS before it
         # and holds it for RELEASE_BLOCKS after it.
         size = ATTACK_BLOCKS + RELEASE_BLOCKS + 1
+        from scipy import ndimage
+
         held = ndimage.minimum_filter1d(need, size, origin=RELEASE_BLOCKS - size // 2, mode="nearest")
         return np.asarray(ndimage.uniform_filter1d(held, 2 * SMOOTH_BLOCKS + 1, mode="nearest"), dtype=np.float64)
 

@@ -65,7 +65,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from difflib import SequenceMatcher
 from functools import lru_cache
 from types import MappingProxyType
 
@@ -73,7 +75,10 @@ from audio.lexicon import ABBREVIATIONS, DOCUMENT_SEGMENTS, LETTER_NAMES
 
 __all__ = [
     "BUILTIN_LEXICON",
+    "Expansion",
+    "Reading",
     "normalize",
+    "read_aloud",
     "read_number",
     "split_paragraphs",
     "split_sentences",
@@ -1243,3 +1248,177 @@ def split_paragraphs(text: str) -> list[list[str]]:
     text = _NEWLINES.sub("\n", text)
     paragraphs = (split_sentences(p) for p in _BLANK_LINE_RE.split(text))
     return [p for p in paragraphs if p]
+
+
+# ---------------------------------------------------------------------------------------------
+# What was read out how: the spans a page highlights
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """A piece of the written text and the words it is read as (`spoken` is empty when it is silent).
+
+    `start`/`end` index the written text, `spoken_start`/`spoken_end` the reading. `source` says which
+    table read it: the commune's `lexicon`, the built-in `abbreviation` table, or a `rule` (numbers,
+    dates, times, units, phone numbers, document codes, spelled capitals)."""
+
+    written: str
+    spoken: str
+    start: int
+    end: int
+    spoken_start: int
+    spoken_end: int
+    source: str
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The text as the speakers will say it (sentence by sentence, as the pipeline speaks it; a new
+    line between paragraphs) and the pieces that were not read as written."""
+
+    spoken: str
+    expansions: tuple[Expansion, ...]
+
+
+_TOKEN_RE = re.compile(r"\S+")
+_EDGE_RE = re.compile(r"^[\W_]+|[\W_]+$")
+
+
+def _match_key(token: str) -> str:
+    """What must be equal for a written word to count as read as written: case, surrounding punctuation
+    and Unicode composition aside (the rules change all three without changing the word)."""
+    core = _EDGE_RE.sub("", unicodedata.normalize("NFKC", token))
+    return (core or token).casefold()
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without the punctuation at its edges, unless nothing would be left of it."""
+    piece = text[start:end]
+    core = _EDGE_RE.sub("", piece)
+    if not core:
+        return start, end
+    lead = piece.find(core)
+    return start + lead, start + lead + len(core)
+
+
+def _source(written: str, lexicon: Mapping[str, str] | None) -> str:
+    if lexicon and written in lexicon:
+        return "lexicon"
+    return "abbreviation" if written in ABBREVIATIONS else "rule"
+
+
+def _written_tokens(sentence: str, lexicon: Mapping[str, str] | None) -> list[tuple[int, int]]:
+    """The written words, except that a lexicon entry of several words ("Nà Hẩu") is one: found with
+    the normalizer's own compiled lexicon, so it is read as one piece, as `normalize` reads it."""
+    tokens = [(t.start(), t.end()) for t in _TOKEN_RE.finditer(sentence)]
+    lexicon_re, _ = _lexicon_tables(lexicon)
+    for m in lexicon_re.finditer(sentence):
+        a, b = m.span("key")
+        if not any(c.isspace() for c in sentence[a:b]):
+            continue
+        inside = [t for t in tokens if t[0] < b and t[1] > a]
+        if len(inside) > 1:
+            merged = (inside[0][0], inside[-1][1])
+            tokens = sorted({*tokens} - {*inside} | {merged})
+    return tokens
+
+
+Opcode = tuple[str, int, int, int, int]
+
+
+def _finer(
+    opcodes: Sequence[Opcode],
+    sentence: str,
+    written_tokens: list[tuple[int, int]],
+    spoken: str,
+    spoken_tokens: list[tuple[int, int]],
+    lexicon: Mapping[str, str] | None,
+) -> list[Opcode]:
+    """Split a run of several written words with no word read as written between them ("KVC, TDP")
+    into one piece per word, when each word read alone gives exactly its share of the reading; a run
+    whose words are read differently together (a date, a phone number) stays whole."""
+    out: list[Opcode] = []
+    for op, i1, i2, j1, j2 in opcodes:
+        if op != "replace" or i2 - i1 < 2:
+            out.append((op, i1, i2, j1, j2))
+            continue
+        alone = [[_match_key(w) for w in normalize(sentence[a:b], lexicon).split()] for a, b in written_tokens[i1:i2]]
+        said = [_match_key(spoken[a:b]) for a, b in spoken_tokens[j1:j2]]
+        if [k for keys in alone for k in keys] != said:
+            out.append((op, i1, i2, j1, j2))
+            continue
+        j = j1
+        for i, keys in zip(range(i1, i2), alone, strict=True):
+            same = keys == [_match_key(sentence[slice(*written_tokens[i])])]
+            out.append(("equal" if same else "replace", i, i + 1, j, j + len(keys)))
+            j += len(keys)
+    return out
+
+
+def _sentence_expansions(
+    sentence: str, offset: int, spoken: str, spoken_offset: int, lexicon: Mapping[str, str] | None
+) -> list[Expansion]:
+    """Align the written words of one sentence with its reading: the words that are equal anchor the
+    alignment, and every run between two anchors is one expansion. The reading itself is `normalize`'s,
+    so the spans follow the rules wherever they change, without a second copy of them."""
+    written_tokens = _written_tokens(sentence, lexicon)
+    spoken_tokens = [(t.start(), t.end()) for t in _TOKEN_RE.finditer(spoken)]
+    matcher = SequenceMatcher(
+        None,
+        [_match_key(sentence[a:b]) for a, b in written_tokens],
+        [_match_key(spoken[a:b]) for a, b in spoken_tokens],
+        autojunk=False,
+    )
+    out: list[Expansion] = []
+    for op, i1, i2, j1, j2 in _finer(matcher.get_opcodes(), sentence, written_tokens, spoken, spoken_tokens, lexicon):
+        if op == "equal":
+            continue
+        if i1 < i2:
+            start, end = _trimmed(sentence, written_tokens[i1][0], written_tokens[i2 - 1][1])
+        else:  # words said where nothing was written: placed before the next written word
+            start = end = written_tokens[i1][0] if i1 < len(written_tokens) else len(sentence.rstrip())
+        if j1 < j2:
+            s_start, s_end = _trimmed(spoken, spoken_tokens[j1][0], spoken_tokens[j2 - 1][1])
+        else:  # written but silent (a bullet, a decoration): placed where the next word is said
+            s_start = s_end = spoken_tokens[j1][0] if j1 < len(spoken_tokens) else len(spoken)
+        written = sentence[start:end]
+        said = spoken[s_start:s_end]
+        if not any(c.isalnum() for c in written + said):
+            continue  # punctuation that became other punctuation: nothing a listener hears
+        out.append(Expansion(written, said, offset + start, offset + end, spoken_offset + s_start,
+                             spoken_offset + s_end, _source(written, lexicon)))  # fmt: skip
+    return out
+
+
+def read_aloud(text: str, lexicon: Mapping[str, str] | None = None) -> Reading:
+    """How `text` will be read, and which written words became which spoken ones, for a page that shows
+    the reading beside the text as it is typed.
+
+    The reading is exactly what the pipeline speaks: `split_paragraphs`, then `normalize` of each
+    sentence with the same `lexicon` (sentences without a letter or digit to say are left out). Never
+    raises, like `normalize`."""
+    if not isinstance(text, str) or not text:
+        return Reading("", ())
+    pieces: list[str] = []
+    expansions: list[Expansion] = []
+    length = 0
+    cursor = 0
+    for sentences in split_paragraphs(text):
+        new_paragraph = True
+        for sentence in sentences:
+            at = text.find(sentence, cursor)
+            if at >= 0:
+                cursor = at + len(sentence)
+            spoken = normalize(sentence, lexicon).strip()
+            if not any(ch.isalnum() for ch in spoken):
+                continue
+            glue = "" if not pieces else ("\n" if new_paragraph else " ")
+            new_paragraph = False
+            length += len(glue)
+            pieces.append(glue + spoken)
+            if at >= 0:
+                expansions += _sentence_expansions(sentence, at, spoken, length, lexicon)
+            length += len(spoken)
+    return Reading("".join(pieces), tuple(expansions))
+

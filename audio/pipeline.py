@@ -43,6 +43,9 @@ _AUDIO_MAGIC = (b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xfa", b"RI
                 b"\x1aE\xdf\xa3")
 
 Progress = Callable[[int, int], None]
+# The commune's readings: a fixed table, or a callable read afresh for every render (a lexicon edited
+# while the daemon runs is heard in the next render; audio/ does not know where it is kept).
+LexiconSource = Mapping[str, str] | Callable[[], Mapping[str, str]] | None
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ class AudioPipeline:
     """Renders text with one engine into one store. Thread-safe; one render uses `workers` threads."""
 
     def __init__(self, store: AudioStore, engine: SpeechEngine, settings: RenderSettings = RenderSettings(),
-                 lexicon: Mapping[str, str] | None = None, *, workers: int = 2) -> None:
+                 lexicon: LexiconSource = None, *, workers: int = 2) -> None:
         self.store = store
         self.engine = engine
         self.settings = settings
@@ -172,11 +175,16 @@ class AudioPipeline:
 
     # -- text -----------------------------------------------------------------------------
 
+    def current_lexicon(self) -> Mapping[str, str] | None:
+        """The readings a render made now uses (a callable source is asked each time)."""
+        return self.lexicon() if callable(self.lexicon) else self.lexicon
+
     def _plan(self, text: str) -> list[_Line]:
         lines: list[_Line] = []
+        lexicon = self.current_lexicon()
         for p, sentences in enumerate(split_paragraphs(text)):
             for sentence in sentences:
-                spoken = normalize(sentence, self.lexicon).strip()
+                spoken = normalize(sentence, lexicon).strip()
                 if any(ch.isalnum() for ch in spoken):
                     lines.append(_Line(p, sentence, spoken))
         return lines

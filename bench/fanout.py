@@ -109,7 +109,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @contextmanager
 def audio_server(root: Path, seconds: float) -> Iterator[tuple[str, Audio]]:
-    """A tone at http://127.0.0.1:PORT/audio/<sha256>.mp3, the path the daemon's API serves audio on."""
+    """A tone at http://127.0.0.1:PORT/audio/<sha256>.mp3, the path the daemon's audio listener serves it on."""
     audio_dir = root / "audio"
     audio_dir.mkdir(parents=True)
     tone = root / "tone.mp3"
@@ -252,7 +252,7 @@ class RecordingWriter(EventWriter):
         self.last_received_arrived_at = 0.0
 
     def put(self, kind: str, device_id: str, data: Any) -> None:
-        if self.expected and kind == "ack" and isinstance(data, dict) and data.get("state") == "received":
+        if self.expected and kind == "ack" and _state(data) == "received":
             self._n_arrived += 1
             if self._n_arrived == self.expected:
                 self.last_received_arrived_at = time.perf_counter()
@@ -273,17 +273,22 @@ class RecordingWriter(EventWriter):
         for kind, _device, data, _at in batch:
             if kind != "ack" or not self.expected:
                 continue
-            if data.get("state") == "received":
+            if _state(data) == "received":
                 self._n_received += 1
                 if self._n_received == self.expected:
                     self.received_at = time.perf_counter()
                     self.received.set()
-            elif data.get("state") in ("done", "failed", "expired"):
+            elif _state(data) in ("done", "failed", "expired"):
                 self._n_final += 1
                 if self._n_final == self.expected:
                     self.done_at = time.perf_counter()
                     self.done.set()
         return out
+
+
+def _state(report: Any) -> Any:
+    """An ack's state, as the link hands it over (a checked record) or as parsed JSON."""
+    return report.get("state") if isinstance(report, dict) else getattr(report, "state", None)
 
 
 @dataclass
@@ -308,7 +313,7 @@ class Stopwatch:
 
 def forget_session(address: BrokerAddress, client_id: str) -> None:
     """End a persistent session for good. A stopped daemon's session stays a member of the shared
-    subscription `$share/loa/...`, and Mosquitto keeps queueing a share of every ack for it: the next
+    subscription (`$share/<group>/...`), and Mosquitto keeps queueing a share of every ack for it: the next
     round's daemon would see only half of them."""
     client = new_client(client_id, persistent=False)
     done = threading.Event()

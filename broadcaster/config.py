@@ -7,11 +7,14 @@ with `extra="forbid"`: a typo stops the daemon with the key's name instead of be
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -62,10 +65,82 @@ class BrokerConfig(_Section):
         return v
 
 
+_HOST_NAME = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$")
+
+
+def _comma_list(v: Any) -> Any:
+    """A list from the environment comes as one string: `LOA_HTTP_ALLOWED_HOSTS=loa.xa.vn,192.168.1.10`."""
+    return [s.strip() for s in v.split(",") if s.strip()] if isinstance(v, str) else v
+
+
+def _http_url(v: str) -> str:
+    if v and not (v.startswith(("http://", "https://")) and urlsplit(v).hostname):
+        raise ValueError("must be an http:// or https:// URL with a host name")
+    return v
+
+
 class HttpConfig(_Section):
-    host: str = Field("127.0.0.1", description="Address of the HTTP API and the audio files.")
+    """Two listeners: the API for people and their programs, and the audio files for devices, so the
+    API need not face the speakers' network (the audio listener serves nothing else, read-only)."""
+
+    host: str = Field("127.0.0.1", description="Address of the HTTP API.")
     port: int = Field(8080, ge=0, le=65535, description="Preferred port; a free one is used if taken.")
-    public_url: str = Field("", description="URL devices use to fetch audio; empty means http://host:port as bound.")
+    public_url: str = Field(
+        "", description="How people reach the API (https://... behind a TLS proxy); its host is allowed in Host."
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        description="Host names the API answers to; empty: host, localhost, 127.0.0.1, ::1 and public_url's host.",
+    )
+    audio_host: str = Field("127.0.0.1", description="Address of the audio files devices download.")
+    audio_port: int = Field(8081, ge=0, le=65535, description="Preferred port; a free one is used if taken.")
+    audio_url: str = Field("", description="URL devices use to fetch audio; empty means http://audio_host:port.")
+    max_body_kb: int = Field(256, ge=16, le=65536, description="Largest JSON request body the API reads.")
+    max_upload_mb: int = Field(50, ge=1, le=2048, description="Largest recording an officer may upload.")
+
+    @field_validator("public_url", "audio_url")
+    @classmethod
+    def _urls(cls, v: str) -> str:
+        return _http_url(v)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _listed(cls, v: Any) -> Any:
+        return _comma_list(v)
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, v: list[str]) -> list[str]:
+        """Names only (no port, no wildcard): a `*` would let any DNS name rebind to this server."""
+        names = [h.strip().lower().strip("[]") for h in v]
+        for h in names:
+            if not (_HOST_NAME.match(h) or _is_ip(h)):
+                raise ValueError(f"{h!r} is not a host name or an IP address (no port, no wildcard)")
+        return names
+
+    def api_hosts(self) -> frozenset[str]:
+        """The names a request's Host may carry (DNS rebinding sends a foreign one)."""
+        if self.allowed_hosts:
+            return frozenset(self.allowed_hosts)
+        names = {"localhost", "127.0.0.1", "::1"}
+        if self.host not in ("0.0.0.0", "::", ""):
+            names.add(self.host.lower())
+        if self.public_url:
+            names.add((urlsplit(self.public_url).hostname or "").lower())
+        return frozenset(names - {""})
+
+    @property
+    def secure_cookies(self) -> bool:
+        """People reach the API over TLS (a proxy in front of it): the session cookie is then `Secure`."""
+        return self.public_url.startswith("https://")
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 class SpeechConfig(_Section):
@@ -104,6 +179,65 @@ class ScheduleConfig(_Section):
     emergency_gap_s: float = Field(60.0, ge=0, le=3600, description="Silence between the repeats of an alert.")
 
 
+Role = Literal["admin", "officer", "approver", "viewer"]
+
+
+def _emergency_roles() -> list[Role]:
+    return ["admin", "approver"]
+
+
+class SecurityConfig(_Section):
+    emergency_roles: list[Role] = Field(
+        default_factory=_emergency_roles, min_length=1, description="Who may send an emergency."
+    )
+    emergency_confirm_s: float = Field(
+        120.0, ge=10, le=900, description="How long the confirmation of an emergency stays valid."
+    )
+    session_hours: float = Field(12.0, gt=0, le=24 * 30, description="A sign-in lasts at most this long.")
+    session_idle_minutes: float = Field(120.0, gt=0, le=24 * 60, description="...and ends after this long unused.")
+    login_failures: int = Field(5, ge=1, le=100, description="Failed sign-ins (per name, per address) before a pause.")
+    login_window_s: float = Field(300.0, ge=10, le=86400, description="The window those failures are counted in.")
+    require_approval: bool = Field(
+        True,
+        description="Normal and priority items composed over the API wait for an approver's approval before "
+        "they are planned (an emergency has its own second look; `loa announce` is the server's operator).",
+    )
+
+    @field_validator("emergency_roles", mode="before")
+    @classmethod
+    def _listed(cls, v: Any) -> Any:
+        return _comma_list(v)
+
+
+class LedConfig(_Section):
+    """The LED boards between broadcasts: the commune's slogans (khẩu hiệu), in turn."""
+
+    slogan_every_s: float = Field(
+        30.0, ge=0, le=3600, description="Each slogan is shown this long, then the next; 0 turns the rotation off."
+    )
+    slogan_max_chars: int = Field(200, ge=10, le=2000, description="The longest slogan a board can show.")
+
+    @field_validator("slogan_every_s")
+    @classmethod
+    def _off_or_a_few_seconds(cls, v: float) -> float:
+        if 0 < v < 1:
+            raise ValueError("must be 0 (off) or at least 1 second")
+        return v
+
+
+class LiveConfig(_Section):
+    """The officer's voice, live from the browser (docs/api.md, *Going live*)."""
+
+    lead_s: float = Field(
+        1.0, ge=0.2, le=10, description="How far ahead of now speakers are told to open a live stream."
+    )
+    idle_s: float = Field(
+        10.0, ge=2, le=300, description="A live session the browser sent nothing to for this long ends by itself."
+    )
+    max_s: float = Field(1800.0, ge=30, le=3600, description="The longest a live session may last.")
+    bitrate: str = Field("64k", pattern=r"^(32|48|64|96|128)k$", description="MP3 bitrate of the live stream.")
+
+
 class SimulationConfig(_Section):
     villages: int = Field(2, ge=0, le=50, description="Simulated villages; 0 disables the simulation.")
     sink: Literal["auto", "file", "null", "ffplay", "aplay"] = Field(
@@ -119,7 +253,10 @@ class Config(_Section):
     speech: SpeechConfig = SpeechConfig()
     dispatch: DispatchConfig = DispatchConfig()
     schedule: ScheduleConfig = ScheduleConfig()
+    security: SecurityConfig = SecurityConfig()
+    led: LedConfig = LedConfig()
     simulation: SimulationConfig = SimulationConfig()
+    live: LiveConfig = LiveConfig()
 
     @property
     def database_url(self) -> str:

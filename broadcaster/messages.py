@@ -46,17 +46,36 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "vi": "Thời điểm {time} đã qua; hãy chọn một thời điểm trong tương lai.",
         "en": "{time} has passed; choose a time in the future.",
     },
+    "time_in_past.year": {
+        "vi": "Thời điểm {time} đã qua. Nếu định phát vào năm sau, hãy ghi cả năm, ví dụ: {next}.",
+        "en": "{time} has passed. If you meant next year, write the year, as in {next}.",
+    },
     "time_too_far": {
         "vi": "Thời điểm {time} quá xa; chỉ hẹn trước được tối đa {days} ngày.",
         "en": "{time} is too far ahead; airings can be set at most {days} days ahead.",
     },
+    # The forms are schedules.when.FORMS (a test keeps the two the same).
     "bad_time": {
-        "vi": "Không hiểu thời điểm '{text}'. Ví dụ hợp lệ: 17:30, 2026-11-25 06:00, +5m, now.",
-        "en": "Cannot read the time '{text}'. Valid examples: 17:30, 2026-11-25 06:00, +5m, now.",
+        "vi": "Không hiểu thời điểm '{text}'. Các cách viết được: 17:30, 7h30, 7h tối, 25/12 7h30, ngày mai 7h, "
+              "thứ hai 7h30, 2026-12-25 07:30, +10m, 10 phút nữa, now.",
+        "en": "Cannot read the time '{text}'. Forms understood: 17:30, 7h30, 7h tối, 25/12 7h30, ngày mai 7h, "
+              "thứ hai 7h30, 2026-12-25 07:30, +10m, 10 phút nữa, now.",
     },
     "bad_time.clock": {
         "vi": "Giờ không hợp lệ: '{text}'.",
         "en": "Not a valid time of day: '{text}'.",
+    },
+    "bad_time.no_clock": {
+        "vi": "'{text}' là một ngày, chưa có giờ phát; hãy thêm giờ, ví dụ: {text} 7h30.",
+        "en": "Cannot read '{text}' as a start time: it names a day but no hour; add one, as in '{text} 7h30'.",
+    },
+    "bad_time.date": {
+        "vi": "'{text}': không có ngày {date} trong lịch.",
+        "en": "'{text}': there is no day {date} in the calendar.",
+    },
+    "bad_time.weekday": {
+        "vi": "Ngày {date} không rơi vào thứ đã ghi trong '{text}'; hãy sửa lại ngày hoặc thứ.",
+        "en": "{date} does not fall on the weekday written in '{text}'; correct the date or the weekday.",
     },
     "bad_time.iso": {
         "vi": "Không hiểu thời điểm '{text}'; dùng dạng 2026-11-25T06:00.",
@@ -142,6 +161,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "vi": "Lịch lặp quá dài (tối đa {max} ký tự).",
         "en": "The recurrence is too long (at most {max} characters).",
     },
+    "body_too_large": {
+        "vi": "Yêu cầu quá lớn (tối đa {max_kb} KB); bản ghi âm dài hãy cắt ngắn hoặc nén lại.",
+        "en": "The request is too large (at most {max_kb} KB); cut or compress a long recording.",
+    },
+    "length_required": {
+        "vi": "Yêu cầu cần cho biết độ dài (Content-Length).",
+        "en": "The request must state its length (Content-Length).",
+    },
     "title_too_long": {
         "vi": "Tiêu đề quá dài (tối đa {max} ký tự).",
         "en": "The title is too long (at most {max} characters).",
@@ -162,6 +189,19 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "vi": "Không có thông báo số {id}.",
         "en": "There is no announcement {id}.",
     },
+    "not_found.broadcast": {
+        "vi": "Không có lượt phát số {id}.",
+        "en": "There is no broadcast {id}.",
+    },
+    # ------------------------------------------------------------ the desk's forms (broadcaster/web/)
+    "bad_date": {
+        "vi": "Không hiểu ngày «{text}»; hãy chọn ngày trên lịch (dạng 2026-11-25).",
+        "en": "Cannot read the date «{text}»; pick a day on the calendar (the form 2026-11-25).",
+    },
+    "form_expired": {
+        "vi": "Biểu mẫu đã cũ; hãy nhập lại và gửi lần nữa.",
+        "en": "The form has expired; fill it in and send it again.",
+    },
     "not_found.render": {
         "vi": "Không có lượt chuyển giọng nói này.",
         "en": "There is no such render.",
@@ -169,6 +209,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "not_found.audio": {
         "vi": "Không có tệp âm thanh này.",
         "en": "There is no such audio file.",
+    },
+    "reason_too_long": {
+        "vi": "Lý do quá dài (tối đa {max} ký tự).",
+        "en": "The reason is too long (at most {max} characters).",
     },
     "invalid_request": {
         "vi": "Yêu cầu không hợp lệ ở trường: {fields}.",
@@ -186,6 +230,12 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "bad_broker_url": {
         "vi": "Địa chỉ broker không hợp lệ: '{url}' (mqtt:// hoặc mqtts://).",
         "en": "Not a valid broker address: '{url}' (mqtt:// or mqtts://).",
+    },
+    "broker_url_unknown": {
+        "vi": "Chưa biết broker của loa ở địa chỉ nào: daemon chưa chạy lần nào với thư mục dữ liệu {data_dir} "
+              "(nó chọn cổng khi khởi động). Hãy chạy daemon trước, hoặc dùng --broker-url mqtt://IP:cổng.",
+        "en": "The address of loa's broker is not known yet: no daemon has run on the data folder {data_dir} "
+              "(it picks its port when it starts). Start the daemon first, or give --broker-url mqtt://IP:port.",
     },
     "bad_device_id": {
         "vi": "Mã thiết bị «{device}» không hợp lệ: chỉ dùng chữ không dấu, số, '-' và '_' (tối đa 64).",
@@ -558,6 +608,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "vi": "đã được xếp lại lịch",
         "en": "rescheduled",
     },
+    "reason.live_ended": {
+        "vi": "phiên phát trực tiếp đã kết thúc trước khi gửi tới loa",
+        "en": "the live session ended before it was sent to the speakers",
+    },
+    "reason.recalled": {
+        "vi": "đã bị thu hồi",
+        "en": "recalled",
+    },
     "reason.download_failed": {
         "vi": "lỗi tải âm thanh",
         "en": "the audio download failed",
@@ -617,6 +675,356 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "reason.unsupported": {
         "vi": "lệnh không được hỗ trợ",
         "en": "unsupported command",
+    },
+    # ------------------------------------------------------------ what a recall did (services/recall.py)
+    "recall.done": {
+        "vi": "Đã thu hồi thông báo số {id}: hủy {planned} lượt phát chưa gửi và {dispatched} lượt đã gửi; "
+              "{devices} thiết bị được lệnh dừng.",
+        "en": "Recalled announcement {id}: {planned} airings cancelled before dispatch and {dispatched} already "
+              "sent; {devices} devices told to stop.",
+    },
+    "recall.again": {
+        "vi": "Thông báo số {id} đã được {by} thu hồi lúc {at}; không còn lượt phát nào để dừng.",
+        "en": "Announcement {id} was recalled by {by} at {at}; nothing is left to stop.",
+    },
+    # ------------------------------------------------------------ people: accounts, sign-in, emergencies
+    "not_signed_in": {
+        "vi": "Cần đăng nhập (phiên đăng nhập hoặc mã truy cập Authorization: Bearer).",
+        "en": "Sign in first (a session, or an access token as Authorization: Bearer).",
+    },
+    "bad_credentials": {
+        "vi": "Sai tên đăng nhập hoặc mật khẩu.",
+        "en": "Wrong user name or password.",
+    },
+    "too_many_attempts": {
+        "vi": "Đăng nhập sai quá nhiều lần; hãy thử lại sau {retry_after_s} giây.",
+        "en": "Too many failed sign-ins; try again in {retry_after_s} seconds.",
+    },
+    "forbidden": {
+        "vi": "Vai trò {role} không được phép làm việc này.",
+        "en": "The {role} role may not do this.",
+    },
+    "forbidden.emergency": {
+        "vi": "Chỉ vai trò {roles} mới được phát tin khẩn cấp; vai trò của bạn là {role}.",
+        "en": "Only the {roles} roles may send an emergency; yours is {role}.",
+    },
+    "forbidden.token_role": {
+        "vi": "Mã truy cập không thể có quyền vượt vai trò {role} của người sở hữu.",
+        "en": "An access token cannot do more than its owner's role, {role}.",
+    },
+    "forbidden.other_user": {
+        "vi": "Chỉ quản trị viên mới quản lý được mã truy cập của người khác.",
+        "en": "Only an admin manages other people's access tokens.",
+    },
+    "password_change_required": {
+        "vi": "Mật khẩu này chỉ dùng một lần: hãy đặt mật khẩu mới trước (POST /api/v1/session/password).",
+        "en": "This password works once: choose a new one first (POST /api/v1/session/password).",
+    },
+    "bad_host": {
+        "vi": "Máy chủ không nhận tên «{host}»; nếu đó là địa chỉ của máy chủ này, thêm nó vào [http] allowed_hosts.",
+        "en": "This server does not answer to «{host}»; if it is this server's address, add it to [http] "
+              "allowed_hosts.",
+    },
+    "bad_origin": {
+        "vi": "Yêu cầu gửi từ một trang khác ({origin}) bị từ chối.",
+        "en": "A request sent from another site ({origin}) is refused.",
+    },
+    "bad_csrf": {
+        "vi": "Thiếu hoặc sai mã chống giả mạo (X-CSRF-Token hoặc trường csrf_token) của phiên đăng nhập.",
+        "en": "The session's anti-forgery token (X-CSRF-Token, or the csrf_token field) is missing or wrong.",
+    },
+    "bad_username": {
+        "vi": "Tên đăng nhập chỉ gồm chữ thường không dấu, số, '.', '-' và '_' (1–64 ký tự, bắt đầu bằng chữ).",
+        "en": "A user name has only lower-case letters without diacritics, digits, '.', '-' and '_' (1–64, "
+              "starting with a letter).",
+    },
+    "bad_role": {
+        "vi": "Vai trò phải là: admin, officer, approver hoặc viewer.",
+        "en": "The role must be admin, officer, approver or viewer.",
+    },
+    "user_exists": {
+        "vi": "Người dùng «{user}» đã có.",
+        "en": "The user «{user}» already exists.",
+    },
+    "not_found.user": {
+        "vi": "Không có người dùng «{user}».",
+        "en": "There is no user «{user}».",
+    },
+    "not_found.token": {
+        "vi": "Không có mã truy cập số {id}.",
+        "en": "There is no access token {id}.",
+    },
+    "password_too_short": {
+        "vi": "Mật khẩu cần ít nhất {min} ký tự.",
+        "en": "A password needs at least {min} characters.",
+    },
+    "password_too_long": {
+        "vi": "Mật khẩu dài tối đa {max} ký tự.",
+        "en": "A password has at most {max} characters.",
+    },
+    "password_mismatch": {
+        "vi": "Hai lần nhập mật khẩu không khớp.",
+        "en": "The two passwords do not match.",
+    },
+    "password_needed": {
+        "vi": "Không có terminal để hỏi mật khẩu: dùng --password-stdin hoặc --generate.",
+        "en": "No terminal to ask for the password: use --password-stdin or --generate.",
+    },
+    "display_name_too_long": {
+        "vi": "Tên hiển thị quá dài (tối đa {max} ký tự).",
+        "en": "The display name is too long (at most {max} characters).",
+    },
+    "name_too_long": {
+        "vi": "Tên quá dài (tối đa {max} ký tự).",
+        "en": "The name is too long (at most {max} characters).",
+    },
+    "empty_name.token": {
+        "vi": "Mã truy cập cần một tên (để biết nó dùng vào việc gì).",
+        "en": "An access token needs a name (what it is for).",
+    },
+    "confirm_emergency": {
+        "vi": "Tin khẩn cấp sẽ phát {repeats} lần, ngay cả trong giờ yên tĩnh, tại: {villages}. Để phát, gửi lại "
+              "đúng yêu cầu này trong {expires_s} giây kèm lý do (reason) và mã xác nhận (confirmation): "
+              "{confirmation}",
+        "en": "The emergency will play {repeats} times, even in quiet hours, in: {villages}. To air it, send the "
+              "same request again within {expires_s} seconds with a reason and the confirmation: {confirmation}",
+    },
+    "confirm_emergency.again": {
+        "vi": "Mã xác nhận không đúng với yêu cầu này, đã dùng hoặc đã hết hạn. Tin khẩn cấp sẽ phát {repeats} lần "
+              "tại: {villages}; mã xác nhận mới, dùng được trong {expires_s} giây: {confirmation}",
+        "en": "The confirmation does not match this request, was used or has expired. The emergency will play "
+              "{repeats} times in: {villages}; a new confirmation, valid for {expires_s} seconds: {confirmation}",
+    },
+    "confirm_emergency.cli": {
+        "vi": "Tin khẩn cấp sẽ phát {repeats} lần, ngay cả trong giờ yên tĩnh, tại: {villages}. Thêm --confirm và "
+              "--reason \"lý do\" để phát.",
+        "en": "The emergency will play {repeats} times, even in quiet hours, in: {villages}. Add --confirm and "
+              "--reason \"why\" to air it.",
+    },
+    "confirm_emergency.declined": {
+        "vi": "Đã hủy: tin khẩn cấp không được phát.",
+        "en": "Cancelled: the emergency was not sent.",
+    },
+    "reason_required": {
+        "vi": "Tin khẩn cấp cần lý do (reason): ai yêu cầu, vì sao.",
+        "en": "An emergency needs a reason: who asked for it, and why.",
+    },
+    # ------------------------------------------------------------ going live
+    "not_found.live": {
+        "vi": "Không có phiên phát trực tiếp số {id} (hoặc phiên đã kết thúc từ lâu).",
+        "en": "There is no live session {id} (or it ended long ago).",
+    },
+    "not_found.stream": {
+        "vi": "Không có luồng âm thanh này.",
+        "en": "There is no such stream.",
+    },
+    "forbidden.live": {
+        "vi": "Phiên phát trực tiếp này do {by} bắt đầu; chỉ người đó (hoặc quản trị viên, để kết thúc) dùng được.",
+        "en": "This live session was started by {by}; only they (or an admin, to end it) may use it.",
+    },
+    "live_format": {
+        "vi": "Trình duyệt gửi âm thanh dạng «{format}»; chỉ nhận audio/webm, audio/ogg hoặc audio/mp4.",
+        "en": "The browser sends audio as «{format}»; only audio/webm, audio/ogg or audio/mp4 are taken.",
+    },
+    "live_gap": {
+        "vi": "Thiếu một đoạn âm thanh: đang chờ đoạn số {expected}, nhận được đoạn số {seq}.",
+        "en": "A slice of audio is missing: slice {expected} is expected, slice {seq} came.",
+    },
+    "live_ended": {
+        "vi": "Phiên phát trực tiếp số {id} đã kết thúc: {why}.",
+        "en": "Live session {id} has ended: {why}.",
+    },
+    "live_busy": {
+        "vi": "{villages} đang nghe phiên phát trực tiếp số {id} của {by}; hãy đợi phiên đó kết thúc.",
+        "en": "{villages} are hearing live session {id} by {by}; wait until it ends.",
+    },
+    "live_quiet_hours": {
+        "vi": "Đang trong giờ yên tĩnh ({hours}) ở {villages}: chỉ được phát trực tiếp ở mức khẩn cấp.",
+        "en": "It is quiet hours ({hours}) in {villages}: only an emergency may go live.",
+    },
+    "live_unavailable": {
+        "vi": "Máy chủ chưa phát trực tiếp được lúc này ({detail}).",
+        "en": "The server cannot go live now ({detail}).",
+    },
+    "confirm_emergency.live": {
+        "vi": "Giọng nói của bạn sẽ phát trực tiếp ở mức KHẨN CẤP, ngay cả trong giờ yên tĩnh, cắt ngang mọi "
+              "thứ đang phát, tại: {villages}. Để phát, gửi lại đúng yêu cầu này trong {expires_s} giây kèm lý do "
+              "(reason) và mã xác nhận (confirmation): {confirmation}",
+        "en": "Your voice will go live as an EMERGENCY, in quiet hours too, cutting whatever is on air, in: "
+              "{villages}. To go live, send this same request again within {expires_s} seconds with a reason and "
+              "the confirmation: {confirmation}",
+    },
+    "confirm_emergency.live_again": {
+        "vi": "Mã xác nhận không đúng với yêu cầu này, đã dùng hoặc đã hết hạn. Phát trực tiếp khẩn cấp tại: "
+              "{villages}; mã xác nhận mới, dùng được trong {expires_s} giây: {confirmation}",
+        "en": "The confirmation does not match this request, was used or has expired. Live emergency in: "
+              "{villages}; a new confirmation, valid for {expires_s} seconds: {confirmation}",
+    },
+    "live_end.ended": {
+        "vi": "người phát đã kết thúc",
+        "en": "ended by the speaker",
+    },
+    "live_end.idle": {
+        "vi": "trình duyệt ngừng gửi âm thanh quá lâu",
+        "en": "the browser stopped sending audio for too long",
+    },
+    "live_end.max_length": {
+        "vi": "đã phát hết thời lượng tối đa",
+        "en": "it reached the longest a session may last",
+    },
+    "live_end.recalled": {
+        "vi": "đã bị thu hồi",
+        "en": "recalled",
+    },
+    "live_end.shutdown": {
+        "vi": "máy chủ dừng",
+        "en": "the server stopped",
+    },
+    "live_end.encoder_failed": {
+        "vi": "lỗi xử lý âm thanh trên máy chủ",
+        "en": "the server's audio encoder failed",
+    },
+    # ------------------------------------------------------------ approval (services/approvals.py)
+    "bad_state.edit": {
+        "vi": "Chỉ sửa được bản nháp hoặc thông báo bị trả lại; thông báo số {id} đang ở trạng thái {state}.",
+        "en": "Only a draft or a rejected announcement can be edited; announcement {id} is {state}.",
+    },
+    "bad_state.submit": {
+        "vi": "Chỉ gửi duyệt được bản nháp hoặc thông báo bị trả lại; thông báo số {id} đang ở trạng thái "
+              "{state}.",
+        "en": "Only a draft or a rejected announcement can be submitted; announcement {id} is {state}.",
+    },
+    "bad_state.approve": {
+        "vi": "Thông báo số {id} không chờ duyệt (trạng thái: {state}); không có gì để duyệt.",
+        "en": "Announcement {id} is not awaiting approval (it is {state}); there is nothing to approve.",
+    },
+    "bad_state.reject": {
+        "vi": "Thông báo số {id} không chờ duyệt (trạng thái: {state}); không trả lại được.",
+        "en": "Announcement {id} is not awaiting approval (it is {state}); it cannot be rejected.",
+    },
+    "bad_state.recall": {
+        "vi": "Thông báo số {id} chưa được lên lịch (trạng thái: {state}): không có gì để thu hồi. Thông báo đang "
+              "chờ duyệt thì người duyệt trả lại.",
+        "en": "Announcement {id} is not scheduled (it is {state}): there is nothing to recall. One awaiting "
+              "approval is rejected by an approver.",
+    },
+    "bad_state_filter": {
+        "vi": "Trạng thái phải là một trong: {states}.",
+        "en": "The state must be one of: {states}.",
+    },
+    "bad_priority.draft": {
+        "vi": "Tin khẩn cấp không lưu nháp, không chờ duyệt: người có quyền gửi thẳng, sau khi xác nhận lần hai.",
+        "en": "An emergency is neither drafted nor approved: a person allowed to send one sends it, after a "
+              "second confirmation.",
+    },
+    "forbidden.own_item": {
+        "vi": "Không tự duyệt được thông báo số {id} của chính mình; cần một người duyệt khác.",
+        "en": "You cannot approve announcement {id}, your own; another approver must.",
+    },
+    "forbidden.own_programme": {
+        "vi": "Không tự duyệt được chương trình số {id} của chính mình; cần một người duyệt khác.",
+        "en": "You cannot approve programme {id}, your own; another approver must.",
+    },
+    "not_found.programme": {
+        "vi": "Không có chương trình phát số {id}.",
+        "en": "There is no programme {id}.",
+    },
+    "bad_state.programme": {
+        "vi": "Chương trình số {id} không chờ duyệt (trạng thái: {state}); không duyệt hay trả lại được.",
+        "en": "Programme {id} is not awaiting approval (it is {state}); it cannot be approved or rejected.",
+    },
+    "reason_required.reject": {
+        "vi": "Cần lý do trả lại (reason), để cán bộ biết phải sửa gì.",
+        "en": "A rejection needs a reason, so the officer knows what to fix.",
+    },
+    "approval_late": {
+        "vi": "Giờ phát của thông báo số {id} ({time}) đã qua; hãy trả lại để cán bộ chọn giờ khác.",
+        "en": "The time of announcement {id} ({time}) has passed; reject it so the officer can choose another.",
+    },
+    "reason_required.recall": {
+        "vi": "Cần lý do thu hồi (ví dụ: báo nhầm, sai nội dung), để nhật ký ghi lại.",
+        "en": "A recall needs a reason (a false alarm, a wrong text) for the record.",
+    },
+    # ------------------------------------------------------------ the desk's compose page (web/routes/compose.py)
+    "compose_no_time": {
+        "vi": "Hãy chọn ngày giờ phát, hoặc gõ thời điểm (ví dụ: {forms}).",
+        "en": "Pick the date and time it airs, or type one (for example {forms}).",
+    },
+    "compose_no_recurrence": {
+        "vi": "Hãy ghi lịch lặp lại, ví dụ «06:00» hoặc «06:00 và 17:00 trong 3 ngày».",
+        "en": "Write the schedule, for example «06:00» or «06:00 và 17:00 trong 3 ngày».",
+    },
+    "compose_bad_duration": {
+        "vi": "Thời lượng «{text}» không đúng: ghi số phút, từ trên 0 đến 1440 (ví dụ: 30).",
+        "en": "The length «{text}» is not right: write minutes, above 0 and at most 1440 (for example 30).",
+    },
+    "compose_no_recording": {
+        "vi": "Chưa chọn bản ghi âm: hãy chọn tệp, hoặc ghi âm bằng điện thoại.",
+        "en": "No recording is chosen: pick a file, or record one on the phone.",
+    },
+    "compose_recording_repeat": {
+        "vi": "Bản ghi âm chỉ phát một lần; chương trình lặp lại đọc văn bản hoặc tiếp sóng đài.",
+        "en": "A recording airs once; a repeating programme reads a text or relays a station.",
+    },
+    "compose_programme_draft": {
+        "vi": "Chương trình lặp lại và tiếp sóng không lưu nháp: chúng được lên lịch ngay khi thêm.",
+        "en": "Repeating programmes and relays are not drafted: they are scheduled as soon as they are added.",
+    },
+    "compose_emergency_text": {
+        "vi": "Trên bàn làm việc, tin khẩn cấp gửi bằng văn bản (hoặc phát trực tiếp); bản ghi âm khẩn cấp gửi "
+              "bằng lệnh «loa announce --audio ... --priority emergency».",
+        "en": "On the desk an emergency is a text (or goes live); an emergency recording is sent with «loa announce "
+              "--audio ... --priority emergency».",
+    },
+    # ------------------------------------------------------------ the commune's lexicon (services/lexicon.py)
+    "not_found.lexicon": {
+        "vi": "Không có mục từ điển số {id}.",
+        "en": "There is no lexicon entry {id}.",
+    },
+    "lexicon_exists": {
+        "vi": "Từ «{written}» đã có trong từ điển (mục số {id}); hãy sửa mục đó.",
+        "en": "«{written}» is in the lexicon already (entry {id}); edit that entry.",
+    },
+    "lexicon_empty.written": {
+        "vi": "Cần chữ viết (ví dụ: UBND, Nà Hẩu).",
+        "en": "The written form is needed (for example UBND, Nà Hẩu).",
+    },
+    "lexicon_empty.spoken": {
+        "vi": "Cần cách đọc (ví dụ: ủy ban nhân dân).",
+        "en": "The spoken form is needed (for example ủy ban nhân dân).",
+    },
+    "lexicon_too_long.written": {
+        "vi": "Chữ viết dài tối đa {max} ký tự.",
+        "en": "The written form has at most {max} characters.",
+    },
+    "lexicon_too_long.spoken": {
+        "vi": "Cách đọc dài tối đa {max} ký tự.",
+        "en": "The spoken form has at most {max} characters.",
+    },
+    "lexicon_bad_chars": {
+        "vi": "Chữ viết và cách đọc là một dòng chữ, không có ký tự điều khiển hay ký tự ẩn.",
+        "en": "The written and spoken forms are one line of text, without control or invisible characters.",
+    },
+    "lexicon_digits": {
+        "vi": "Cách đọc viết bằng chữ, không dùng chữ số (ví dụ «một trăm», không phải «100»).",
+        "en": "Write the spoken form in words, without digits («một trăm», not «100»).",
+    },
+    "lexicon_no_word": {
+        "vi": "Chữ viết và cách đọc cần có ít nhất một chữ cái.",
+        "en": "The written and spoken forms need at least one letter.",
+    },
+    # ------------------------------------------------------------ LED slogans (services/slogans.py)
+    "not_found.slogan": {
+        "vi": "Không có khẩu hiệu số {id}.",
+        "en": "There is no slogan {id}.",
+    },
+    "slogan_empty": {
+        "vi": "Khẩu hiệu đang trống.",
+        "en": "The slogan is empty.",
+    },
+    "slogan_too_long": {
+        "vi": "Khẩu hiệu dài tối đa {max} ký tự (bảng LED hiển thị được chừng ấy).",
+        "en": "A slogan has at most {max} characters (what the LED boards can show).",
     },
     # ------------------------------------------------------------ the command line's own words
     "server_not_installed": {

@@ -24,6 +24,11 @@ Recurrence (`schedules.recurrence`):
 
 Zones (`schedules.zones`): Zone, ZoneKind, ZoneTree.expand(targets) -> villages, QuietHours.
 
+Times people type (`schedules.when`, on the commune's wall clock, without diacritics too):
+    read_time(text, now) -> Reading(at | day) | None     "25/12 7h30", "ngày mai 7h", "thứ hai 7h30", "25/12"
+    parse_when(text, now) -> datetime | None              a start: has an hour, not past, not too far
+    FORMS                                                 the examples a refusal (WhenError) lists
+
 Planning (`schedules.planner`):
     plan(tree, requests, *, now, existing=(), windows=(), quiet_hours=None) -> Plan
     Plan.placements / conflicts / changed / dropped, Plan.timeline(village), Plan.for_airing(id)

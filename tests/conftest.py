@@ -35,6 +35,26 @@ def _postgres_available() -> str | None:
 
 _PG_PROBLEM = _postgres_available()
 
+# Tests that assert a wall-clock goal (speakers starting together, a recall heard within 2 s, the live
+# voice within 3 s, a restart still on time): `make test` runs them alone after the rest, which runs
+# on both cores (pytest-xdist), so that another test's CPU never makes them late.
+SERIAL = (
+    "tests/broadcaster/test_end_to_end.py",
+    "tests/broadcaster/test_recall_end_to_end.py",
+    "tests/broadcaster/device/test_agent.py",
+    "tests/broadcaster/web/test_live.py",
+    "tests/broadcaster/web/test_approval.py",
+    "tests/bench/",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = Path(__file__).resolve().parents[1]
+    for item in items:
+        where = item.path.resolve().relative_to(root).as_posix()
+        if where.startswith(SERIAL):
+            item.add_marker(pytest.mark.serial)
+
 
 @pytest.fixture
 def broker(tmp_path: Path) -> Iterator[ManagedBroker]:

@@ -1,5 +1,5 @@
 """What a route is handed, through FastAPI's `Depends`: the services, the audio store, the hook that
-wakes the daemon after a change, the person acting and the language they read.
+wakes the daemon after a change and the language the person reads (who they are is auth.py's).
 
 `create_app` puts the parts in `app.state.loa`; routes never reach for globals, so tests build as
 many apps as they like, each on its own database.
@@ -11,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
-from urllib.parse import unquote
 
 from fastapi import Depends, Header, Request
 
@@ -20,6 +19,8 @@ from broadcaster.api.renders import Renders
 from broadcaster.errors import LoaError
 from broadcaster.messages import pick_language
 from broadcaster.services import Services
+from broadcaster.services.accounts import LoginThrottle
+from broadcaster.services.emergencies import Confirmations
 from schedules.clock import LOCAL_TZ
 
 
@@ -30,6 +31,9 @@ class ApiParts:
     on_change: Callable[[], None]  # after a change the daemon should plan or dispatch now, not in a while
     metrics: Callable[[], dict[str, int]]
     renders: Renders
+    throttle: LoginThrottle  # failed sign-ins per name and address
+    confirmations: Confirmations  # the codes that confirm an emergency
+    health: Callable[[], list[str]] = lambda: []  # the daemon's parts that stopped (runtime.path.DevicePath.failing)
 
 
 def parts(request: Request) -> ApiParts:
@@ -52,20 +56,6 @@ def on_change(p: Parts) -> Callable[[], None]:
     return p.on_change
 
 
-def actor(
-    x_loa_user: Annotated[
-        str | None,
-        Header(
-            alias="X-Loa-User",
-            description="Who acts, for the audit log: percent-encoded UTF-8 (c%C3%A1n%20b%E1%BB%99 = cán bộ).",
-        ),
-    ] = None,
-) -> str:
-    # Until the web UI brings sign-in, the API is bound to localhost and callers name themselves.
-    # Header values are ASCII, so a Vietnamese name arrives percent-encoded (UTF-8).
-    return unquote(x_loa_user or "api").strip()[:100] or "api"
-
-
 def language(
     accept_language: Annotated[
         str | None, Header(alias="Accept-Language", description="en for English; Vietnamese otherwise.")
@@ -77,7 +67,6 @@ def language(
 Svc = Annotated[Services, Depends(services)]
 Jobs = Annotated[Renders, Depends(renders)]
 OnChange = Annotated[Callable[[], None], Depends(on_change)]
-Actor = Annotated[str, Depends(actor)]
 Lang = Annotated[str, Depends(language)]
 
 

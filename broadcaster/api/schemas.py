@@ -45,12 +45,22 @@ class AnnouncementIn(_In):
     zones: list[str] = Field(default=["all"], description="Zone ids; 'all' is the whole commune.")
     at: str | None = Field(
         default=None,
-        description="Start: '17:30', '2026-11-25 06:00' (Asia/Ho_Chi_Minh), ISO 8601, '+5m'; null = now.",
+        description="Start: ISO 8601 (without an offset: Asia/Ho_Chi_Minh), '+5m', or as an officer types it on "
+        "the commune's clock: '17:30', '7h30 tối', '25/12 7h30', 'ngày mai 7h', 'thứ hai 7h30'; null = now.",
     )
     title: str | None = Field(default=None, description="Shown on LED boards; defaults to the first line.")
     priority: Priority = Field(default=Priority.NORMAL, description="Only an emergency sounds in quiet hours.")
     bulletin: int | None = Field(default=None, description="Queue it in this bulletin programme's next bulletin.")
     order: int | None = Field(default=None, description="Order among clashing priority items; smaller first.")
+    confirmation: str | None = Field(
+        default=None, description="emergency: the code of the 409 confirm_emergency answer to this same request."
+    )
+    reason: str | None = Field(default=None, description="emergency: why it is sent, for the audit log.")
+    draft: bool = Field(
+        default=False,
+        description="Save it as a draft: checked and stored, nothing rendered or planned; submit it later. "
+        "Otherwise it is submitted: it waits for approval when [security] require_approval is on.",
+    )
 
 
 class ProgrammeIn(_In):
@@ -66,6 +76,10 @@ class ProgrammeIn(_In):
 
 class RenderIn(_In):
     text: str
+
+
+class RecallIn(_In):
+    reason: str = Field(default="", description="Why it is recalled (a false alarm, a wrong text), for the record.")
 
 
 # ---------------------------------------------------------------- errors
@@ -85,6 +99,9 @@ class ErrorOut(_Out):
 
 _WHEN = {
     400: "Bad input (empty text, a time that passed or cannot be read, ...); nothing is stored.",
+    401: "not_signed_in: no valid session cookie or Authorization: Bearer token.",
+    403: "forbidden (the role may not), bad_csrf (a cookie request without its CSRF token), bad_origin.",
+    429: "too_many_attempts: too many failed sign-ins for this name or address; params.retry_after_s.",
     404: "It does not exist (a zone, an announcement, a render, a file).",
     409: "The planner cannot place it (quiet hours, a full timeline); nothing is stored.",
     422: "invalid_request (malformed JSON, a missing or unknown field, a wrong type or value), or audio_*.",
@@ -104,7 +121,7 @@ class AudioOut(_Out):
     size: int | None
     duration_ms: int | None
     engine: str | None
-    url: str
+    url: str | None = Field(description="On the audio listener, as devices fetch it; null: a draft not rendered.")
 
 
 class BroadcastOut(_Out):
@@ -140,15 +157,73 @@ class PlacementOut(_Out):
     explanation: str
 
 
+class RecallRecordOut(_Out):
+    by: str = Field(description="Who recalled it (the person acting).")
+    at: str
+    at_local: str
+    reason: str
+
+
+AnnouncementState = Literal[
+    "draft", "awaiting_approval", "rejected", "approved", "scheduled", "on_air", "aired", "recalled", "missed"
+]
+
+
+class MomentOut(_Out):
+    at: str | None
+    at_local: str | None
+
+
+class ApprovalOut(_Out):
+    submitted_by: str | None = Field(description="Who sent it for approval (or on to the planner).")
+    submitted: MomentOut
+    decision: Literal["approved", "rejected"] | None
+    decided_by: str | None = Field(description="Who approved or rejected it (or sent it on, when none was needed).")
+    decided: MomentOut
+    reason: str = Field(description="Why it was rejected: what to fix.")
+    via: Literal["approver", "emergency", "not_required", "command_line"] | None = Field(
+        description="How it reached the planner: approved; an emergency (its own confirmation); approval not "
+        "required; the server's own command line. Null before it did (and for items older than approval)."
+    )
+
+
+class RequestOut(_Out):
+    zones: list[str]
+    start_at: str | None = Field(description="The start asked for; null: as soon as it is approved.")
+    start_at_local: str | None
+    bulletin: int | None
+    order: int | None
+
+
 class AnnouncementOut(_Out):
     id: int
     title: str
     text: str
     priority: str
     created_by: str
+    created_at: str
+    state: AnnouncementState = Field(
+        description="draft, awaiting_approval, rejected; once approved: scheduled, on_air, aired, recalled or missed "
+        "(read from its broadcasts)."
+    )
+    approval: ApprovalOut
+    request: RequestOut = Field(description="What was asked: a draft is edited from it, an approval planned by it.")
     audio: AudioOut
     broadcasts: list[BroadcastOut] = Field(description="One per village; a placement's villages start together.")
     summary: str = Field(description="On how many speakers it played.")
+    recall: RecallRecordOut | None = Field(description="Who recalled it, when and why; null if nobody did.")
+
+
+class RecallOut(_Out):
+    id: int
+    title: str
+    recall: RecallRecordOut = Field(description="The first recall of this announcement (this one, or an earlier).")
+    already_recalled: bool = Field(description="True when it had been recalled before this request.")
+    cancelled_before_dispatch: int = Field(description="Broadcasts (one airing in one village) never sent.")
+    cancelled_after_dispatch: int = Field(description="Broadcasts already sent: their plays are revoked.")
+    devices_to_stop: int = Field(description="Devices the daemon sends a signed stop to, at once.")
+    programmes_stopped: int = Field(description="Recurring programmes of this item made inactive.")
+    summary: str
 
 
 class AnnouncementCreated(AnnouncementOut):
@@ -189,6 +264,9 @@ class ProgrammeCreated(_Out):
     placements: list[PlacementOut] | None = None
     windows: list[WindowOut] | None = None
     preview: bool | None = None
+    state: str | None = Field(
+        default=None, description="approved (placed), or awaiting_approval (placed once an approver approves it)"
+    )
 
 
 class ProgrammeOut(_Out):
@@ -200,6 +278,19 @@ class ProgrammeOut(_Out):
     duration_s: float
     stream_url: str | None
     active: bool
+    state: str = Field(default="approved", description="awaiting_approval, approved or rejected")
+    created_by: str = ""
+    decided_by: str = Field(default="", description="The approver who decided; empty if nobody had to.")
+    decision_reason: str = Field(default="", description="Why it was rejected.")
+
+
+class ProgrammeWaiting(ProgrammeOut):
+    """A programme as its approver judges it."""
+
+    created_at: str
+    text: str = Field(description="A notice's text (what it will say each time); empty for a relay or bulletin.")
+    announcement: int | None = Field(description="A notice's announcement: its audio is /announcements/{id}/audio.")
+    may_approve: bool = Field(description="Whether the person asking may approve it (their role, not their own).")
 
 
 class RenderAudio(_Out):
@@ -238,6 +329,7 @@ class DeviceOut(_Out):
     name: str
     online: bool
     last_seen: str | None
+    last_seen_local: str | None = Field(default=None, description="The same, on the commune's wall clock.")
     firmware: str
     volume: int | None
     signal: int | None
@@ -289,3 +381,239 @@ class WarningOut(_Out):
 class HealthOut(_Out):
     ok: bool
     version: str
+    failing: list[str] = Field(
+        description="The daemon's parts that stopped (mqtt_loop, event_writer): what devices report is not recorded."
+    )
+
+
+# ---------------------------------------------------------------- people: sign-in, tokens, users
+
+Role = Literal["admin", "officer", "approver", "viewer"]
+
+
+class SignInIn(_In):
+    username: str = Field(max_length=200)
+    password: str = Field(max_length=2000)
+
+
+class NewPasswordIn(_In):
+    old_password: str = Field(max_length=2000)
+    new_password: str = Field(max_length=2000, description="At least 8 characters.")
+
+
+class UserOut(_Out):
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    active: bool
+    must_change_password: bool = Field(description="Signed in with a one-time password: choose a new one first.")
+    created_at: str
+
+
+class SessionOut(_Out):
+    user: UserOut
+    via: Literal["session", "token"]
+    csrf_token: str = Field(
+        description="Send it as X-CSRF-Token (or the csrf_token form field) with every state-changing request "
+        "made with the session cookie; empty for a token."
+    )
+    expires_at: str | None = None
+
+
+class TokenIn(_In):
+    name: str = Field(description="What it is for (a script, the harness).", max_length=200)
+    role: Role | None = Field(default=None, description="At most the owner's role; default: the owner's role.")
+    user: str | None = Field(default=None, description="Whose token (an admin's choice); default: yours.")
+
+
+class TokenOut(_Out):
+    id: int
+    user: str
+    name: str
+    role: Role
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class TokenCreated(TokenOut):
+    secret: str = Field(description="Authorization: Bearer <secret>. Shown this once; only its hash is kept.")
+
+
+class UserIn(_In):
+    username: str = Field(max_length=200)
+    role: Role
+    display_name: str = Field(default="", max_length=1000)
+    password: str | None = Field(
+        default=None, max_length=2000, description="Omit it to have one generated; either way it works once."
+    )
+
+
+class UserCreated(UserOut):
+    password: str | None = Field(default=None, description="The generated password, shown this once.")
+
+
+# ---------------------------------------------------------------- going live
+
+
+class LiveIn(_In):
+    zones: list[str] = Field(default=["all"], description="Zone ids; 'all' is the whole commune.")
+    priority: Priority = Field(default=Priority.NORMAL, description="Only an emergency goes live in quiet hours.")
+    title: str | None = Field(default=None, description="Shown in the lists; default 'Phát trực tiếp HH:MM dd/mm'.")
+    format: str = Field(
+        default="audio/webm;codecs=opus",
+        max_length=200,
+        description="The MediaRecorder's mimeType the slices come in: audio/webm, audio/ogg or audio/mp4.",
+    )
+    confirmation: str | None = Field(
+        default=None, description="emergency: the code of the 409 confirm_emergency answer to this same request."
+    )
+    reason: str | None = Field(default=None, description="emergency: why it is sent, for the audit log.")
+
+
+class LiveRecordingOut(_Out):
+    sha256: str
+    size: int
+    duration_ms: int
+    url: str = Field(description="On the audio listener, like any audio.")
+
+
+class LiveOut(_Out):
+    id: int = Field(description="The announcement the session is: recall it with DELETE /api/v1/announcements/{id}.")
+    title: str
+    priority: str
+    zones: list[str]
+    villages: list[str]
+    village_names: list[str]
+    state: str = Field(description="live, ending (storing the recording) or ended.")
+    started_by: str
+    started_at: str
+    started_at_local: str
+    start_at: str = Field(description="When the speakers were told to open the stream.")
+    ended_at: str | None
+    end_reason: str | None = Field(description="ended, idle, max_length, recalled, shutdown or encoder_failed.")
+    end_text: str | None = Field(description="The same, in the Accept-Language asked for.")
+    ended_by: str | None = Field(description="Who ended it; 'loa' when the daemon did (idle, max_length, ...).")
+    seconds: float = Field(description="How long it has lasted, or lasted.")
+    next_seq: int = Field(description="The number of the next slice the session takes.")
+    bytes_in: int
+    listeners: int = Field(description="Speakers reading the stream now.")
+    summary: str = Field(description="On how many speakers it played.")
+    chunk_url: str = Field(description="Where the slices go: POST it ?seq=N with the bytes.")
+    idle_s: float
+    max_s: float
+    recording: LiveRecordingOut | None = Field(description="What was said, stored as the announcement's audio.")
+    recording_problem: str | None = Field(description="Why there is no recording (empty, silent, ...).")
+
+
+class LiveChunkOut(_Out):
+    next_seq: int
+    listeners: int
+    seconds: float
+    state: str
+
+
+# ---------------------------------------------------------------- the officer's desk: approval, lexicon, slogans
+
+
+class AnnouncementEdit(_In):
+    """A draft's (or a rejected item's) changes: only the fields sent change; `at: null` is "as soon as
+    it is approved"."""
+
+    text: str | None = None
+    zones: list[str] | None = None
+    at: str | None = None
+    title: str | None = None
+    priority: Priority | None = None
+    bulletin: int | None = None
+    order: int | None = None
+
+
+class RejectIn(_In):
+    reason: str = Field(description="What to fix; the officer reads it.")
+
+
+class AnnouncementWaiting(AnnouncementOut):
+    may_approve: bool = Field(description="Whether the person asking may approve it (their role, not their own).")
+
+
+class AnnouncementListed(_Out):
+    id: int
+    title: str
+    priority: str
+    created_by: str
+    created_at: str
+    state: AnnouncementState
+    approval: ApprovalOut
+    request: RequestOut
+    summary: str
+    recall: RecallRecordOut | None
+
+
+class LexiconIn(_In):
+    written: str = Field(description="As it is written: UBND, Nà Hẩu, ông Nguyễn Văn A.")
+    spoken: str = Field(description="How it is read, in words: ủy ban nhân dân.")
+
+
+class LexiconEdit(_In):
+    written: str | None = None
+    spoken: str | None = None
+
+
+class LexiconOut(_Out):
+    id: int
+    written: str
+    spoken: str
+    created_by: str
+    updated_by: str
+    updated_at: str
+    updated_at_local: str
+
+
+class ReadingIn(_In):
+    text: str
+
+
+class ExpansionOut(_Out):
+    written: str = Field(description="The written piece, text[start:end].")
+    spoken: str = Field(description="What it is read as, spoken[spoken_start:spoken_end]; empty: silent.")
+    start: int
+    end: int
+    spoken_start: int
+    spoken_end: int
+    source: Literal["lexicon", "abbreviation", "rule"] = Field(
+        description="The commune's lexicon, the built-in abbreviations, or a rule (numbers, dates, units, ...)."
+    )
+
+
+class ReadingOut(_Out):
+    text: str
+    spoken: str = Field(description="What the speakers will say, sentence by sentence; a new line between paragraphs.")
+    expansions: list[ExpansionOut]
+
+
+class SloganIn(_In):
+    text: str = Field(description="At most [led] slogan_max_chars (200) characters.")
+    zones: list[str] = Field(default_factory=list, description="The zones whose boards show it; empty: every board.")
+    active: bool = True
+    order: int | None = Field(default=None, description="Its place in the rotation, smaller first; default: last.")
+
+
+class SloganEdit(_In):
+    text: str | None = None
+    zones: list[str] | None = None
+    active: bool | None = None
+    order: int | None = None
+
+
+class SloganOut(_Out):
+    id: int
+    text: str
+    active: bool
+    order: int
+    zones: list[str]
+    updated_by: str
+    updated_at: str
+    updated_at_local: str
+

@@ -4,12 +4,20 @@ Mosquitto (not an embedded Python broker) because it speaks MQTT 5, enforces ACL
 was 4–7× faster than amqtt here. Its persistence is kept, but the database outbox stays the truth:
 after a SIGKILL Mosquitto restores an old snapshot, and it silently drops QoS 1 messages past
 max_queued_messages.
+
+The broker is the part of loa that faces every device, so it runs with as little as it needs: started
+by root, it drops to the `mosquitto` user, and owns only its own state folder (docs/security.md,
+"Processes and files"). It runs inside that folder and its config names its files relative to it, so
+it needs no way through the folders above (a data folder under /root, or pytest's 0700 temp folders).
+One broker per state folder, even across a daemon killed with SIGKILL: its pid file lets the next start
+find the broker it left behind and end it, so devices find it again on the same port.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -20,6 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+CONFIG_FILE = "mosquitto.conf"
+PID_FILE = "mosquitto.pid"  # "<pid> <start time in clock ticks>", written by the daemon, not by mosquitto
+BROKER_USER = "mosquitto"  # made by Debian's mosquitto package; the broker runs as it when loa is root
+# Config keys naming a file mosquitto reads after dropping root (at start, and again on SIGHUP).
+_READ_AS_USER = ("password_file", "acl_file", "psk_file", "cafile", "certfile", "keyfile", "crlfile", "dhparamfile")
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -68,8 +82,28 @@ class BrokerSettings:
     extra_lines: list[str] = field(default_factory=list)
     # The port of the previous run, tried when `port` is taken: provisioned devices know that one.
     fallback_port: int = 0
-    # The user mosquitto runs as when started by root; None means root stays root (see `user_line`).
+    # The user mosquitto runs as when started by root; None: `mosquitto` for a managed broker, and for
+    # config files written for someone else's Mosquitto (managed=False), the user who wrote them.
     user: str | None = None
+    # False when only the files are written, for a Mosquitto started by someone else (`loa broker config`):
+    # paths are then absolute, since that broker does not run inside the state folder.
+    managed: bool = True
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time) of a process from /proc/PID/stat, readable for anyone's process; None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()  # the command name before it may hold spaces and ')'
+    return (fields[0], fields[19]) if len(fields) > 19 else None
+
+
+def _alive(pid: int, started: str) -> bool:
+    """That very process (a pid may be reused; its start time is not) is still running, not a zombie."""
+    stat = _proc_stat(pid)
+    return stat is not None and stat[1] == started and stat[0] not in ("Z", "X")
 
 
 class ManagedBroker:
@@ -81,6 +115,9 @@ class ManagedBroker:
         self.port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._stopping = threading.Event()
+        # Held while a process is started or the broker is being stopped: a respawn that raced the
+        # daemon's shutdown used to start a mosquitto nobody stopped, and the next start moved port.
+        self._lock = threading.Lock()
         self._watcher: threading.Thread | None = None
         self.restarts = 0
 
@@ -92,15 +129,36 @@ class ManagedBroker:
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
-    def user_line(self) -> list[str]:
-        """Mosquitto started by root drops to user `mosquitto`, which can read neither the 0600 password
-        and ACL files nor a state directory inside the daemon's data dir; so it stays the daemon's user.
-        In production the daemon runs unprivileged (systemd User=loa) and the broker with it."""
+    def run_as(self) -> str | None:
+        """Whom mosquitto runs as, when that is not whoever starts it: only root changes user. A managed
+        broker drops to `mosquitto` (its files are handed to it, see `_hand_over`); config files for
+        someone else's Mosquitto keep the writer's user unless told otherwise (`--owner`)."""
         if self.settings.user:
-            return [f"user {self.settings.user}"]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            return ["user root"]
-        return []
+            return self.settings.user
+        if os.geteuid() != 0:
+            return None  # mosquitto only changes user when started by root: it stays the daemon's
+        if not self.settings.managed:
+            return "root"
+        try:
+            pwd.getpwnam(BROKER_USER)
+        except KeyError:
+            raise RuntimeError(
+                f"loa runs as root, and the broker must not: there is no user '{BROKER_USER}' to run it as "
+                f"(sudo adduser --system --group {BROKER_USER}), or run loa as an ordinary user"
+            ) from None
+        return BROKER_USER
+
+    def user_line(self) -> list[str]:
+        user = self.run_as()
+        return [f"user {user}"] if user else []
+
+    def _local(self, line: str) -> str:
+        """A managed broker runs inside its state folder: a path in it is written relative to it."""
+        if not self.settings.managed:
+            return line
+        key, _, value = line.partition(" ")
+        root = f"{self.state_dir.resolve()}/"
+        return f"{key} {value[len(root):]}" if value.startswith(root) else line
 
     def config_text(self) -> str:
         """The whole mosquitto.conf; before `start` the listener is on the configured port."""
@@ -112,7 +170,7 @@ class ManagedBroker:
             *self.user_line(),
             f"listener {port} {s.host}",
             "persistence true",
-            f"persistence_location {self.state_dir}/",
+            f"persistence_location {'./' if s.managed else f'{self.state_dir}/'}",
             "autosave_interval 30",
             f"max_queued_messages {s.max_queued_messages}",
             f"max_queued_bytes {s.max_queued_bytes}",
@@ -125,7 +183,7 @@ class ManagedBroker:
         ]
         if not any(line.startswith(("password_file", "allow_anonymous")) for line in s.extra_lines):
             lines.append("allow_anonymous true")
-        return "\n".join([*lines, *s.extra_lines]) + "\n"
+        return "\n".join([*lines, *(self._local(line) for line in s.extra_lines)]) + "\n"
 
     def binary(self) -> str:
         """mosquitto lives in /usr/sbin on Debian, which is not on an ordinary user's PATH."""
@@ -140,44 +198,122 @@ class ManagedBroker:
 
     def start(self, timeout: float = 10.0) -> None:
         self.binary()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)  # passwords, ACL and queued commands: folders made before 0700 too
+        self.end_orphan()
         self.port = pick_port(self.settings.host, self.settings.port, self.settings.fallback_port)
         if self.settings.port and self.port != self.settings.port:
             log.warning("port %s is taken; the managed broker uses %s", self.settings.port, self.port)
-        self._spawn(timeout)
         self._stopping.clear()
+        self._spawn(timeout)
         self._watcher = threading.Thread(target=self._watch, name="broker-watch", daemon=True)
         self._watcher.start()
 
+    def end_orphan(self, timeout: float = 5.0) -> int | None:
+        """End the mosquitto a killed daemon left running on this state folder, if any; its pid, if so.
+        Only a process that is exactly the one recorded (pid and start time) and still runs our command
+        line is signalled, so a reused pid or someone else's broker is never touched."""
+        try:
+            pid_text, started = (self.state_dir / PID_FILE).read_text(encoding="ascii").split()
+            pid = int(pid_text)
+        except (OSError, ValueError):
+            return None
+        if not _alive(pid, started) or self._command_line(pid) != self._command():
+            return None
+        log.warning("ending the broker (pid %s) a previous daemon left running on %s", pid, self.state_dir)
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            os.kill(pid, sig)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and _alive(pid, started):
+                time.sleep(0.05)
+            if not _alive(pid, started):
+                break
+        (self.state_dir / PID_FILE).unlink(missing_ok=True)
+        return pid
+
+    @staticmethod
+    def _command_line(pid: int) -> list[str]:
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return []
+        return [part.decode("utf-8", "replace") for part in raw.split(b"\0") if part]
+
+    def _command(self) -> list[str]:
+        conf = CONFIG_FILE if self.settings.managed else str(self.state_dir / CONFIG_FILE)
+        return [self.binary(), "-c", conf]
+
     def write_config(self) -> Path:
-        conf = self.state_dir / "mosquitto.conf"
+        conf = self.state_dir / CONFIG_FILE
         conf.parent.mkdir(parents=True, exist_ok=True)
         tmp = conf.with_suffix(".tmp")
         tmp.write_text(self.config_text(), encoding="utf-8")
         tmp.replace(conf)
         return conf
 
+    def _hand_over(self) -> None:
+        """Started by root, mosquitto reads its config as root and everything else as `run_as`: its
+        password, ACL and TLS files (at start and on SIGHUP), and the state folder where it saves its
+        persistence, must be that user's. The daemon writes them as root, so they are handed over after
+        every write. Only what lies inside the state folder: a file elsewhere it could not reach anyway."""
+        user = self.run_as()
+        if os.geteuid() != 0 or user in (None, "root"):
+            return
+        entry = pwd.getpwnam(user)
+        root = self.state_dir.resolve()
+        paths = {root, root / CONFIG_FILE, root / "mosquitto.db"}
+        for line in self.config_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key in _READ_AS_USER and not os.path.isabs(value):
+                path = (root / value).resolve()
+                if path.is_relative_to(root):
+                    paths |= {path, *(p for p in path.parents if p.is_relative_to(root))}
+        for path in sorted(paths):
+            if path.exists():
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+
     def reload(self) -> bool:
         """Make the running broker re-read its password and ACL files (SIGHUP), e.g. after a device was
         added or revoked; connected clients stay connected. Asynchronous: mosquitto applies it on its next
         loop, within milliseconds. Listener lines are not reloaded by mosquitto: changing those needs a
         restart. False when no broker is running."""
-        proc = self._proc
-        if proc is None or proc.poll() is not None:
-            return False
-        self.write_config()
-        proc.send_signal(signal.SIGHUP)
+        with self._lock:  # not while a restart writes the same files
+            proc = self._proc
+            if proc is None or proc.poll() is not None:
+                return False
+            self.write_config()
+            self._hand_over()
+            proc.send_signal(signal.SIGHUP)
         return True
 
     def _spawn(self, timeout: float) -> None:
-        conf = self.write_config()
-        log_file = (self.state_dir / "mosquitto.log").open("ab")
-        self._proc = subprocess.Popen([self.binary(), "-c", str(conf)], stdout=log_file, stderr=subprocess.STDOUT)
-        log_file.close()
+        with self._lock:
+            if self._stopping.is_set():
+                return  # shutting down: a broker started now would outlive the daemon
+            self.write_config()
+            self._hand_over()
+            log_fd = os.open(self.state_dir / "mosquitto.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                proc = subprocess.Popen(
+                    self._command(),
+                    stdout=log_fd,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    cwd=self.state_dir,  # entered before mosquitto drops root; see the module's docstring
+                    umask=0o077,
+                )
+            finally:
+                os.close(log_fd)
+            self._proc = proc
+            stat = _proc_stat(proc.pid)
+            if stat is not None:
+                write_pid = os.open(self.state_dir / PID_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(write_pid, "w", encoding="ascii") as fh:
+                    fh.write(f"{proc.pid} {stat[1]}\n")
         if not wait_for_port(self.settings.host, self.port, timeout):
-            self._proc.kill()
+            proc.kill()
             raise RuntimeError(f"mosquitto did not start; see {self.state_dir / 'mosquitto.log'}")
-        log.info("managed broker listening on %s (pid %s)", self.url, self._proc.pid)
+        log.info("managed broker listening on %s (pid %s)", self.url, proc.pid)
 
     def _watch(self) -> None:
         while not self._stopping.is_set():
@@ -185,15 +321,21 @@ class ManagedBroker:
             if proc is None:
                 return
             code = proc.wait()
-            if self._stopping.is_set():
+            # A pause before restarting, and a chance for the daemon to say it is stopping: a signal to
+            # its process group reaches mosquitto first.
+            if self._stopping.wait(min(5.0, 0.5 * (self.restarts + 1))):
                 return
             self.restarts += 1
             log.error("mosquitto exited with %s; restarting", code)
-            time.sleep(min(5.0, 0.5 * self.restarts))
             try:
                 self._spawn(10.0)
             except Exception:
                 log.exception("could not restart mosquitto")
+
+    def stop_restarting(self) -> None:
+        """The daemon is shutting down: a mosquitto that exits from now on stays down. A signal to the
+        daemon's process group reaches mosquitto too, before the daemon gets to `stop`."""
+        self._stopping.set()
 
     def kill(self) -> None:
         """Simulate a crash (tests): the watcher brings it back."""
@@ -201,13 +343,17 @@ class ManagedBroker:
             self._proc.kill()
 
     def stop(self) -> None:
-        self._stopping.set()
-        if self._proc and self._proc.poll() is None:
-            self._proc.terminate()
+        with self._lock:  # no process is being started now, and none will be
+            self._stopping.set()
+            proc = self._proc
+        if proc and proc.poll() is None:
+            proc.terminate()
             try:
-                self._proc.wait(timeout=5)
+                proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+                proc.kill()
+                proc.wait()
         if self._watcher:
             self._watcher.join(timeout=5)
+        if proc is not None:
+            (self.state_dir / PID_FILE).unlink(missing_ok=True)

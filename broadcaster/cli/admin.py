@@ -9,7 +9,6 @@ edited by hand, so the database stays the single truth about who may connect.
 from __future__ import annotations
 
 import argparse
-import getpass
 import ipaddress
 import json
 import shutil
@@ -34,11 +33,13 @@ from broadcaster.broker.credentials import (
 )
 from broadcaster.broker.managed import BrokerSettings, ManagedBroker
 from broadcaster.broker.tls import TlsFiles, make_server_cert, tls_listener_lines
+from broadcaster.cli import os_account
 from broadcaster.config import Config, load_config
 from broadcaster.db import Database, Device, DeviceKind, Zone, ZoneKind, audit, device_zones
 from broadcaster.device.agent import AgentConfig
 from broadcaster.errors import LoaError
 from broadcaster.protocol.mqtt import BrokerAddress
+from broadcaster.runtime.datadir import running_broker_url
 from broadcaster.services.zones import ensure_commune
 
 SIGNING_KEY = Path("keys") / "daemon-ed25519.pem"
@@ -49,16 +50,9 @@ NEXT_SIGNING_KEY = Path("keys") / "daemon-ed25519.next.pem"
 # ---------------------------------------------------------------- shared helpers
 
 
-def _actor() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "cli"
-
-
 def open_database(config: Config) -> Database:
     """The database at the latest schema, with the commune zone every device belongs to."""
-    Path(config.general.data_dir).mkdir(parents=True, exist_ok=True)
+    Path(config.general.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)  # private: docs/security.md
     db = Database(config.database_url)
     db.upgrade()
     with db.session() as session:
@@ -102,10 +96,12 @@ def cmd_broker_config(args: argparse.Namespace) -> int:
         binary=config.broker.mosquitto,
         extra_lines=extra,
         user=args.owner,
+        managed=False,
     )
     conf = ManagedBroker(out, settings).write_config()
     if args.owner:
         _chown_tree(out, args.owner)
+        _let_through(data.resolve(), out, args.owner)
     print(f"Đã ghi cấu hình Mosquitto cho {len(devices)} thiết bị vào {out}:")
     print(f"  {conf.name}, passwd, acl{', tls/' if tls else ''}")
     print(f"  Chạy broker:  mosquitto -c {conf}")
@@ -135,12 +131,30 @@ def _chown_tree(root: Path, owner: str) -> None:
         shutil.chown(path, owner, None)
 
 
+def _let_through(data: Path, out: Path, owner: str) -> None:
+    """The data folder is closed to other users (runtime.datadir.keep_private); files written inside it
+    for a system Mosquitto need a way in for its user: the folder goes to that user's group, 0750,
+    which lists names but opens nothing (every file in it is 0600, every folder 0700)."""
+    if data == out or data not in out.parents:
+        return
+    import pwd
+
+    shutil.chown(data, None, pwd.getpwnam(owner).pw_gid)
+    data.chmod(0o750)
+
+
 # ---------------------------------------------------------------- loa device add
 
 
 def _broker_url(given: str | None, config: Config) -> str:
-    """The URL a device dials, without credentials (those are separate fields in its config)."""
-    url = given or config.broker.url or f"mqtt://{config.broker.host}:{config.broker.port}"
+    """The URL a device dials, without credentials (those are separate fields in its config): the one
+    given, the configured external broker, or the managed broker where the daemon last ran it. Never the
+    configured port on a guess: when it was taken, the managed broker moved, and whoever holds it (here
+    another Mosquitto) would be handed the device's password at its first CONNECT."""
+    data = Path(config.general.data_dir).resolve()
+    url = given or config.broker.url or running_broker_url(data)
+    if not url:
+        raise LoaError("broker_url_unknown", {"data_dir": str(data)})
     try:
         address = BrokerAddress.parse(url)
     except ValueError as exc:
@@ -217,7 +231,7 @@ def cmd_device_add(args: argparse.Namespace) -> int:
             audit(
                 session,
                 datetime.now(UTC),
-                args.user or _actor(),
+                os_account(),
                 "device.add",
                 device=args.id,
                 kind=args.kind,

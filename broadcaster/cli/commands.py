@@ -1,4 +1,5 @@
-"""The officer's commands of `loa`: announce, status, timeline, programme, report, zone, db, say, normalize.
+"""The officer's commands of `loa`: announce, cancel, status, timeline, programme, report, zone, db, say,
+normalize.
 
 Commands that change data work on the database directly (the daemon picks the change up within its
 reconcile interval), so they also work while the daemon is down.
@@ -7,7 +8,6 @@ reconcile interval), so they also work while the daemon is down.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import re
 import shutil
@@ -17,54 +17,72 @@ from pathlib import Path
 from typing import Any
 
 from audio.normalize import normalize
+from broadcaster.cli import os_account
 from broadcaster.config import load_config
 from broadcaster.db import Database
 from broadcaster.errors import LoaError
+from broadcaster.services import Services
 from broadcaster.services.announcements import announce
 from broadcaster.services.audio import audio_pipeline
 from broadcaster.services.build import build_services
 from broadcaster.services.devices import list_devices, offline_warnings
+from broadcaster.services.emergencies import check_reason, note, reach
 from broadcaster.services.programmes import add_programme, list_programmes
+from broadcaster.services.recall import recall, recent_recalls
 from broadcaster.services.reports import report
 from broadcaster.services.views import calendar, recent_deliveries, timeline
 from broadcaster.services.zones import add_zone, list_zones
 from schedules.clock import LOCAL_TZ, SystemClock
-from schedules.when import WhenError, parse_when
+from schedules.when import WhenError, read_time
 
 
 def _config(args: argparse.Namespace) -> Any:
     return load_config(args.config)
 
 
+ZONE_KINDS_VI = {"commune": "xã", "village": "thôn", "group": "nhóm thôn"}
 _HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:
-        return "cli"
+def _emergency_reason(svc: Services, args: argparse.Namespace, zones: list[str]) -> str:
+    """An emergency from the terminal needs the same second look as over HTTP: on a terminal the person
+    is shown the villages and the repeats and must type 'phát' and a reason; a script must say
+    `--confirm --reason "..."` (the refusal names the villages and the repeats too)."""
+    where = reach(svc, zones)
+    actor = os_account()
+    if args.confirm:
+        return check_reason(args.reason)
+    if not sys.stdin.isatty():
+        note(svc, actor, "emergency.asked", zones=zones, villages=list(where.villages), repeats=where.repeats)
+        raise LoaError("confirm_emergency.cli", {"villages": ", ".join(where.villages), "repeats": where.repeats})
+    print(f"TIN KHẨN CẤP: phát {where.repeats} lần, cả trong giờ yên tĩnh, tại: {', '.join(where.villages)}.")
+    if input("Gõ 'phát' để phát / type 'yes' to send: ").strip().lower() not in ("phát", "phat", "yes"):
+        note(svc, actor, "emergency.refused", why="declined", zones=zones)
+        raise LoaError("confirm_emergency.declined", {})
+    return check_reason(args.reason or input("Lý do (ai yêu cầu, vì sao) / reason: "))
 
 
 def cmd_announce(args: argparse.Namespace) -> int:
 
     svc = build_services(_config(args), SystemClock())
     text = sys.stdin.read() if args.text == "-" else args.text
-    bar = ProgressBar("Đang chuyển thành giọng nói")
-    result = announce(
-        svc,
-        text,
-        args.zone or ["all"],
-        args.at,
-        title=args.title,
-        priority=args.priority,
-        actor=args.user or _user(),
-        recording=args.audio,
-        bulletin=args.bulletin,
-        order=args.order,
-        progress=bar.update,
-    )
-    bar.close()
+    zones = args.zone or ["all"]
+    reason = _emergency_reason(svc, args, zones) if args.priority == "emergency" else ""
+    with ProgressBar("Đang chuyển thành giọng nói") as bar:
+        result = announce(
+            svc,
+            text,
+            zones,
+            args.at,
+            title=args.title,
+            priority=args.priority,
+            actor=os_account(),
+            recording=args.audio,
+            bulletin=args.bulletin,
+            order=args.order,
+            progress=bar.update,
+            reason=reason,
+        )
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
@@ -75,8 +93,23 @@ def cmd_announce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    """Recall an announcement. Written to the database only: a running daemon sends the stops within its
+    reconcile interval (about a second), and one that is down sends them when it starts. The audit log
+    names the account running `loa` (see `os_account`)."""
+    svc = build_services(_config(args), SystemClock())
+    result = recall(svc, args.id, actor=os_account(), reason=args.reason, lang=args.lang)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(result["summary"])
+    return 0
+
+
 class ProgressBar:
-    """Sentence-by-sentence progress on stderr, so stdout stays clean for scripts."""
+    """Sentence-by-sentence progress on stderr, so stdout stays clean for scripts. Used with `with`: the
+    bar's line is ended however the work ends, so a refusal after rendering (a plan that has no room)
+    starts on a line of its own instead of after the bar."""
 
     def __init__(self, label: str, width: int = 30) -> None:
         self.label = label
@@ -94,6 +127,14 @@ class ProgressBar:
     def close(self) -> None:
         if self.shown:
             sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.shown = False
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -102,19 +143,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     devices = list_devices(svc)
     deliveries = recent_deliveries(svc, args.limit, args.lang)
     warnings = offline_warnings(svc)
+    recalls = recent_recalls(svc, svc.clock.now() - timedelta(days=1))
     if args.json:
         print(
             json.dumps(
-                {"devices": devices, "deliveries": deliveries, "warnings": warnings}, ensure_ascii=False, indent=2
+                {"devices": devices, "deliveries": deliveries, "warnings": warnings, "recalls": recalls},
+                ensure_ascii=False,
+                indent=2,
             )
         )
         return 0
     for w in warnings:
         print(f"CẢNH BÁO: {w['message']}")
+    for r in recalls:
+        why = f": {r['reason']}" if r["reason"] else ""
+        print(f"THU HỒI: #{r['announcement']} '{r['title']}' bởi {r['by']} lúc {r['at_local']}{why}")
     print("Thiết bị / devices:")
     for d in devices:
         state = "trực tuyến" if d["online"] else "mất kết nối"
-        print(f"  {d['id']:<20} {d['kind']:<8} {d['village']:<12} {state:<12} {d['last_seen'] or '-'}")
+        seen = f"thấy lần cuối {d['last_seen_local']}" if d["last_seen_local"] else "chưa kết nối lần nào"
+        print(f"  {d['id']:<20} {d['kind']:<8} {d['village']:<12} {state:<12} {seen}")
     print("Lượt phát gần đây / recent deliveries:")
     for r in deliveries:
         err = f"{r['start_error_ms']:+.1f} ms" if r["start_error_ms"] is not None else ""
@@ -123,26 +171,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _local_day(text: str | None, end: bool = False) -> Any:
-    """--from/--to as a local date (the whole day) or anything `loa announce --at` accepts."""
-
-
-    if text is None:
-        return None
+def _local_day(text: str | None, end: bool = False) -> datetime | None:
+    """--from/--to: a day ("25/12", "2026-12-25", "thứ hai": the whole day, so --to includes it) or a
+    moment ("17:30", "+1h"), past or future, read as `loa announce --at` reads it."""
     try:
-        day = datetime.strptime(text, "%Y-%m-%d").date()
-    except ValueError:
-        return parse_when(text, datetime.now(LOCAL_TZ), allow_past_s=10**9)
-    return datetime.combine(day + timedelta(days=1 if end else 0), time(0), LOCAL_TZ)
+        reading = read_time(text, datetime.now(LOCAL_TZ))
+    except WhenError as exc:
+        raise LoaError.from_domain(exc) from exc
+    if reading is None:
+        return None
+    if reading.day is None:
+        return reading.at
+    return datetime.combine(reading.day + timedelta(days=1 if end else 0), time(0), LOCAL_TZ)
 
 
 def cmd_timeline(args: argparse.Namespace) -> int:
 
     svc = build_services(_config(args), SystemClock())
-    try:
-        start, end = _local_day(args.from_), _local_day(args.to, end=True)
-    except WhenError as exc:
-        raise LoaError.from_domain(exc) from exc
+    start, end = _local_day(args.from_), _local_day(args.to, end=True)
     if args.ics:
         if not args.zone:
             raise LoaError("no_zone.ics", {})
@@ -182,11 +228,15 @@ def cmd_programme(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         text=args.text,
         priority=args.priority,
-        actor=args.user or _user(),
+        actor=os_account(),
     )
     print(f"Đã lưu chương trình #{result['id']}: {result['title']} ({result['recurrence']})")
-    for p in result["placements"]:
+    for p in result.get("placements", []):
         print(f"  {p['start_at_local']}  {', '.join(p['villages'])}  {p['explanation']}")
+    for w in result.get("windows", []):  # a bulletin: its coming windows, filled by `announce --bulletin`
+        print(f"  {w['start_at_local']}–{w['end_at_local']}  {w['title']}")
+    if args.kind == "bulletin":
+        print(f"  Xếp tin vào bản tin: loa announce \"...\" --bulletin {result['id']}")
     return 0
 
 
@@ -216,12 +266,12 @@ def cmd_zone(args: argparse.Namespace) -> int:
                 raise LoaError("bad_quiet_hours", {})
             quiet = (first, last)
         z = add_zone(
-            svc, args.id, args.name or args.id, args.kind, args.members or [], actor=args.user or _user(), quiet=quiet
+            svc, args.id, args.name or args.id, args.kind, args.members or [], actor=os_account(), quiet=quiet
         )
-        print(f"Đã thêm {z['kind']} {z['id']} ({z['name']})")
+        print(f"Đã thêm {ZONE_KINDS_VI.get(z['kind'], z['kind'])} {z['id']} ({z['name']})")
         return 0
     for z in list_zones(svc):
-        print(f"  {z['id']:<16} {z['kind']:<8} {z['name']}")
+        print(f"  {z['id']:<16} {ZONE_KINDS_VI.get(z['kind'], z['kind']):<9} {z['name']}")
     return 0
 
 
@@ -240,9 +290,8 @@ def cmd_say(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.engine:
         cfg.speech.engine = args.engine
-    bar = ProgressBar("Đang đọc")
-    stored = audio_pipeline(cfg).render(args.text, bar.update)
-    bar.close()
+    with ProgressBar("Đang đọc") as bar:
+        stored = audio_pipeline(cfg).render(args.text, bar.update)  # an empty text is refused, as audio_empty_text
     shutil.copyfile(stored.path, args.output)
     print(f"{args.output}: {stored.duration_ms / 1000:.1f} s, {stored.engine}, sha256 {stored.sha256[:12]}")
     return 0

@@ -51,6 +51,9 @@ ARGPARSE_VI: dict[str, str] = {
     "argument '%(argument_name)s' is deprecated": "đối số '%(argument_name)s' đã lỗi thời",
     "command '%(parser_name)s' is deprecated": "lệnh '%(parser_name)s' đã lỗi thời",
 }
+# What argparse calls a value's type ("invalid int value"), as a person would say what to type.
+TYPE_NAMES_VI: dict[str, str] = {"int": "số nguyên", "float": "số", "Path": "đường dẫn tệp"}
+
 # ngettext's msgids: (singular, plural) -> the Vietnamese form (Vietnamese has no plural).
 ARGPARSE_VI_PLURAL: dict[tuple[str, str], str] = {
     ("expected %s argument", "expected %s arguments"): "cần %s giá trị",
@@ -113,6 +116,17 @@ class LoaArgumentParser(argparse.ArgumentParser):
     def format_help(self) -> str:
         with _speaking(self.lang):
             return super().format_help()
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        """argparse names the type in Python's words ("giá trị int không hợp lệ"); say what to type. The
+        types named here are plain converters, so their only refusal is that generic one."""
+        try:
+            return super()._get_value(action, arg_string)
+        except argparse.ArgumentError:
+            name = TYPE_NAMES_VI.get(getattr(action.type, "__name__", ""))
+            if self.lang != "vi" or name is None:
+                raise
+            raise argparse.ArgumentError(action, f"cần {name}, không phải {arg_string!r}") from None
 
     def error(self, message: str) -> NoReturn:
         with _speaking(self.lang):

@@ -122,6 +122,16 @@ class Device(Base):
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
 
+class AnnouncementState(enum.StrEnum):
+    """Where an announcement stands on its way to the planner (services/approvals.py). What happens
+    after approval (scheduled, on air, aired, recalled) is read from its broadcasts, not stored twice."""
+
+    DRAFT = "draft"  # saved, nothing rendered or planned; its author may still change it
+    AWAITING_APPROVAL = "awaiting_approval"  # rendered, waiting for an approver
+    APPROVED = "approved"  # handed to the planner: by an approver, or it needed no approval
+    REJECTED = "rejected"  # sent back with a reason; editing it makes it a draft again
+
+
 class Announcement(Base):
     __tablename__ = "announcements"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -135,7 +145,26 @@ class Announcement(Base):
     audio_duration_ms: Mapped[int | None] = mapped_column(default=None)
     audio_ext: Mapped[str] = mapped_column(String(8), default="mp3")
     engine: Mapped[str | None] = mapped_column(String(32), default=None)
+    state: Mapped[AnnouncementState] = mapped_column(
+        Enum(AnnouncementState, native_enum=False, length=24), default=AnnouncementState.APPROVED
+    )
+    # What the officer asked for, kept so that a draft can be edited and an approval planned later.
+    targets: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of zone ids
+    start_at: Mapped[datetime | None] = mapped_column(default=None)  # None: as soon as it is approved
+    bulletin_id: Mapped[int | None] = mapped_column(default=None)  # queue it in this bulletin programme
+    order_key: Mapped[int | None] = mapped_column(default=None)
+    updated_at: Mapped[datetime | None] = mapped_column(default=None)
+    submitted_at: Mapped[datetime | None] = mapped_column(default=None)
+    submitted_by: Mapped[str] = mapped_column(String(100), default="")
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_by: Mapped[str] = mapped_column(String(100), default="")
+    decision_reason: Mapped[str] = mapped_column(String(500), default="")  # why it was sent back
+    # How it reached the planner: "approver", "emergency" (its own second look), "not_required"
+    # ([security] require_approval = false) or "command_line" (the server's own operator); "" before.
+    approved_via: Mapped[str] = mapped_column(String(16), default="")
     broadcasts: Mapped[list[Broadcast]] = relationship(back_populates="announcement")
+
+    __table_args__ = (Index("ix_announcements_state", "state"),)
 
     @classmethod
     def with_audio(
@@ -162,6 +191,27 @@ class Announcement(Base):
         )
 
 
+class Clip(Base):
+    """Sound loa airs on its own account, not an officer's announcement: a bulletin's opening and
+    closing chimes and its spoken heading ("Bản tin sáng ngày 25 tháng 11"). Kept apart from the
+    announcements so they take no announcement number (the officer's items stay #3, #4, not #3, #7),
+    appear in no list of announcements and are no item in a report. Made once per kind and title and
+    reused by every bulletin that airs the same piece."""
+
+    __tablename__ = "clips"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # chime_open | heading | chime_close (schedules.AiringKind)
+    title: Mapped[str] = mapped_column(String(300))
+    audio_sha256: Mapped[str] = mapped_column(String(64))
+    audio_size: Mapped[int]
+    audio_duration_ms: Mapped[int]
+    audio_ext: Mapped[str] = mapped_column(String(8), default="mp3")
+    engine: Mapped[str | None] = mapped_column(String(32), default=None)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_clips_kind_title", "kind", "title"),)
+
+
 class Programme(Base):
     """Something that airs by a rule: a relay of a higher station's stream, or a recurring notice.
 
@@ -184,6 +234,14 @@ class Programme(Base):
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(100))
+    # An officer's programme waits for an approver like an announcement (services/approvals.py); only
+    # APPROVED ones are expanded. Never DRAFT: a programme is submitted when it is made.
+    state: Mapped[AnnouncementState] = mapped_column(
+        Enum(AnnouncementState, native_enum=False, length=24), default=AnnouncementState.APPROVED
+    )
+    decided_at: Mapped[datetime | None] = mapped_column(default=None)
+    decided_by: Mapped[str] = mapped_column(String(100), default="")
+    decision_reason: Mapped[str] = mapped_column(String(500), default="")  # why it was sent back
 
 
 class Broadcast(Base):
@@ -197,6 +255,7 @@ class Broadcast(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     announcement_id: Mapped[int | None] = mapped_column(ForeignKey("announcements.id"), default=None)
     programme_id: Mapped[int | None] = mapped_column(ForeignKey("programmes.id"), default=None)
+    clip_id: Mapped[int | None] = mapped_column(ForeignKey("clips.id"), default=None)  # a bulletin's frame
     title: Mapped[str] = mapped_column(String(300), default="")
     zone_id: Mapped[str] = mapped_column(ForeignKey("zones.id"))
     start_at: Mapped[datetime]
@@ -217,6 +276,7 @@ class Broadcast(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(default=None)
     announcement: Mapped[Announcement | None] = relationship(back_populates="broadcasts")
     programme: Mapped[Programme | None] = relationship()
+    clip: Mapped[Clip | None] = relationship()
     deliveries: Mapped[list[Delivery]] = relationship(back_populates="broadcast")
 
     __table_args__ = (
@@ -280,6 +340,107 @@ class AuditEntry(Base):
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class Role(enum.StrEnum):
+    """What a person may do: an admin runs the system (people, devices, zones, keys), an officer
+    composes and schedules, an approver approves or rejects what officers compose, a viewer reads."""
+
+    ADMIN = "admin"
+    OFFICER = "officer"
+    APPROVER = "approver"
+    VIEWER = "viewer"
+
+
+class User(Base):
+    """A person who signs in. The password is kept only as an argon2 hash; an empty hash never matches."""
+
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
+    password_hash: Mapped[str] = mapped_column(String(200), default="")
+    # A generated password was shown once (to whoever ran `loa user add --generate`, or in the banner):
+    # a session signed in with it may only choose a new one.
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (UniqueConstraint("username", name="uq_users_username"),)
+
+
+class ApiToken(Base):
+    """A long random secret for programs (scripts, the harness); only its SHA-256 is kept, which is
+    enough for 256 random bits. It acts for its owner, never beyond `role` nor beyond the owner's role."""
+
+    __tablename__ = "api_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None] = mapped_column(default=None)
+    revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (
+        UniqueConstraint("secret_sha256", name="uq_api_tokens_secret"),
+        Index("ix_api_tokens_user", "user_id"),
+    )
+
+
+class UserSession(Base):
+    """A browser's sign-in: the cookie holds the secret, this row its SHA-256 and the CSRF token that
+    every state-changing request made with the cookie must repeat."""
+
+    __tablename__ = "user_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("secret_sha256", name="uq_user_sessions_secret"),
+        Index("ix_user_sessions_user", "user_id"),
+    )
+
+
+class LexiconEntry(Base):
+    """A reading of the commune's own (an abbreviation, a hamlet's or a person's name), merged over the
+    configured `[speech] lexicon` for every render. `written_key` is the written form case-folded: one
+    entry per word, however it is capitalised."""
+
+    __tablename__ = "lexicon"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    written: Mapped[str] = mapped_column(String(100))
+    written_key: Mapped[str] = mapped_column(String(100))
+    spoken: Mapped[str] = mapped_column(String(300))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
+
+    __table_args__ = (UniqueConstraint("written_key", name="uq_lexicon_written_key"),)
+
+
+class Slogan(Base):
+    """A khẩu hiệu the LED boards show in turn, in `position` order, while nothing else is on them."""
+
+    __tablename__ = "slogans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    text: Mapped[str] = mapped_column(String(2000))
+    active: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(default=0)
+    zones: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of zone ids; empty: every board
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(100))
 
 
 def audit(session: Session, at: datetime, actor: str, action: str, **detail: Any) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 DOWNLOAD_TIMEOUT_S = 20
+RETRY_MAX_S = 2.0
 
 
 class HashMismatch(ValueError):
@@ -63,7 +64,9 @@ def fetch_audio(audio: dict[str, Any], cache_dir: Path, tag: str = "") -> Path:
 
 def fetch_until(audio: dict[str, Any], cache_dir: Path, until: float, cancel: threading.Event) -> Path:
     """Keep trying while the command is still valid: a 4G link drops, the server restarts. A wrong
-    hash is not retried; the file will not change. Raises the last error."""
+    hash is not retried; the file will not change. Raises the last error. The pause stays short
+    (at most RETRY_MAX_S): after a daemon restart the audio is back within seconds, and every second
+    of backing off is a second the item may start late."""
     delay = 0.5
     while True:
         try:
@@ -74,7 +77,7 @@ def fetch_until(audio: dict[str, Any], cache_dir: Path, until: float, cancel: th
             if time.time() + delay > until - 0.2 or cancel.is_set():
                 raise
             cancel.wait(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, RETRY_MAX_S)
 
 
 def download_error(exc: Exception) -> str:

@@ -10,10 +10,12 @@ from collections.abc import Callable
 from datetime import datetime
 
 from broadcaster import protocol
-from broadcaster.db import Announcement, Broadcast, DeviceKind
+from broadcaster.db import Announcement, Broadcast, Clip, DeviceKind
 
 # (sha256, file extension) -> the URL devices download the audio from
 AudioUrl = Callable[[str, str], str]
+# announcement id -> the URL of its live stream on the audio listener; None when it is not on air
+LiveUrl = Callable[[int], str | None]
 
 
 def command_type(kind: DeviceKind) -> protocol.CommandType:
@@ -21,9 +23,22 @@ def command_type(kind: DeviceKind) -> protocol.CommandType:
 
 
 def command_body(
-    kind: DeviceKind, diacritics: bool, item: Announcement | None, b: Broadcast, audio_url: AudioUrl
+    kind: DeviceKind,
+    diacritics: bool,
+    item: Announcement | Clip | None,
+    b: Broadcast,
+    audio_url: AudioUrl,
+    live_url: LiveUrl | None = None,
 ) -> dict[str, object] | None:
-    """What a device of this kind is told to do for the broadcast; None: nothing to do."""
+    """What a device of this kind is told to do for the broadcast; None: nothing to do. `item` holds the
+    audio: the officer's announcement, or the clip of a bulletin's chime or heading."""
+    if b.kind == "live":
+        # The officer's voice, as a relay's stream (services/live.py); LED boards have nothing to show
+        # for as long as it lasts, which nobody knows yet.
+        url = live_url(b.announcement_id) if live_url and b.announcement_id is not None else None
+        if kind is not DeviceKind.SPEAKER or url is None:
+            return None
+        return {"title": b.title, "stream": {"url": url, "duration_s": b.duration_ms / 1000}}
     if kind is DeviceKind.SPEAKER and b.programme and b.programme.stream_url and b.kind == "relay":
         return {"title": b.title, "stream": {"url": b.programme.stream_url, "duration_s": b.duration_ms / 1000}}
     if kind is DeviceKind.SPEAKER:
@@ -52,8 +67,10 @@ class CommandBodies:
     """Command bodies of one broadcast, built once per kind of device (they differ by nothing else),
     and a stamp per body that signs its commands without serializing each one again."""
 
-    def __init__(self, b: Broadcast, signer: protocol.Signer, audio_url: AudioUrl) -> None:
-        self._b, self._signer, self._audio_url = b, signer, audio_url
+    def __init__(
+        self, b: Broadcast, signer: protocol.Signer, audio_url: AudioUrl, live_url: LiveUrl | None = None
+    ) -> None:
+        self._b, self._signer, self._audio_url, self._live_url = b, signer, audio_url, live_url
         self.broadcast_id, self.expires_at = b.id, b.expires_at
         self._cache: dict[tuple[DeviceKind, bool], dict[str, object] | None] = {}
         self._stamps: dict[tuple[DeviceKind, bool], protocol.CommandStamp | None] = {}
@@ -61,7 +78,8 @@ class CommandBodies:
     def get(self, kind: DeviceKind, diacritics: bool) -> dict[str, object] | None:
         key = (kind, bool(diacritics))
         if key not in self._cache:
-            self._cache[key] = command_body(kind, key[1], self._b.announcement, self._b, self._audio_url)
+            item = self._b.announcement or self._b.clip
+            self._cache[key] = command_body(kind, key[1], item, self._b, self._audio_url, self._live_url)
         return self._cache[key]
 
     def stamp(self, kind: DeviceKind, diacritics: bool, now: datetime) -> protocol.CommandStamp | None:

@@ -4,6 +4,7 @@
 - `bodies` says what each kind of device is told;
 - `outbox` signs, stores and publishes the commands chunk by chunk;
 - `resend` puts unacknowledged commands on the wire again;
+- `recall` stops on the devices what a person recalled;
 - `reconcile` re-reads the database and sets the timer;
 - `link` is the MQTT connection, `events` writes what devices report.
 """
@@ -17,9 +18,10 @@ from datetime import timedelta
 from broadcaster import protocol
 from broadcaster.config import DispatchConfig
 from broadcaster.db import Database
-from broadcaster.dispatch.bodies import AudioUrl
+from broadcaster.dispatch.bodies import AudioUrl, LiveUrl
 from broadcaster.dispatch.link import DeviceLink
 from broadcaster.dispatch.outbox import Outbox
+from broadcaster.dispatch.recall import Recall
 from broadcaster.dispatch.reconcile import Reconciler, WakeTimer
 from broadcaster.dispatch.resend import Resender
 from schedules.clock import Clock
@@ -39,14 +41,16 @@ class Dispatcher:
         link: DeviceLink,
         timer: WakeTimer,
         audio_url: AudioUrl,
+        live_url: LiveUrl | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.settings = settings
         self.timer = timer
-        self.outbox = Outbox(db, clock, signer, link, audio_url)
+        self.outbox = Outbox(db, clock, signer, link, audio_url, live_url)
         self.resender = Resender(db, clock, link, self.outbox)
-        self.reconciler = Reconciler(db, clock, settings, timer, self.outbox, self.resender)
+        self.recall = Recall(db, clock, signer, self.outbox)
+        self.reconciler = Reconciler(db, clock, settings, timer, self.outbox, self.resender, self.recall)
 
     # ------------------------------------------------------------ the parts' entry points
 
@@ -95,5 +99,6 @@ class Dispatcher:
         self.timer.shutdown()
 
     def poke(self) -> None:
-        """Called after a new announcement in this process, so it need not wait for the next reconcile."""
+        """Called after a change in this process (a new announcement, a recall), so it need not wait for
+        the next reconcile: a recall's stops go out at once."""
         threading.Thread(target=self.reconcile, name="reconcile-poke", daemon=True).start()

@@ -4,6 +4,11 @@ Acks, status and telemetry from thousands of speakers arrive on paho's network t
 writing each one in its own transaction would make the database the bottleneck of a commune-wide
 bulletin. So the network thread only parses and queues, and `EventWriter` commits whatever has queued
 up, in one transaction per batch.
+
+A batch is only as good as its worst event: one value the database refuses fails the transaction, and
+the retries meant for a database that is briefly away would be spent on it while every other device's
+acks waited and were then dropped. So nothing enters the queue unchecked (`put`, through
+broadcaster.dispatch.reports): a bad report is dropped and counted alone, never its batch.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from broadcaster.db import (
     DeliveryStatus,
     Device,
 )
+from broadcaster.dispatch.reports import Ack, BadReport, Status, Tele, check_report
 from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
@@ -59,12 +65,14 @@ class Metrics:
     counts: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def bump(self, name: str, detail: str = "") -> None:
+    def bump(self, name: str, detail: str = "", *, exc_info: bool = False) -> None:
         with self._lock:
             first = self.counts[name] == 0
             self.counts[name] += 1
         if first:
-            log.warning("dropped device message (%s) %s; further ones are only counted", name, detail)
+            log.warning(
+                "dropped device message (%s) %s; further ones are only counted", name, detail, exc_info=exc_info
+            )
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:
@@ -243,9 +251,23 @@ class EventWriter:
         self.rows.put_many({cid: _Row(dev, None, None, did, DeliveryStatus.QUEUED, bid) for cid, dev, did, bid in rows})
 
     def put(self, kind: str, device_id: str, data: Any) -> None:
+        """Queue one event: ("sent", device, command id), or a device's report ("ack", "status", "tele") as
+        parsed JSON or as an already checked record. A report that fails its checks is counted and
+        dropped here, so it never reaches a batch."""
+        if kind != "sent" and not isinstance(data, Ack | Status | Tele):
+            try:
+                data = check_report(kind, data)
+            except BadReport as bad:
+                self.metrics.bump(bad.code, f"{bad.detail} from {device_id!r}")
+                return
         with self._counts:
             self._queued += 1
         self._queue.put((kind, device_id, data, self.clock.now()))
+
+    @property
+    def running(self) -> bool:
+        """The writer's thread is alive: without it nothing devices report reaches the database."""
+        return self._thread.is_alive()
 
     @property
     def lagging(self) -> bool:
@@ -283,7 +305,10 @@ class EventWriter:
             online = self._write_with_retries(batch)
             self.batches += 1
             if online and self.on_devices_online:
-                self.on_devices_online(online)
+                try:
+                    self.on_devices_online(online)
+                except Exception:  # the re-send is repeated by the next reconcile; the writer must go on
+                    log.exception("could not re-send to %d devices that came online", len(online))
             with self._counts:
                 self._done += len(batch)
                 self._counts.notify_all()
@@ -332,8 +357,7 @@ class EventWriter:
         decided in Python by the same rule as everywhere (`advances`), and written with one executemany
         UPDATE per table. A bulletin to 5,000 speakers brings 20,000 acks; one ORM round trip each
         made the database the slowest part of the path."""
-        ids = {d for k, _, d, _ in events if k == "sent" and isinstance(d, str)}
-        ids |= {d["cmd"] for k, _, d, _ in events if k == "ack" and isinstance(d.get("cmd"), str)}
+        ids = {d if k == "sent" else d.cmd for k, _, d, _ in events}
         rows = self.rows.get_many(ids)
         conn = session.connection()  # Core: no ORM rows, and statements built once (_ROWS_OF)
         for chunk in _chunks(sorted(ids - rows.keys())):
@@ -347,15 +371,10 @@ class EventWriter:
             if kind == "sent":
                 cid, state, reason, err = data, DeliveryStatus.SENT, "", None
             else:
-                cid, ack_state = data.get("cmd"), data.get("state")
-                if not isinstance(cid, str) or ack_state not in ACK_TO_DELIVERY:
-                    self.metrics.bump("malformed_ack", f"from {device_id!r}")
-                    continue
-                state = ACK_TO_DELIVERY[ack_state]
-                reason = str(data.get("reason") or "")
-                if ack_state == "rejected":
+                ack: Ack = data
+                cid, state, reason, err = ack.cmd, ACK_TO_DELIVERY[ack.state], ack.reason, ack.start_error_ms
+                if ack.state == "rejected":
                     reason = f"rejected: {reason}"
-                err = data.get("start_error_ms")
             row = rows.get(cid)
             if row is None or (kind == "ack" and row.device_id != device_id):
                 if kind == "ack":
@@ -373,8 +392,8 @@ class EventWriter:
             change.update(d_status=state, d_at=at, d_rank=rank)
             if reason:
                 change["d_reason"] = reason[:300]
-            if isinstance(err, (int, float)) and not isinstance(err, bool):
-                change["d_error"] = float(err)
+            if err is not None:
+                change["d_error"] = err
             if state in FINAL_DELIVERY and row.broadcast_id is not None:
                 touched.add(row.broadcast_id)
         # One UPDATE per command, whichever of its times this batch learned (often both).
@@ -393,26 +412,30 @@ class EventWriter:
         self._learned = rows  # into the cache once committed (_run)
         return touched
 
-    def _status(self, session: Session, device_id: str, status: dict[str, Any], at: datetime) -> bool:
+    def _status(self, session: Session, device_id: str, status: Status, at: datetime) -> bool:
         device = session.get(Device, device_id)
         if device is None:
             self.metrics.bump("unknown_device", repr(device_id))
             return False
-        online = bool(status.get("online"))
         was = device.online
-        device.online = online
+        device.online = status.online
         device.last_seen = at
-        for key in ("firmware", "volume", "signal"):
-            if key in status and isinstance(status[key], (str, int)) and not isinstance(status[key], bool):
-                setattr(device, key, status[key] if key != "firmware" else str(status[key])[:64])
-        return online and not was
+        if status.firmware is not None:
+            device.firmware = status.firmware
+        _readings(device, status)
+        return status.online and not was
 
-    def _tele(self, session: Session, device_id: str, tele: dict[str, Any], at: datetime) -> None:
+    def _tele(self, session: Session, device_id: str, tele: Tele, at: datetime) -> None:
         device = session.get(Device, device_id)
         if device is None:
             self.metrics.bump("unknown_device", repr(device_id))
             return
         device.last_seen = at
-        for key in ("volume", "signal"):
-            if isinstance(tele.get(key), int):
-                setattr(device, key, tele[key])
+        _readings(device, tele)
+
+
+def _readings(device: Device, report: Status | Tele) -> None:
+    if report.volume is not None:
+        device.volume = report.volume
+    if report.signal is not None:
+        device.signal = report.signal

@@ -29,7 +29,7 @@ from broadcaster.db import (
     Device,
     DeviceKind,
 )
-from broadcaster.dispatch.bodies import AudioUrl, CommandBodies, command_type
+from broadcaster.dispatch.bodies import AudioUrl, CommandBodies, LiveUrl, command_type
 from broadcaster.dispatch.claim import Target, claim_placement, targets
 from broadcaster.dispatch.link import DeviceLink
 from schedules.clock import Clock
@@ -73,19 +73,26 @@ class Outbox:
     """Claims placements, stores and signs their commands chunk by chunk, and publishes them."""
 
     def __init__(
-        self, db: Database, clock: Clock, signer: protocol.Signer, link: DeviceLink, audio_url: AudioUrl
+        self,
+        db: Database,
+        clock: Clock,
+        signer: protocol.Signer,
+        link: DeviceLink,
+        audio_url: AudioUrl,
+        live_url: LiveUrl | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.signer = signer
         self.link = link
         self.audio_url = audio_url
+        self.live_url = live_url
         self.first_chunk = FIRST_CHUNK
         self._claim_lock = threading.Lock()
         self._claimed_here: dict[int, None] = {}  # broadcasts this process claimed lately (_remember_claims)
 
     def bodies(self, b: Broadcast) -> CommandBodies:
-        return CommandBodies(b, self.signer, self.audio_url)
+        return CommandBodies(b, self.signer, self.audio_url, self.live_url)
 
     def dispatch(self, broadcast_id: int) -> int:
         """Turn one planned broadcast, with the rest of its placement (the other villages' rows of the

@@ -20,6 +20,7 @@ from broadcaster.config import DispatchConfig
 from broadcaster.db import FINAL_DELIVERY, Broadcast, BroadcastStatus, Command, Database, Delivery, DeliveryStatus
 from broadcaster.dispatch.events import apply_delivery_update, finish_broadcast_if_complete
 from broadcaster.dispatch.outbox import Outbox
+from broadcaster.dispatch.recall import Recall
 from broadcaster.dispatch.resend import Resender
 from broadcaster.messages import coded_reason
 from schedules.clock import Clock
@@ -49,6 +50,7 @@ class Reconciler:
         timer: WakeTimer,
         outbox: Outbox,
         resender: Resender,
+        recall: Recall,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -56,6 +58,7 @@ class Reconciler:
         self.timer = timer
         self.outbox = outbox
         self.resender = resender
+        self.recall = recall
         self._lock = threading.Lock()
 
     def lead_for(self, priority: str) -> timedelta:
@@ -64,6 +67,12 @@ class Reconciler:
 
     def reconcile(self) -> None:
         with self._lock:
+            # First: a recall (written by the API or the CLI) is the most urgent work there is. A
+            # failure here must not hold up the airings that are due, so it is logged and retried.
+            try:
+                self.recall.stop_revoked(ISSUE_STALE_S)
+            except Exception:
+                log.exception("stopping recalled broadcasts failed; the next reconcile retries")
             now = self.clock.now()
             horizon = now + timedelta(seconds=self.settings.lead_s + TIMER_HORIZON_S)
             due: list[int] = []
@@ -106,16 +115,21 @@ class Reconciler:
 
     def _expire_deliveries(self, session: Session, now: datetime) -> None:
         rows = session.execute(
-            select(Delivery, Command)
+            select(Delivery, Broadcast.status)
             .join(Command, Command.delivery_id == Delivery.id)
+            .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
             .where(Command.expires_at <= now, Delivery.status.not_in(list(FINAL_DELIVERY)))
         ).all()
         touched = set()
-        for delivery, _cmd in rows:
+        for delivery, status in rows:
             # A device that started playing but never reported the end: keep it "playing" until the
-            # broadcast itself is long over, then call it expired with that reason.
-            reason = coded_reason("no_ack")
-            if apply_delivery_update(delivery, DeliveryStatus.EXPIRED, now, reason):
+            # broadcast itself is long over, then call it expired with that reason. One that never
+            # confirmed the stop of a recalled broadcast was recalled, whatever it did.
+            if status is BroadcastStatus.CANCELLED:
+                state, reason = DeliveryStatus.FAILED, coded_reason("recalled")
+            else:
+                state, reason = DeliveryStatus.EXPIRED, coded_reason("no_ack")
+            if apply_delivery_update(delivery, state, now, reason):
                 touched.add(delivery.broadcast_id)
         for bid in touched:
             finish_broadcast_if_complete(session, bid)

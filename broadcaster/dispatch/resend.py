@@ -2,7 +2,8 @@
 
 The broker may drop a queued message (a slow client, a restart from an old snapshot); the outbox does
 not. Devices ignore a command id they have already acted on and answer with their last ack, so sending
-twice never plays twice.
+twice never plays twice. A play of a recalled (cancelled) broadcast is revoked: it is never sent again,
+only its stop is (broadcaster.dispatch.recall).
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
-from broadcaster.db import Command, Database, Device
+from broadcaster.db import Broadcast, BroadcastStatus, Command, Database, Delivery, Device
 from broadcaster.dispatch.link import DeviceLink
 from broadcaster.dispatch.outbox import Outbox, Outgoing
 from schedules.clock import Clock
@@ -40,7 +41,17 @@ class Resender:
             return 0  # the acks are probably in the writer's queue; re-sending now only adds load
         now = self.clock.now()
         with self.db.session() as session:
-            q = select(Command).where(Command.acked_at.is_(None), Command.expires_at > now)
+            q = (
+                select(Command)
+                .outerjoin(Delivery, Command.delivery_id == Delivery.id)
+                .outerjoin(Broadcast, Delivery.broadcast_id == Broadcast.id)
+                .where(
+                    Command.acked_at.is_(None),
+                    Command.expires_at > now,
+                    # a stop has no delivery; a play of a recalled broadcast is revoked
+                    or_(Broadcast.id.is_(None), Broadcast.status != BroadcastStatus.CANCELLED),
+                )
+            )
             if device_ids is not None:
                 q = q.where(Command.device_id.in_(device_ids))
             if only_unsent:

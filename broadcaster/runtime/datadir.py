@@ -2,6 +2,9 @@
 
 `runtime.json` tells the CLI, `loa simulate`, scripts and tests which ports this instance took (8080 and
 1883 are often taken), and the next run prefers the same ones: devices already hold those URLs.
+
+Everything in the folder is the daemon's alone (`keep_private`): the database, the audio, the signing
+key, the broker's passwords and every provisioned device's config with its password.
 """
 
 from __future__ import annotations
@@ -9,11 +12,27 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import urlsplit
 
 RUNTIME_FILE = "runtime.json"
+# Folders made by earlier versions with the default umask, closed again at every start.
+PRIVATE_DIRS = ("keys", "audio", "devices", "sim", "broker", "mosquitto")
+
+
+def keep_private(data: Path) -> None:
+    """Make the data folder and whatever the daemon writes from now on owner-only (0700 folders, 0600
+    files). A umask, not a chmod per file: files are written in many places (the audio store, the keys,
+    device configs, the simulated agents' state), and a mode forgotten in one of them would be the
+    leak. Folders from before lose what others may do; their group keeps its rights, which is how a
+    system Mosquitto reaches the files `loa broker config --owner` gave it (0750, its group)."""
+    os.umask(0o077)
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for folder in (data, *(data / name for name in PRIVATE_DIRS)):
+        if folder.is_dir():
+            folder.chmod(stat.S_IMODE(folder.stat().st_mode) & ~0o007)
 
 
 class DataDirLock:
@@ -49,18 +68,21 @@ class DataDirLock:
             self._file = None
 
 
-def previous_ports(data: Path) -> tuple[int, int]:
-    """The API and broker ports of the last run: commands and device configs already carry them."""
+def previous_ports(data: Path) -> tuple[int, int, int]:
+    """The API, broker and audio ports of the last run: people's bookmarks and scripts carry the first,
+    device configs the second, commands already sent the third."""
     try:
         info = json.loads((data / RUNTIME_FILE).read_text(encoding="utf-8"))
-        return urlsplit(info["api_url"]).port or 0, urlsplit(info["broker_url"]).port or 0
-    except (OSError, ValueError, KeyError):
-        return 0, 0
+        api, broker, audio = (urlsplit(info.get(key) or "").port or 0 for key in ("api_url", "broker_url", "audio_url"))
+        return api, broker, audio
+    except (OSError, ValueError, AttributeError):
+        return 0, 0, 0
 
 
-def write_runtime(data: Path, api_url: str, broker_url: str) -> None:
-    """Where this instance listens (the broker URL without its password)."""
-    info = {"api_url": api_url, "broker_url": broker_url, "pid": os.getpid()}
+def write_runtime(data: Path, api_url: str, broker_url: str, audio_url: str = "") -> None:
+    """Where this instance listens: the API, the broker (its URL without the password) and the audio
+    files devices fetch."""
+    info = {"api_url": api_url, "broker_url": broker_url, "audio_url": audio_url, "pid": os.getpid()}
     tmp = data / f"{RUNTIME_FILE}.tmp"
     tmp.write_text(json.dumps(info), encoding="utf-8")
     tmp.replace(data / RUNTIME_FILE)

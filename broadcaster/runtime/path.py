@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from broadcaster import protocol
 from broadcaster.config import DispatchConfig
 from broadcaster.db import Database
-from broadcaster.dispatch.bodies import AudioUrl
+from broadcaster.dispatch.bodies import AudioUrl, LiveUrl
 from broadcaster.dispatch.dispatcher import Dispatcher
 from broadcaster.dispatch.events import EventWriter, Metrics
-from broadcaster.dispatch.link import DeviceLink
+from broadcaster.dispatch.link import DeviceLink, share_group
 from broadcaster.protocol.mqtt import BrokerAddress
 from broadcaster.runtime.loop import ReconcileLoop
 from broadcaster.runtime.timer import Timer
@@ -45,11 +45,15 @@ class DevicePath:
         client_id: str = "loa-daemon",
         chores: Sequence[Callable[[], object]] = (),
         writer: EventWriter | None = None,
+        live_url: LiveUrl | None = None,
     ) -> DevicePath:
         metrics = writer.metrics if writer is not None else Metrics()
         writer = writer or EventWriter(db, clock, metrics)
-        link = DeviceLink(address, topics or protocol.Topics(), writer, metrics, client_id=client_id)
-        dispatcher = Dispatcher(db, clock, settings, signer, link, Timer(clock), audio_url)
+        # The shared-subscription group must be secret (see share_group): the broker password is, and so,
+        # for a broker without passwords, is the signing key.
+        group = share_group(address.password or signer.private.private_bytes_raw())
+        link = DeviceLink(address, topics or protocol.Topics(), writer, metrics, client_id=client_id, group=group)
+        dispatcher = Dispatcher(db, clock, settings, signer, link, Timer(clock), audio_url, live_url)
         writer.on_devices_online = dispatcher.on_devices_online
         loop = ReconcileLoop(dispatcher.reconcile, settings.reconcile_s, chores)
         return cls(writer, link, dispatcher, metrics, loop)
@@ -61,6 +65,12 @@ class DevicePath:
         if dispatch:
             self.dispatcher.start()
             self.loop.start()
+
+    def failing(self) -> list[str]:
+        """The parts whose thread has stopped, for the health check: either one means what devices report
+        is no longer recorded, and the outbox re-sends every command forever."""
+        parts = {"mqtt_loop": self.link.running, "event_writer": self.writer.running}
+        return [name for name, running in parts.items() if not running]
 
     def stop(self) -> None:
         for part in (self.loop, self.dispatcher, self.link, self.writer):

@@ -6,31 +6,43 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from audio import AudioPipeline, AudioStore, RenderSettings, build_engine
+from audio.pipeline import LexiconSource
 from broadcaster.config import Config, SpeechConfig
 from broadcaster.db import (
     Announcement,
+    AnnouncementState,
     Broadcast,
     BroadcastStatus,
+    Clip,
     Programme,
 )
 from broadcaster.services import Services
 
 
 def pinned_audio(svc: Services) -> set[str]:
-    """Audio the store must keep: anything still to air, and what programmes replay."""
+    """Audio the store must keep: anything still to air, what programmes replay, and what waits for an
+    approver (what they hear is what airs once they approve)."""
     with svc.db.session() as session:
         live = select(Broadcast.announcement_id).where(
             Broadcast.status.in_([BroadcastStatus.PLANNED, BroadcastStatus.DISPATCHED])
         )
         programmes = select(Programme.announcement_id).where(Programme.active.is_(True))
-        return set(
-            session.scalars(
+        waiting = Announcement.state == AnnouncementState.AWAITING_APPROVAL
+        frames = select(Broadcast.clip_id).where(  # a bulletin's chimes and heading still to air
+            Broadcast.status.in_([BroadcastStatus.PLANNED, BroadcastStatus.DISPATCHED])
+        )
+        pinned: set[str] = set(session.scalars(select(Clip.audio_sha256).where(Clip.id.in_(frames))))
+        pinned.update(
+            sha
+            for sha in session.scalars(
                 select(Announcement.audio_sha256).where(
                     Announcement.audio_sha256.is_not(None),
-                    Announcement.id.in_(live) | Announcement.id.in_(programmes),
+                    Announcement.id.in_(live) | Announcement.id.in_(programmes) | waiting,
                 )
             )
+            if sha is not None
         )
+        return pinned
 
 
 def evict_audio(svc: Services) -> list[str]:
@@ -50,10 +62,19 @@ def render_settings(speech: SpeechConfig) -> RenderSettings:
 
 
 def audio_store(config: Config) -> AudioStore:
-    return AudioStore(config.general.data_dir / "audio", max_bytes=config.speech.cache_max_mb * 1024 * 1024)
+    # Owner-only (0700), whoever makes it: it holds recordings and notices that have not aired yet, and
+    # `loa` renders into it under its user's umask. Devices get audio over HTTP, never from this folder.
+    root = config.general.data_dir / "audio"
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    root.chmod(0o700)
+    return AudioStore(root, max_bytes=config.speech.cache_max_mb * 1024 * 1024)
 
 
-def audio_pipeline(config: Config, store: AudioStore | None = None) -> AudioPipeline:
+def audio_pipeline(
+    config: Config, store: AudioStore | None = None, lexicon: LexiconSource | None = None
+) -> AudioPipeline:
+    """The pipeline the config describes; `lexicon` (default: the configured table) may be a callable
+    read for every render (services/lexicon.py `lexicon_source`)."""
     speech = config.speech
     per_engine: dict[str, dict[str, object]] = {
         "espeak": {"voice": speech.voice},
@@ -63,4 +84,7 @@ def audio_pipeline(config: Config, store: AudioStore | None = None) -> AudioPipe
         engine = build_engine(speech.engine, **per_engine)
     else:
         engine = build_engine(speech.engine, **per_engine[speech.engine])
-    return AudioPipeline(store or audio_store(config), engine, render_settings(speech), lexicon=speech.lexicon)
+    return AudioPipeline(
+        store or audio_store(config), engine, render_settings(speech),
+        lexicon=speech.lexicon if lexicon is None else lexicon,
+    )  # fmt: skip

@@ -8,15 +8,17 @@ from broadcaster.config import Config
 from broadcaster.db import Database
 from broadcaster.services import Services
 from broadcaster.services.audio import audio_pipeline
+from broadcaster.services.lexicon import lexicon_source
 from broadcaster.services.zones import ensure_commune
 from schedules.clock import Clock
 
 
 def build_services(config: Config, clock: Clock, *, migrate: bool = True) -> Services:
-    Path(config.general.data_dir).mkdir(parents=True, exist_ok=True)
+    Path(config.general.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)  # private: see docs/security.md
     db = Database(config.database_url)
     if migrate:
         db.upgrade()
     with db.session() as session:
         ensure_commune(session, config.general.commune)
-    return Services(db=db, audio=audio_pipeline(config), clock=clock, config=config)
+    # The commune's lexicon is read for every render, so a reading fixed at run time is heard at once.
+    return Services(db=db, audio=audio_pipeline(config, lexicon=lexicon_source(db, config)), clock=clock, config=config)

@@ -1,8 +1,8 @@
 """The sound of a bulletin's frame: our own opening and closing chimes and the spoken heading.
 
 The planner places a bulletin's frame ("Bản tin sáng ngày hai mươi lăm tháng năm") around the items
-queued in it; here each piece of the frame gets real audio, stored once and reused, so a frame airs
-like any other item.
+queued in it; here each piece of the frame gets real audio, stored once as a clip and reused, so a
+frame airs like any other item without being one of the officer's announcements.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from sqlalchemy.orm import Session
 
 from audio import AudioPipeline, StoredAudio
 from audio.chimes import chime
-from broadcaster.db import Announcement
+from broadcaster.db import Clip
 from broadcaster.services import Services
 from broadcaster.services.planning import Owner, programme_of_window
 from schedules import Airing, AiringKind
 
-SYSTEM = "system"
 CHIME_RATE = 24000
 LONGEST_HEADING = "Bản tin chiều ngày 27 tháng 12"
 
@@ -57,20 +56,23 @@ def framing_lengths_ms(pipeline: AudioPipeline) -> dict[str, int]:
 def framing_owner(
     session: Session, pipeline: AudioPipeline, airing: Airing, programme_id: int | None, now: datetime
 ) -> Owner:
-    """The announcement whose audio a frame piece plays, made the first time it is needed."""
-    found = session.scalars(
-        select(Announcement.id).where(Announcement.created_by == SYSTEM, Announcement.title == airing.title)
+    """The clip a frame piece plays, made the first time it is needed (and made again if its audio has
+    since left the store). A clip, not an announcement: the officer's numbering and lists are theirs."""
+    clip = session.scalars(
+        select(Clip).where(Clip.kind == airing.kind.value, Clip.title == airing.title).order_by(Clip.id)
     ).first()
-    if found is None:
+    if clip is None or pipeline.store.open(clip.audio_sha256) is None:
         if airing.kind is AiringKind.HEADING:
             audio = _plain(pipeline).render(airing.title)
         else:
             audio = chime_audio(pipeline, airing.kind)
-        item = Announcement.with_audio(audio, title=airing.title, text=airing.title, created_at=now, created_by=SYSTEM)
-        session.add(item)
+        if clip is None:
+            clip = Clip(kind=airing.kind.value, title=airing.title, created_at=now)
+            session.add(clip)
+        clip.audio_sha256, clip.audio_size, clip.audio_duration_ms = audio.sha256, audio.size, audio.duration_ms
+        clip.audio_ext, clip.engine = audio.path.suffix.lstrip("."), audio.engine
         session.flush()
-        found = item.id
-    return Owner(found, programme_id)
+    return Owner(None, programme_id, clip.id)
 
 
 def framing_for(svc: Services, session: Session, now: datetime) -> Callable[[Airing], Owner]:

@@ -5,14 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from broadcaster.db import (
     Broadcast,
     BroadcastStatus,
+    Delivery,
     Device,
     DeviceKind,
+    Zone,
+    ZoneKind,
 )
+from broadcaster.messages import DEFAULT_LANGUAGE, reason_text
 from broadcaster.services import Services
 from broadcaster.services.zones import zone_names
 from schedules.clock import to_local
@@ -26,6 +30,7 @@ def device_view(d: Device) -> dict[str, Any]:
         "name": d.name,
         "online": d.online,
         "last_seen": d.last_seen.isoformat() if d.last_seen else None,
+        "last_seen_local": to_local(d.last_seen).strftime("%H:%M:%S %d/%m/%Y") if d.last_seen else None,
         "firmware": d.firmware,
         "volume": d.volume,
         "signal": d.signal,
@@ -70,3 +75,36 @@ def offline_warnings(svc: Services, within: timedelta = timedelta(minutes=30)) -
             for b in upcoming
             if b.zone_id in offline
         ]
+
+
+def device_board(svc: Services, lang: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
+    """The devices village by village, as the desk's board shows them: each with what it was last
+    asked to play (its latest delivery: the item, the outcome and how far off its start was), so a
+    speaker that went quiet, or plays late, is seen before a villager complains."""
+    with svc.db.session() as session:
+        latest = select(func.max(Delivery.id)).group_by(Delivery.device_id).scalar_subquery()
+        last_play = {
+            d.device_id: {
+                "broadcast": b.id,
+                "title": b.title,
+                "start_at": b.start_at.isoformat(),
+                "status": d.status.value,
+                "reason": reason_text(d.reason, lang),
+                "start_error_ms": d.start_error_ms,
+            }
+            for d, b in session.execute(
+                select(Delivery, Broadcast).join(Broadcast, Broadcast.id == Delivery.broadcast_id).where(
+                    Delivery.id.in_(latest)
+                )
+            )
+        }
+        villages: dict[str, dict[str, Any]] = {
+            z.id: {"id": z.id, "name": z.name, "devices": []}
+            for z in session.scalars(select(Zone).where(Zone.kind == ZoneKind.VILLAGE).order_by(Zone.id))
+        }
+        for d in session.scalars(select(Device).order_by(Device.village_id, Device.kind, Device.id)):
+            village = villages.setdefault(d.village_id, {"id": d.village_id, "name": d.village_id, "devices": []})
+            village["devices"].append({**device_view(d), "last_play": last_play.get(d.id)})
+    for v in villages.values():
+        v["online"] = sum(1 for d in v["devices"] if d["online"])
+    return list(villages.values())

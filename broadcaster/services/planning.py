@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from broadcaster.db import Broadcast, BroadcastStatus, Programme, Zone, ZoneMember
+from broadcaster.db import AnnouncementState, Broadcast, BroadcastStatus, Programme, Zone, ZoneMember
 from broadcaster.db import ZoneKind as DbZoneKind
 from broadcaster.errors import LoaError
 from broadcaster.messages import coded_reason
@@ -157,17 +157,25 @@ def relay_airing(b: Broadcast, villages: frozenset[str]) -> Airing | None:
 
 @dataclass(frozen=True)
 class Owner:
-    """What a broadcast row belongs to: an announcement (its audio), a programme, or both."""
+    """What a broadcast row belongs to: an announcement (its audio), a programme, or both; a bulletin's
+    frame belongs to its programme and plays a clip."""
 
     announcement_id: int | None
     programme_id: int | None = None
+    clip_id: int | None = None
 
 
 def bulletin_windows(session: Session, start: datetime, end: datetime) -> list[BulletinWindow]:
     """Every window of every active bulletin programme opening in [start, end)."""
     windows: list[BulletinWindow] = []
     for prog in session.scalars(
-        select(Programme).where(Programme.kind == "bulletin", Programme.active.is_(True)).order_by(Programme.id)
+        select(Programme)
+        .where(
+            Programme.kind == "bulletin",
+            Programme.active.is_(True),
+            Programme.state == AnnouncementState.APPROVED,  # one awaiting approval opens no window
+        )
+        .order_by(Programme.id)
     ):
         opts = json.loads(prog.options or "{}")
         windows += BulletinProgramme(
@@ -228,7 +236,7 @@ def apply_plan(
         if owner is None:
             # another piece of an airing already on the timeline (a replay after a cut, a cut relay)
             first = g.first if g else next((grp.first for (aid, _), grp in groups.items() if aid == p.airing.id), None)
-            owner = Owner(first.announcement_id, first.programme_id) if first else None
+            owner = Owner(first.announcement_id, first.programme_id, first.clip_id) if first else None
         if owner is None and framing is not None and p.airing.kind in FRAMING_KINDS:
             owner = framing(p.airing)
         if owner is None:
@@ -239,6 +247,7 @@ def apply_plan(
                 row = Broadcast(
                     announcement_id=owner.announcement_id,
                     programme_id=owner.programme_id,
+                    clip_id=owner.clip_id,
                     title=p.airing.title,
                     zone_id=village,
                     start_at=p.start,

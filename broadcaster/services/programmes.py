@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from audio import AudioError
-from broadcaster.db import Announcement, Broadcast, Programme, audit
+from broadcaster.db import Announcement, AnnouncementState, Broadcast, Programme, audit
 from broadcaster.errors import LoaError
 from broadcaster.services import Services
+from broadcaster.services.accounts import Principal
 from broadcaster.services.bulletins import framing_for, framing_lengths_ms
 from broadcaster.services.inputs import MAX_TEXT_CHARS, MAX_TITLE_CHARS, check_seconds, check_text
 from broadcaster.services.planning import (
@@ -67,12 +69,16 @@ def add_programme(
     text: str | None = None,
     priority: str = "normal",
     actor: str = "cli",
+    by: Principal | None = None,
     preview: bool = False,
 ) -> dict[str, Any]:
     """Store a relay or a recurring notice and place its occurrences of the next day and a half.
 
     Refused whole, with nothing stored, when the rule never fires, the stream is not http(s), or an
-    occurrence cannot be placed (say, a recurring notice that falls in quiet hours).
+    occurrence cannot be placed (say, a recurring notice that falls in quiet hours). A person (`by`)
+    under `[security] require_approval` gets it stored `awaiting_approval`, checked and shown where it
+    would go but placed only when an approver approves it (services/approvals.py): a recurring notice
+    or a relay is as loud as an announcement. The server's own operator (`by=None`) is not asked.
     """
     if kind not in ("relay", "notice", "bulletin"):
         raise LoaError("bad_kind", {})
@@ -106,6 +112,7 @@ def add_programme(
         duration_s = max(1.0, audio.duration_ms / 1000)
     assert duration_s is not None
     options = framing_lengths_ms(svc.audio) if kind == "bulletin" else {}
+    waits = by is not None and svc.config.security.require_approval
     with svc.db.session() as session:
         announcement_id = None
         if audio is not None and text is not None:
@@ -128,35 +135,47 @@ def add_programme(
             options=json.dumps(options),
             created_at=now,
             created_by=actor,
+            state=AnnouncementState.APPROVED,  # checked as if approved; waits below if it must
         )
         session.add(prog)
         session.flush()
-        try:
-            if kind == "bulletin":  # check its windows; they fill as items are queued in them
-                windows = bulletin_windows(session, now, now + HORIZON)
-                if not windows:
-                    raise LoaError("never_fires.bulletin", {})
-                view = {"id": prog.id, "kind": kind, "title": prog.title, "recurrence": recurrence}
-                if preview:
-                    session.rollback()
-                    return {**view, "preview": True, "windows": [_window_view(w) for w in windows]}
-                audit(session, now, actor, "programme.add", programme=prog.id, kind=kind, recurrence=recurrence)
-                return {**view, "windows": [_window_view(w) for w in windows]}
-            series = _series(prog)
-            requests = series.airings(now, now + HORIZON)
-        except ScheduleError as exc:
-            raise LoaError.from_domain(exc) from exc
-        # A rule over a day and a half can clash many times: the first three reasons say enough.
-        result, groups, mine = plan_or_refuse(svc, session, requests, now, max_reasons=3)
-        names = zone_names(session)
-        placements = [placement_view(p, names) for p in result.placements if p.airing.id in mine]
-        view = {"id": prog.id, "kind": kind, "title": prog.title, "recurrence": recurrence, "placements": placements}
+        view = place_programme(svc, session, prog, now, apply=not (preview or waits))
         if preview:
             session.rollback()
             return {**view, "preview": True}
+        details: dict[str, Any] = {"kind": kind, "recurrence": recurrence}
+        if kind != "bulletin":
+            details["zones"] = zone_ids
+        if waits:
+            prog.state = AnnouncementState.AWAITING_APPROVAL
+            audit(session, now, actor, "programme.submit", programme=prog.id, **details)
+        else:
+            audit(session, now, actor, "programme.add", programme=prog.id, **details)
+        return {**view, "state": prog.state.value}
+
+
+def place_programme(svc: Services, session: Session, prog: Programme, now: datetime, *, apply: bool) -> dict[str, Any]:
+    """Check a programme against the planner and, with `apply`, place its next day and a half: a
+    bulletin's windows must open, a relay's or notice's occurrences must all be placeable (refused
+    whole, 409, otherwise). Without `apply` it is only shown where it would go (a preview, or a
+    programme that waits for its approver)."""
+    view: dict[str, Any] = {"id": prog.id, "kind": prog.kind, "title": prog.title, "recurrence": prog.recurrence}
+    try:
+        if prog.kind == "bulletin":  # check its windows; they fill as items are queued in them
+            windows = bulletin_windows(session, now, now + HORIZON)
+            if not windows:
+                raise LoaError("never_fires.bulletin", {})
+            return {**view, "windows": [_window_view(w) for w in windows]}
+        requests = _series(prog).airings(now, now + HORIZON)
+    except ScheduleError as exc:
+        raise LoaError.from_domain(exc) from exc
+    # A rule over a day and a half can clash many times: the first three reasons say enough.
+    result, groups, mine = plan_or_refuse(svc, session, requests, now, max_reasons=3)
+    names = zone_names(session)
+    placements = [placement_view(p, names) for p in result.placements if p.airing.id in mine]
+    if apply:
         apply_plan(session, result, groups, {a: _owner(prog) for a in mine}, framing_for(svc, session, now))
-        audit(session, now, actor, "programme.add", programme=prog.id, kind=kind, recurrence=recurrence, zones=zone_ids)
-        return view
+    return {**view, "placements": placements}
 
 
 def expand_programmes(svc: Services, horizon: timedelta = HORIZON) -> int:
@@ -170,7 +189,13 @@ def expand_programmes(svc: Services, horizon: timedelta = HORIZON) -> int:
     with svc.db.session() as session:
         programmes = list(
             session.scalars(
-                select(Programme).where(Programme.active.is_(True), Programme.kind != "bulletin").order_by(Programme.id)
+                select(Programme)
+                .where(
+                    Programme.active.is_(True),
+                    Programme.state == AnnouncementState.APPROVED,  # one awaiting approval waits
+                    Programme.kind != "bulletin",
+                )
+                .order_by(Programme.id)
             )
         )
         if not programmes:
@@ -217,6 +242,10 @@ def list_programmes(svc: Services) -> list[dict[str, Any]]:
                 "duration_s": p.duration_ms / 1000,
                 "stream_url": p.stream_url,
                 "active": p.active,
+                "state": p.state.value,
+                "created_by": p.created_by,
+                "decided_by": p.decided_by,
+                "decision_reason": p.decision_reason,
             }
             for p in session.scalars(select(Programme).order_by(Programme.id))
         ]

@@ -36,7 +36,7 @@ def report(svc: Services, start: datetime, end: datetime) -> dict[str, Any]:
                 Device.kind == DeviceKind.SPEAKER,
                 Broadcast.start_at >= start,
                 Broadcast.start_at < end,
-                Broadcast.kind.in_(["notice", "emergency", "relay"]),
+                Broadcast.kind.in_(["notice", "emergency", "relay", "live"]),
             )
             .group_by(Broadcast.announcement_id, Broadcast.programme_id)
         ).all()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from broadcaster.db import (
@@ -16,7 +16,7 @@ from broadcaster.db import (
     villages_of,
 )
 from broadcaster.errors import LoaError
-from broadcaster.messages import DEFAULT_LANGUAGE, reason_text
+from broadcaster.messages import DEFAULT_LANGUAGE, coded_reason, reason_text
 from broadcaster.services import Services
 from broadcaster.services.planning import PRIORITY_OF
 from broadcaster.services.zones import resolve_zones, zone_names
@@ -96,7 +96,8 @@ def timeline(
     end: datetime | None = None,
     lang: str = DEFAULT_LANGUAGE,
 ) -> list[dict[str, Any]]:
-    """What airs where, in order: the officer's programme view (and the source of the .ics export)."""
+    """What airs where, in order: the officer's programme view (and the source of the .ics export).
+    A recalled airing stays in it, cancelled and saying so; one the planner replaced does not."""
     now = svc.clock.now()
     start = start or now - timedelta(hours=1)
     end = end or start + timedelta(days=7)
@@ -105,7 +106,11 @@ def timeline(
     with svc.db.session() as session:
         q = (
             select(Broadcast)
-            .where(Broadcast.start_at >= start, Broadcast.start_at < end, Broadcast.status != BroadcastStatus.CANCELLED)
+            .where(
+                Broadcast.start_at >= start,
+                Broadcast.start_at < end,
+                or_(Broadcast.status != BroadcastStatus.CANCELLED, Broadcast.reason == coded_reason("recalled")),
+            )
             .order_by(Broadcast.start_at, Broadcast.zone_id)
         )
         if zone is not None:
@@ -137,6 +142,8 @@ def timeline(
 def calendar(svc: Services, zone: str) -> str:
     """An iCalendar file of a zone's planned airings, for the officer's phone."""
     rows = timeline(svc, zone, svc.clock.now() - timedelta(days=1), svc.clock.now() + timedelta(days=60))
+    rows = [r for r in rows if r["status"] != BroadcastStatus.CANCELLED.value]  # a recalled one is off the phone too
+    rows = [r for r in rows if r["kind"] != "live"]  # said live, never planned: nothing to put in a calendar
     with svc.db.session() as session:
         (z,) = resolve_zones(session, [zone])
         zone_name = z.name

@@ -5,17 +5,42 @@ from __future__ import annotations
 from pathlib import Path
 
 from broadcaster.config import load_config
+from broadcaster.db import Role, User
 from broadcaster.services import Services
+from broadcaster.services.accounts import create_user, issue_token
 from broadcaster.services.build import build_services
 from schedules.clock import Clock
 
 
 def make_services(tmp_path: Path, database_url: str, clock: Clock, **env: str) -> Services:
-    """Services as the daemon builds them; chimes off to keep renders short, `env` as LOA_* overrides."""
+    """Services as the daemon builds them; chimes off to keep renders short, `env` as LOA_* overrides.
+    Approval off unless a test asks (`LOA_SECURITY_REQUIRE_APPROVAL="true"`): most tests are about what
+    happens to an item once it is planned; tests/broadcaster/services/test_approvals.py and
+    tests/broadcaster/api/test_approvals.py are about the way there."""
     environ = {
         "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
         "LOA_DATABASE_URL": database_url,
         "LOA_SPEECH_CHIMES": "false",
+        "LOA_SECURITY_REQUIRE_APPROVAL": "false",
         **env,
     }
     return build_services(load_config(None, environ=environ), clock)
+
+
+PASSWORD = "mật khẩu thử nghiệm"
+
+
+def make_user(svc: Services, username: str, role: str | Role, password: str = PASSWORD) -> str:
+    """An account, as `loa user add` makes it (once: a second call for the same name changes nothing)."""
+    with svc.db.session() as s:
+        exists = s.query(User).filter(User.username == username).count()
+    if not exists:
+        create_user(svc, username, role, password, actor="test")
+    return username
+
+
+def make_token(svc: Services, username: str, role: str | Role = Role.ADMIN) -> str:
+    """The secret of a new API token of `username` (made with `role` if it has no account yet)."""
+    make_user(svc, username, role)
+    secret: str = issue_token(svc, username, "test", actor="test")["secret"]
+    return secret

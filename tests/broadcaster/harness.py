@@ -15,9 +15,13 @@ from typing import Any
 import httpx
 
 from broadcaster import protocol
-from broadcaster.db import Database
+from broadcaster.config import load_config
+from broadcaster.db import Database, Role
+from broadcaster.services.build import build_services
 from broadcaster.services.zones import ensure_commune
 from broadcaster.simulation.commune import AgentProcesses, provision
+from schedules.clock import SystemClock
+from tests.broadcaster.conftest import make_token
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,11 +48,14 @@ def write_config(path: Path, data_dir: Path, database_url: str, broker_url: str,
         "port = 0",
         "[http]",
         "port = 0",
+        "audio_port = 0",
         "[speech]",
         "chimes = false",
         "[schedule]",  # real-clock tests must not depend on the hour they run at
         'quiet_start = "00:00"',
         'quiet_end = "00:00"',
+        "[security]",  # what a daemon test posts is planned at once (approval: tests/broadcaster/api/test_approvals.py)
+        "require_approval = false",
         "[simulation]",
         "villages = 0",
         "[dispatch]",
@@ -65,8 +72,12 @@ class DaemonProcess:
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
         self.api_url = ""
+        self.audio_url = ""
+        self._token = ""
 
-    def start(self, timeout: float = 30) -> DaemonProcess:
+    def start(self, timeout: float = 30, *, own_group: bool = False) -> DaemonProcess:
+        """`own_group`: in a process group (and session) of its own, as a service manager or a terminal
+        starts it, so a signal can go to the daemon and everything it started (`os.killpg`)."""
         runtime = self.data_dir / "runtime.json"
         out = self.log.open("ab")
         self.proc = subprocess.Popen(
@@ -74,6 +85,7 @@ class DaemonProcess:
             stdout=out,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            start_new_session=own_group,
         )
         out.close()
 
@@ -86,7 +98,8 @@ class DaemonProcess:
             info: dict[str, Any] = json.loads(runtime.read_text())
             return info if info.get("pid") == self.proc.pid else None
 
-        self.api_url = wait_for(ready, timeout, "daemon start")["api_url"]
+        info = wait_for(ready, timeout, "daemon start")
+        self.api_url, self.audio_url = info["api_url"], info["audio_url"]
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -94,8 +107,21 @@ class DaemonProcess:
             os.kill(self.proc.pid, sig)
             self.proc.wait(timeout=15)
 
+    @property
+    def token(self) -> str:
+        """An admin's API token, made in the daemon's database the way `loa user add` and `loa token add`
+        make them (the API answers nobody who is not signed in)."""
+        if not self._token:
+            svc = build_services(load_config(self.config, environ={}), SystemClock(), migrate=False)
+            try:
+                self._token = make_token(svc, "harness", Role.ADMIN)
+            finally:
+                svc.db.dispose()
+        return self._token
+
     def post(self, path: str, body: dict[str, Any]) -> httpx.Response:
-        return httpx.post(self.api_url + path, json=body, timeout=60)
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return httpx.post(self.api_url + path, json=body, headers=headers, timeout=60)
 
 
 def village_fleet(

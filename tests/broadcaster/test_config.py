@@ -36,6 +36,13 @@ def test_environment_overrides_the_file(tmp_path: Path) -> None:
         ("", {"LOA_DISPATCH_LEAD_S": "soon"}, "dispatch.lead_s [LOA_DISPATCH_LEAD_S]"),
         ("", {"LOA_NOPE_X": "1"}, "LOA_NOPE_X"),
         ("[general\n", {}, "TOML"),
+        ('[http]\nallowed_hosts = ["*"]\n', {}, "http.allowed_hosts"),  # a wildcard would let any name rebind
+        ("", {"LOA_HTTP_ALLOWED_HOSTS": "loa.local:8080"}, "http.allowed_hosts [LOA_HTTP_ALLOWED_HOSTS]"),
+        ('[http]\npublic_url = "loa.xa.vn"\n', {}, "http.public_url"),
+        ('[http]\naudio_url = "ftp://x"\n', {}, "http.audio_url"),
+        ('[security]\nemergency_roles = ["officer", "boss"]\n', {}, "security.emergency_roles"),
+        ("[security]\nemergency_roles = []\n", {}, "security.emergency_roles"),
+        ("", {"LOA_SECURITY_LOGIN_FAILURES": "0"}, "security.login_failures"),
     ],
 )
 def test_invalid_config_names_the_key(tmp_path: Path, text: str, env: dict[str, str], needle: str) -> None:
@@ -62,3 +69,17 @@ def test_the_example_documents_every_key() -> None:
         assert model.annotation is not None
         fields = set(model.annotation.model_fields)  # type: ignore[union-attr]
         assert fields == set(example[section]), (section, fields ^ set(example[section]))
+
+
+def test_the_names_the_api_answers_to() -> None:
+    default = load_config(None, environ={}).http
+    assert default.api_hosts() == {"127.0.0.1", "localhost", "::1"} and not default.secure_cookies
+    proxied = load_config(None, environ={"LOA_HTTP_PUBLIC_URL": "https://Loa.Xa-Mau.gov.vn/"}).http
+    assert "loa.xa-mau.gov.vn" in proxied.api_hosts() and proxied.secure_cookies
+    everywhere = load_config(None, environ={"LOA_HTTP_HOST": "0.0.0.0"}).http
+    assert "0.0.0.0" not in everywhere.api_hosts()  # bound everywhere names no host
+    listed = load_config(None, environ={"LOA_HTTP_ALLOWED_HOSTS": "192.168.1.10, LOA.local,[::1]"}).http
+    assert listed.api_hosts() == {"192.168.1.10", "loa.local", "::1"}  # exactly those
+    roles = load_config(None, environ={"LOA_SECURITY_EMERGENCY_ROLES": "admin"}).security
+    assert roles.emergency_roles == ["admin"]
+

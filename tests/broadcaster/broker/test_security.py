@@ -9,9 +9,12 @@ after routing it), so no test waits on a fixed sleep.
 from __future__ import annotations
 
 import base64
+import contextlib
+import getpass
 import hashlib
 import json
 import os
+import pwd
 import socket
 import ssl
 import stat
@@ -46,13 +49,20 @@ from broadcaster.broker.credentials import (
 )
 from broadcaster.broker.managed import BrokerSettings, ManagedBroker, pick_port, wait_for_port
 from broadcaster.broker.tls import make_ca, make_server_cert, tls_listener_lines
-from broadcaster.db import AuditEntry, Database, Device, DeviceKind
+from broadcaster.config import DispatchConfig
+from broadcaster.db import AuditEntry, Database, Delivery, DeliveryStatus, Device, DeviceKind
 from broadcaster.device.agent import AgentConfig
 from broadcaster.device.sinks import FileSink, NullSink
 from broadcaster.device.speaker import SpeakerAgent
+from broadcaster.dispatch.link import DeviceLink, share_group
 from broadcaster.protocol.mqtt import BrokerAddress, connect, new_client
+from broadcaster.runtime.datadir import keep_private
+from broadcaster.runtime.path import DevicePath
 from broadcaster.services.zones import add_device, add_village, ensure_commune
-from tests.broadcaster.harness import wait_for
+from schedules.clock import SystemClock
+from tests.broadcaster.dispatch.test_dispatch import plan
+from tests.broadcaster.harness import DaemonProcess, wait_for
+from tests.broadcaster.harness import write_config as write_daemon_config
 
 ROOT = Path(__file__).resolve().parents[3]
 TOPICS = protocol.Topics()
@@ -314,6 +324,49 @@ def test_a_real_broker_accepts_our_hashes_and_refuses_everyone_else(tmp_path: Pa
         assert stat.S_IMODE((tmp_path / "b" / name).stat().st_mode) == 0o600
 
 
+def _uid_of(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])  # the real uid; effective and saved follow it after setuid
+    raise AssertionError(f"no Uid line for {pid}")
+
+
+def test_the_managed_broker_never_runs_as_root_and_still_keeps_the_acl(commune: Commune) -> None:
+    """Started by root (as this machine runs the tests), mosquitto runs as `mosquitto`; started by anyone
+    else, as them. Either way devices log in and the ACL holds, reloads included."""
+    assert commune.broker.pid is not None
+    uid = _uid_of(commune.broker.pid)
+    assert uid != 0
+    assert uid == (pwd.getpwnam("mosquitto").pw_uid if os.geteuid() == 0 else os.geteuid())
+    for name in ("passwd", "acl", "mosquitto.conf"):
+        assert (commune.tmp / "broker" / name).stat().st_uid == uid  # it reads them again on SIGHUP
+    assert commune.broker.reload()
+    daemon, a = commune.probe(DAEMON), commune.probe(A)
+    a.subscribe("#")
+    daemon.publish(TOPICS.cmd(B), b"for B only")
+    daemon.publish(TOPICS.cmd(A), b"for A")
+    a.wait_for(TOPICS.cmd(A), b"for A")
+    assert a.topics() == {TOPICS.cmd(A)}
+    assert not commune.probe(A, "wrong password").ok
+
+
+def test_who_the_managed_broker_runs_as(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broker = ManagedBroker(tmp_path, BrokerSettings())
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert broker.user_line() == []  # an ordinary user: mosquitto stays that user
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert broker.user_line() == ["user mosquitto"]
+    external = ManagedBroker(tmp_path, BrokerSettings(managed=False))
+    assert external.user_line() == ["user root"]  # `loa broker config` without --owner, as documented
+
+    def no_such_user(name: str) -> Any:
+        raise KeyError(name)
+
+    monkeypatch.setattr(pwd, "getpwnam", no_such_user)
+    with pytest.raises(RuntimeError, match="must not"):
+        broker.user_line()  # root, and no unprivileged user to run as: refused rather than run as root
+
+
 def test_the_anonymous_test_broker_still_works(broker: ManagedBroker) -> None:
     probe = Probe(broker.port, None, None).start()
     try:
@@ -403,6 +456,96 @@ def test_the_daemon_commands_every_device_and_hears_acks_through_its_shared_subs
         until_acked(daemon, TOPICS.cmd(device), commune.signer)
     assert {t for t in daemon.topics() if t.endswith("/ack")} == {TOPICS.ack(A), TOPICS.ack(B)}
     wait_for(lambda: {TOPICS.status(A), TOPICS.status(B)} <= daemon.topics(), 5, "both statuses")
+
+
+def test_a_device_that_joins_the_daemons_shared_subscription_costs_it_no_report(commune: Commune) -> None:
+    """Mosquitto granted a device's SUBSCRIBE to `$share/loa/...` and handed it every other report of the
+    daemon's group, which the ACL then dropped: devices that played were recorded as expired. Measured by
+    what the daemon stores: every delivery a device acked is done."""
+    db = Database(f"sqlite:///{commune.tmp / 'loa.sqlite3'}")
+    db.upgrade()
+    with db.session() as s:
+        ensure_commune(s, "Xã")
+        for device, (_all, village) in ZONES.items():
+            add_village(s, village, village)
+            add_device(s, device, DeviceKind.SPEAKER, village)
+    address = BrokerAddress("127.0.0.1", commune.port, DAEMON, commune.passwords[DAEMON])
+    path = DevicePath.build(
+        db, SystemClock(), DispatchConfig(lead_s=60, validity_s=600), commune.signer, address,
+        lambda sha, ext: f"http://127.0.0.1:9/audio/{sha}.{ext}",
+    )  # fmt: skip
+    intruder = commune.probe(A)  # a credential from a stolen speaker joins every group it can think of
+    reports = (TOPICS.all_acks(), TOPICS.all_status(), TOPICS.all_tele())
+    for group in ("loa", DAEMON, "daemon", share_group(""), share_group(A)):
+        intruder.subscribe(*(f"$share/{group}/{topic}" for topic in reports))
+    b = commune.probe(B)
+    b.subscribe(TOPICS.cmd(B))
+    path.start(dispatch=False)
+    try:
+        start = datetime.now(UTC) + timedelta(seconds=60)
+        for n in range(20):
+            path.dispatcher.dispatch(plan(db, start + timedelta(minutes=n), zone=ZONES[B][1]))
+        wait_for(lambda: len(b.json_on(TOPICS.cmd(B))) == 20, 10, "twenty commands for B")
+        for cmd in b.json_on(TOPICS.cmd(B)):
+            b.publish(TOPICS.ack(B), protocol.make_ack(cmd["id"], "done", datetime.now(UTC)))
+        b.publish(TOPICS.tele(B), {"v": 2, "at": protocol.format_time(datetime.now(UTC)), "signal": -60})
+
+        def done() -> int:
+            with db.session() as s:
+                return len(s.scalars(select(Delivery).where(Delivery.status == DeliveryStatus.DONE)).all())
+
+        wait_for(lambda: done() == 20, 10, "every acked delivery recorded done")
+        wait_for(lambda: (d := _device_row(db, B)) is not None and d.signal == -60, 5, "B's telemetry")
+        assert intruder.got() == []
+    finally:
+        path.stop()
+        db.dispose()
+
+
+def _device_row(db: Database, device_id: str) -> Device | None:
+    with db.session() as s:
+        return s.get(Device, device_id)
+
+
+def test_an_upgraded_daemon_leaves_the_old_group_its_session_was_in(broker: ManagedBroker, tmp_path: Path) -> None:
+    """A daemon from before the secret group left its persistent session in `$share/loa/...`: the new
+    one takes it out, or each report would come twice (and a device in `loa` would still get copies)."""
+    from tests.broadcaster.dispatch.test_bad_input import Heard
+
+    old = new_client("loa-daemon", persistent=True)
+    subscribed = threading.Event()
+    old.on_subscribe = lambda *_: subscribed.set()
+    old.on_connect = lambda c, *_: c.subscribe(shared(TOPICS.all_acks()), qos=1)
+    connect(old, BrokerAddress.parse(broker.url), persistent=True)
+    old.loop_start()
+    assert subscribed.wait(5)
+    old.disconnect()
+    old.loop_stop()
+
+    db = Database(f"sqlite:///{tmp_path / 'loa.sqlite3'}")
+    writer = Heard(db)
+    link = DeviceLink(BrokerAddress.parse(broker.url), TOPICS, writer, writer.metrics, "loa-daemon", group="g")
+    link.start()
+    device = Probe(broker.port, None, None, client_id=A).start()
+    try:
+        device.publish(TOPICS.ack(A), {"v": 2, "n": "warm"})  # the link's SUBSCRIBE and UNSUBSCRIBE are in
+        wait_for(lambda: writer.heard, 5, "the first ack")
+        for n in range(3):
+            device.publish(TOPICS.ack(A), {"v": 2, "n": n})
+        device.publish(TOPICS.ack(A), {"v": 2, "n": "last"})
+        wait_for(lambda: any(h.get("n") == "last" for h in writer.heard), 5, "the last ack")
+        assert [h["n"] for h in writer.heard if h["n"] != "warm"] == [0, 1, 2, "last"]  # each once
+    finally:
+        device.stop()
+        link.stop()
+        db.dispose()
+
+
+def test_the_daemons_group_is_derived_from_its_secret() -> None:
+    """Unguessable without the daemon's password, the same for instances that share it, never `loa`."""
+    one, other = new_secret(), new_secret()
+    assert share_group(one) == share_group(one) != share_group(other)
+    assert share_group(one) != "loa" and one not in share_group(one) and len(share_group(one)) == 36
 
 
 def test_a_device_hears_its_own_zones_and_no_other(commune: Commune) -> None:
@@ -540,10 +683,12 @@ def test_acl_text_refuses_names_that_would_widen_a_topic() -> None:
 def test_a_tls_broker_accepts_an_agent_that_trusts_the_commune_ca(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    tls = make_server_cert(tmp_path / "tls", ["localhost", "127.0.0.1"])
-    for key in (tls.key, tmp_path / "tls" / "ca.key"):
+    # Inside the broker's folder: a managed broker reads them after dropping root, from where it runs.
+    tls_dir = tmp_path / "broker" / "tls"
+    tls = make_server_cert(tls_dir, ["localhost", "127.0.0.1"])
+    for key in (tls.key, tls_dir / "ca.key"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    ca_again = make_ca(tmp_path / "tls")
+    ca_again = make_ca(tls_dir)
     assert ca_again.cert.read_bytes() == tls.ca_cert.read_bytes()  # the CA is made once
 
     passwords = {DAEMON: new_secret(), A: new_secret()}
@@ -638,6 +783,9 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
         ensure_commune(s, "Xã thử nghiệm")
         add_village(s, "thon-1", "Thôn 1")
     db.dispose()
+    # As a daemon leaves it: where its managed broker listened (`loa device add` hands devices that).
+    runtime = {"api_url": "http://127.0.0.1:8080", "broker_url": f"mqtt://{DAEMON}@127.0.0.1:18830", "pid": 0}
+    (data / "runtime.json").write_text(json.dumps(runtime))
     yield data
 
 
@@ -686,7 +834,7 @@ def test_device_add_provisions_a_speaker_that_works_end_to_end(
     r = loa(
         data_dir,
         "device", "add", A, "--kind", "speaker", "--village", "thon-1", "--name", "Loa thôn 1",
-        "--broker-url", f"mqtt://127.0.0.1:{port}", "--out", str(out), "--user", "kythuat",
+        "--broker-url", f"mqtt://127.0.0.1:{port}", "--out", str(out),
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "█" in r.stdout and "Hướng dẫn cho kỹ thuật viên" in r.stdout
@@ -711,7 +859,8 @@ def test_device_add_provisions_a_speaker_that_works_end_to_end(
     db = Database(f"sqlite:///{data_dir / 'loa.sqlite3'}")
     with db.session() as s:
         entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "device.add")).one()
-        assert entry.actor == "kythuat" and json.loads(entry.detail)["device"] == A
+        # the technician the server's login authenticated: the account running `loa`
+        assert entry.actor == getpass.getuser() and json.loads(entry.detail)["device"] == A
         assert cfg.password not in entry.detail
     db.dispose()
 
@@ -793,6 +942,64 @@ def test_device_add_twice_keeps_the_first_provisioning(
     db.dispose()
 
 
+def test_device_add_refuses_to_guess_the_broker_before_any_daemon_ran(
+    tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (data_dir / "runtime.json").unlink()
+    out = tmp_path / "x.json"
+    rc, _, err = loa_here(
+        data_dir, monkeypatch, capsys, "device", "add", A, "--kind", "speaker", "--village", "thon-1", "--out", str(out)
+    )
+    assert rc == 2 and "(broker_url_unknown)" in err and "--broker-url" in err
+    assert _devices(data_dir) == [] and not out.exists()
+
+
+def test_device_add_hands_a_device_the_broker_the_daemon_really_runs(tmp_path: Path, data_dir: Path) -> None:
+    """The configured port (1883) was written into every device's config. When it was taken the managed
+    broker moved elsewhere, and whoever held it (on this machine, another Mosquitto) would have been
+    handed the device's password at its first CONNECT."""
+    (data_dir / "runtime.json").unlink()  # the daemon writes its own
+    rogue = socket.create_server(("127.0.0.1", 0))
+    port = rogue.getsockname()[1]
+    knocks: list[bytes] = []
+
+    def listen() -> None:
+        while True:
+            try:
+                conn, _ = rogue.accept()
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                with contextlib.suppress(OSError):
+                    knocks.append(conn.recv(1024))
+
+    threading.Thread(target=listen, daemon=True).start()
+    url = f"sqlite:///{data_dir / 'loa.sqlite3'}"
+    config = write_daemon_config(tmp_path / "loa.toml", data_dir, url, "")
+    config.write_text(config.read_text().replace('[broker]\nurl = ""\nport = 0', f'[broker]\nurl = ""\nport = {port}'))
+    daemon = DaemonProcess(config, data_dir, tmp_path / "daemon.log").start()
+    agent: SpeakerAgent | None = None
+    try:
+        out = tmp_path / "loa1.json"
+        r = loa(data_dir, "device", "add", A, "--kind", "speaker", "--village", "thon-1", "--no-qr", "--out", str(out),
+                port=port)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        cfg = AgentConfig.load(out)
+        real = BrokerAddress.parse(json.loads((data_dir / "runtime.json").read_text())["broker_url"]).port
+        assert real != port and cfg.broker_url == f"mqtt://127.0.0.1:{real}"
+        cfg.state_dir = str(tmp_path / "agent")
+        agent = SpeakerAgent(cfg, sink=NullSink())
+        agent.start(timeout=10)  # the daemon lets it in within seconds (BrokerAccess)
+        wait_for(lambda: _devices(data_dir)[0].online, 10, "the new device online at the daemon")
+        assert knocks == []
+    finally:
+        if agent:
+            agent.stop()
+        daemon.stop()
+        rogue.close()
+
+
 def test_broker_config_covers_every_provisioned_device(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -822,3 +1029,42 @@ def test_broker_config_refuses_an_unknown_owner(
     rc, _, err = loa_here(data_dir, monkeypatch, capsys, "broker", "config", "--owner", "no-such-user-here")
     assert rc == 2 and "(unknown_user)" in err
     assert not (data_dir / "mosquitto" / "passwd").exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand files to the mosquitto user")
+def test_a_system_mosquitto_reads_its_files_in_the_closed_data_folder(
+    tmp_path: Path, mosquitto_from: Callable[[Path, int], None]
+) -> None:
+    """`loa broker config --owner mosquitto` into the data folder, which the daemon keeps closed to other
+    users: a system Mosquitto, started by root, drops to `mosquitto` and must still read its files."""
+    import shutil
+    import tempfile
+
+    outside = Path(tempfile.mkdtemp(dir="/tmp"))  # a folder others may pass through, as /var/lib is
+    umask = os.umask(0o022)
+    try:
+        outside.chmod(0o711)
+        data = outside / "data"
+        db = Database(f"sqlite:///{data / 'loa.sqlite3'}")
+        db.upgrade()
+        with db.session() as s:
+            ensure_commune(s, "Xã")
+            add_village(s, "thon-1", "Thôn 1")
+            password = issue_credentials(add_device(s, A, DeviceKind.SPEAKER, "thon-1"))
+        db.dispose()
+        keep_private(data)
+        port = pick_port("127.0.0.1", 0)
+        r = loa(data, "broker", "config", "--owner", "mosquitto", port=port)
+        assert r.returncode == 0, r.stderr
+        keep_private(data)  # the daemon's next start does not shut it out again
+        mode = data.stat()
+        assert stat.S_IMODE(mode.st_mode) == 0o750 and mode.st_gid == pwd.getpwnam("mosquitto").pw_gid
+        assert "user mosquitto" in (data / "mosquitto" / "mosquitto.conf").read_text()
+        mosquitto_from(data / "mosquitto" / "mosquitto.conf", port)
+        for secret, admitted in ((password, True), ("wrong", False)):
+            device = Probe(port, A, secret).start()
+            device.stop()
+            assert device.ok is admitted
+    finally:
+        os.umask(umask)  # keep_private set the daemon's; this is the test runner
+        shutil.rmtree(outside, ignore_errors=True)

@@ -22,6 +22,32 @@ def test_migrations_match_the_models(database_url: str) -> None:
     assert diff == []
 
 
+def test_the_accounts_migration_goes_down_and_up_again(database_url: str) -> None:
+    """0002 adds users, API tokens and sessions to a database of 0001, and takes them away again."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from broadcaster.db.migrations import alembic_config, upgrade
+
+    accounts = {"users", "api_tokens", "user_sessions"}
+    db = Database(database_url)
+    upgrade(db.engine, "0001")
+    with db.session() as s:
+        s.add(Zone(id="all", name="Xã", kind=ZoneKind.COMMUNE))
+    assert not accounts & set(inspect(db.engine).get_table_names())
+    db.upgrade()
+    assert accounts <= set(inspect(db.engine).get_table_names())
+    command.downgrade(alembic_config(db.engine), "0001")
+    tables = set(inspect(db.engine).get_table_names())
+    assert not accounts & tables and "zones" in tables
+    db.upgrade()
+    with db.engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata) == []
+    with db.session() as s:
+        assert s.get(Zone, "all") is not None  # what was there before stays
+    db.dispose()
+
+
 def test_times_are_stored_utc_and_read_back_aware(database_url: str) -> None:
     db = Database(database_url)
     db.upgrade()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gc
 import json
+import re
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 from sqlalchemy import func, select
 
 from broadcaster.api.server import HttpServer
@@ -76,6 +78,15 @@ def test_simulated_villages_come_online_and_do_not_outlive_a_killed_daemon(tmp_p
                 return s.scalar(select(func.count()).select_from(Device).where(Device.online.is_(True))) == 4
 
         wait_for(online, 30, "four simulated devices online")
+        # The demo admin's password is printed once, in the banner; it works once, to choose another.
+        shown = wait_for(
+            lambda: re.search(r"Đăng nhập:\s+admin / (\S+)", (tmp_path / "d.log").read_text()), 10, "banner"
+        )
+        signed = httpx.post(
+            daemon.api_url + "/api/v1/session", json={"username": "admin", "password": shown.group(1)}, timeout=10
+        )
+        assert signed.status_code == 200, signed.text
+        assert signed.json()["user"]["must_change_password"] is True
         marker = str(tmp_path / "data" / "sim")
 
         def agents() -> list[str]:
@@ -89,6 +100,8 @@ def test_simulated_villages_come_online_and_do_not_outlive_a_killed_daemon(tmp_p
         daemon.stop()
         db.dispose()
         subprocess.run(["pkill", "-f", str(tmp_path)], check=False)
+        # the broker a killed daemon leaves is ended by the next start in that folder: here, now
+        ManagedBroker(tmp_path / "data" / "broker", BrokerSettings()).end_orphan()
 
 
 def test_a_restarted_daemon_keeps_the_ports_devices_were_given(tmp_path: Path, broker: ManagedBroker) -> None:
@@ -102,7 +115,11 @@ def test_a_restarted_daemon_keeps_the_ports_devices_were_given(tmp_path: Path, b
     try:
         after = json.loads((tmp_path / "data" / "runtime.json").read_text())
         assert after["api_url"] == before["api_url"] and after["broker_url"] == before["broker_url"]
+        assert after["audio_url"] == before["audio_url"] != after["api_url"]  # audio has its own listener
         assert after["pid"] != before["pid"]
+        # a real commune (no simulated villages) gets no default account: the banner says how to make one
+        banner = wait_for(lambda: "Thử ngay" in (log := (tmp_path / "d2.log").read_text()) and log, 10, "banner")
+        assert "Chưa có tài khoản" in banner and "admin /" not in banner
     finally:
         second.stop()
 
@@ -123,6 +140,22 @@ def test_the_banner_warns_a_newcomer_during_quiet_hours() -> None:
     day = Daemon(load_config(None, environ={}), clock=FakeClock(datetime(2026, 11, 25, 9, 0, tzinfo=LOCAL_TZ)))
     day.http = Bound()  # type: ignore[assignment]
     assert "giờ yên tĩnh" not in day.banner() and "curl -s -X POST http://127.0.0.1:8080" in day.banner()
+
+
+def test_the_banner_hands_over_the_first_sign_in_once() -> None:
+    from broadcaster.config import load_config
+    from broadcaster.runtime.banner import banner
+    from schedules.clock import SystemClock
+
+    parts = {"api_url": "http://127.0.0.1:8080", "broker_url": "mqtt://127.0.0.1:1883", "managed_broker": True}
+    config = load_config(None, environ={})
+    demo = banner(config, SystemClock(), simulated=True, demo_password="Abc23456", accounts=True, **parts)
+    assert "admin / Abc23456" in demo and "loa token add --user admin" in demo
+    assert "Authorization: Bearer $TOKEN" in demo  # the curl example signs in
+    later = banner(config, SystemClock(), simulated=True, demo_password=None, accounts=True, **parts)
+    assert "Abc23456" not in later and "loa user passwd admin --generate" in later  # shown once; then reset
+    real = banner(config, SystemClock(), simulated=False, accounts=False, **parts)
+    assert "loa user add TEN --role admin" in real
 
 
 def test_settled_memory_is_out_of_the_collectors_reach() -> None:

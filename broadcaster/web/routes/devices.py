@@ -1,0 +1,26 @@
+"""The device board: village by village, who is connected, when each was last heard from, its
+volume, signal and firmware, what it last played and how far off its start was; and the warnings."""
+
+from __future__ import annotations
+
+from fastapi import Response
+
+from broadcaster.services.devices import device_board, offline_warnings
+from broadcaster.web.page import Reader
+from broadcaster.web.routes import page_router
+
+router = page_router()
+
+
+@router.get("/devices")
+def devices_page(page: Reader) -> Response:
+    villages = device_board(page.svc, page.lang)
+    devices = [d for v in villages for d in v["devices"]]
+    return page.render(
+        "devices.html",
+        villages=villages,
+        warnings=offline_warnings(page.svc),
+        zone_names={v["id"]: v["name"] for v in villages},
+        online=sum(1 for d in devices if d["online"]),
+        total=len(devices),
+    )
