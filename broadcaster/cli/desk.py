@@ -17,6 +17,9 @@ from typing import Any
 JSON_HELP = "in kết quả dạng JSON, cho chương trình khác đọc"
 
 
+PROGRAMME_HELP = "SỐ là số của một chương trình lặp lại (loa approvals in ra), không phải của thông báo"
+
+
 def add_desk_commands(sub: Any) -> None:
     """The desk's subcommands, on `loa`'s subparsers."""
     w = sub.add_parser("approvals", help="các thông báo đang chờ duyệt, chờ lâu nhất trước")
@@ -25,11 +28,13 @@ def add_desk_commands(sub: Any) -> None:
 
     a = sub.add_parser("approve", help="duyệt một thông báo đang chờ: nó được lên lịch phát ngay")
     a.add_argument("id", type=int, metavar="SỐ", help="số thông báo (loa approvals in ra)")
+    a.add_argument("--programme", action="store_true", help=PROGRAMME_HELP)
     a.add_argument("--json", action="store_true", help=JSON_HELP)
     a.set_defaults(run="broadcaster.cli.desk:cmd_approve")
 
     r = sub.add_parser("reject", help="trả lại một thông báo đang chờ duyệt, kèm lý do để cán bộ sửa")
     r.add_argument("id", type=int, metavar="SỐ", help="số thông báo (loa approvals in ra)")
+    r.add_argument("--programme", action="store_true", help=PROGRAMME_HELP)
     r.add_argument("--reason", required=True, metavar="LÝ_DO", help="cần sửa gì (cán bộ soạn tin sẽ đọc)")
     r.add_argument("--json", action="store_true", help=JSON_HELP)
     r.set_defaults(run="broadcaster.cli.desk:cmd_reject")
@@ -78,15 +83,21 @@ def _when(item: dict[str, Any]) -> str:
 
 
 def cmd_approvals(args: argparse.Namespace) -> int:
-    from broadcaster.services.approvals import waiting
+    from broadcaster.services.approvals import waiting, waiting_programmes
 
-    items = waiting(_services(args), lang=args.lang)
+    svc = _services(args)
+    items = waiting(svc, lang=args.lang)
+    programmes = waiting_programmes(svc)
     if args.json:
-        _print_json(items)
+        _print_json({"announcements": items, "programmes": programmes})
         return 0
-    if not items:
-        print("Không có thông báo nào chờ duyệt.")
+    if not items and not programmes:
+        print("Không có thông báo hay chương trình nào chờ duyệt.")
         return 0
+    for prog in programmes:
+        print(f"chương trình #{prog['id']} {prog['title']} ({prog['kind']}): {prog['recurrence']}"
+              f" tại {', '.join(prog['zones'])}; soạn bởi {prog['created_by']}"
+              f" — duyệt: loa approve {prog['id']} --programme")  # fmt: skip
     for item in items:
         sent = item["approval"]["submitted"]["at_local"] or ""
         zones = ", ".join(item["request"]["zones"])
@@ -98,8 +109,15 @@ def cmd_approvals(args: argparse.Namespace) -> int:
 
 def cmd_approve(args: argparse.Namespace) -> int:
     from broadcaster.cli import os_account
-    from broadcaster.services.approvals import approve
+    from broadcaster.services.approvals import approve, approve_programme
 
+    if args.programme:
+        prog = approve_programme(_services(args), args.id, actor=os_account())
+        if args.json:
+            _print_json(prog)
+            return 0
+        print(f"Đã duyệt chương trình #{args.id}: {len(prog.get('placements', []))} lượt phát đã xếp lịch")
+        return 0
     item = approve(_services(args), args.id, actor=os_account(), lang=args.lang)
     if args.json:
         _print_json(item)
@@ -112,8 +130,15 @@ def cmd_approve(args: argparse.Namespace) -> int:
 
 def cmd_reject(args: argparse.Namespace) -> int:
     from broadcaster.cli import os_account
-    from broadcaster.services.approvals import reject
+    from broadcaster.services.approvals import reject, reject_programme
 
+    if args.programme:
+        prog = reject_programme(_services(args), args.id, args.reason, actor=os_account())
+        if args.json:
+            _print_json(prog)
+            return 0
+        print(f"Đã trả lại chương trình #{prog['id']}: {prog['title']} — lý do: {prog['decision_reason']}")
+        return 0
     item = reject(_services(args), args.id, args.reason, actor=os_account(), lang=args.lang)
     if args.json:
         _print_json(item)

@@ -27,6 +27,7 @@ slow work elsewhere, or the timer needs more workers.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 from contextlib import suppress
@@ -114,8 +115,11 @@ class Timer:
 
     def schedule(self, job_id: str, run_at: datetime, callback: Callback) -> None:
         """(Re)arm `job_id`; an earlier timer with the same id is replaced, never doubled."""
-        wall = datetime.now(UTC) + (utc(run_at) - self._clock.now())
-        instant = round((wall - _EPOCH) / timedelta(milliseconds=1))
+        # The injected clock is read before the wall clock, and the instant rounded up: time passing
+        # between the two reads (a thread switch on a busy machine) can make it late, never early.
+        remaining = utc(run_at) - self._clock.now()
+        wall = datetime.now(UTC) + remaining
+        instant = math.ceil((wall - _EPOCH) / timedelta(milliseconds=1))
         with self._changing:
             with self._lock:
                 emptied = self._forget(job_id)

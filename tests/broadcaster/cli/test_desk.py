@@ -11,20 +11,22 @@ from pathlib import Path
 from sqlalchemy import select
 
 from broadcaster.config import load_config
-from broadcaster.db import AuditEntry, Role
+from broadcaster.db import AuditEntry, Broadcast, Role, User
 from broadcaster.services import Services
+from broadcaster.services.accounts import Principal
 from broadcaster.services.approvals import compose
 from broadcaster.services.build import build_services
+from broadcaster.services.programmes import add_programme
 from broadcaster.services.zones import add_village
 from schedules.clock import SystemClock
 from tests.broadcaster.cli.test_cli import loa
 from tests.broadcaster.conftest import make_user
 
 
-def _services(tmp_path: Path) -> Services:
-    """The database `loa` uses in these tests, with a village and an officer's two items waiting."""
-    environ = {"LOA_GENERAL_DATA_DIR": str(tmp_path / "data"), "LOA_SPEECH_CHIMES": "false",
-               "LOA_SCHEDULE_QUIET_START": "00:00", "LOA_SCHEDULE_QUIET_END": "00:00"}  # fmt: skip
+def _services(tmp_path: Path, **environ: str) -> Services:
+    """The database `loa` uses in these tests, with a village and an officer."""
+    environ |= {"LOA_GENERAL_DATA_DIR": str(tmp_path / "data"), "LOA_SPEECH_CHIMES": "false",
+                "LOA_SCHEDULE_QUIET_START": "00:00", "LOA_SCHEDULE_QUIET_END": "00:00"}  # fmt: skip
     svc = build_services(load_config(None, environ=environ), SystemClock())
     with svc.db.session() as s:
         add_village(s, "thon-1", "Thôn 1")
@@ -40,7 +42,8 @@ def test_what_waits_is_listed_approved_and_rejected_from_the_terminal(tmp_path: 
     listed = loa(tmp_path, "approvals")
     assert listed.returncode == 0, listed.stderr
     assert f"#{first['id']} Họp thôn (normal)" in listed.stdout and "soạn bởi can-bo" in listed.stdout
-    assert [w["id"] for w in json.loads(loa(tmp_path, "approvals", "--json").stdout)] == [first["id"], second["id"]]
+    waiting = json.loads(loa(tmp_path, "approvals", "--json").stdout)
+    assert [w["id"] for w in waiting["announcements"]] == [first["id"], second["id"]]
 
     approved = loa(tmp_path, "approve", str(first["id"]))
     assert approved.returncode == 0, approved.stderr
@@ -53,13 +56,40 @@ def test_what_waits_is_listed_approved_and_rejected_from_the_terminal(tmp_path: 
     assert no_reason.returncode == 2 and "--reason" in no_reason.stderr  # argparse, in Vietnamese
     rejected = loa(tmp_path, "reject", str(second["id"]), "--reason", "Ghi rõ mức thu.")
     assert rejected.returncode == 0 and "lý do: Ghi rõ mức thu." in rejected.stdout
-    assert "Không có thông báo nào chờ duyệt." in loa(tmp_path, "approvals").stdout
+    assert "Không có thông báo hay chương trình nào chờ duyệt." in loa(tmp_path, "approvals").stdout
 
     with svc.db.session() as s:
         entries = s.scalars(select(AuditEntry).where(AuditEntry.action.like("announcement.%")))
         log = [(a.actor, a.action) for a in entries]
     me = getpass.getuser()
     assert log[-2:] == [(me, "announcement.approve"), (me, "announcement.reject")]
+    svc.db.dispose()
+
+
+def test_an_officers_programme_is_approved_or_rejected_from_the_terminal(tmp_path: Path) -> None:
+    """A recurring notice an officer made waits; the terminal lists it and approves it (placed there and
+    then), and rejects another with its reason: neither airs before, the rejected one never."""
+    svc = _services(tmp_path, LOA_SECURITY_REQUIRE_APPROVAL="true")
+    with svc.db.session() as s:
+        user = s.scalars(select(User).where(User.username == "can-bo")).one()
+        officer = Principal(user.id, user.username, user.display_name, user.role, "token")
+    rule = "07:00 và 19:00"
+    first = add_programme(svc, "notice", "Dọn vệ sinh", ["thon-1"], rule, text="Ra quân dọn vệ sinh.",
+                          actor="can-bo", by=officer)  # fmt: skip
+    second = add_programme(svc, "notice", "Thu quỹ", ["thon-1"], rule, text="Nộp quỹ phòng chống thiên tai.",
+                           actor="can-bo", by=officer)  # fmt: skip
+    assert (first["state"], second["state"]) == ("awaiting_approval", "awaiting_approval")
+
+    listed = loa(tmp_path, "approvals")
+    assert f"chương trình #{first['id']} Dọn vệ sinh" in listed.stdout, listed.stdout
+    approved = loa(tmp_path, "approve", str(first["id"]), "--programme")
+    assert approved.returncode == 0, approved.stderr
+    assert f"Đã duyệt chương trình #{first['id']}" in approved.stdout
+    rejected = loa(tmp_path, "reject", str(second["id"]), "--programme", "--reason", "Ghi rõ mức thu.")
+    assert rejected.returncode == 0 and "lý do: Ghi rõ mức thu." in rejected.stdout, rejected.stderr
+    with svc.db.session() as s:
+        placed = {pid for pid in s.scalars(select(Broadcast.programme_id))}
+    assert placed == {first["id"]}
     svc.db.dispose()
 
 
