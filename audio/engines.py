@@ -9,6 +9,7 @@ name of the engine that actually spoke (only a chain can differ from `name`).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import shutil
@@ -28,6 +29,8 @@ from gtts import gTTS, gTTSError
 from audio.render import AudioError
 
 GOOGLE_TTS_PATH = "/_/TranslateWebserverUi/data/batchexecute"
+
+log = logging.getLogger(__name__)
 
 
 class EngineError(AudioError):
@@ -337,6 +340,8 @@ class FallbackEngine:
             except EngineError as exc:
                 self._record(engine, ok=False, unreachable=exc.unreachable)
                 errors.append(exc.detail)
+                # Said once per failure, so an officer's "why does it sound robotic today" has an answer.
+                log.warning("speech engine %s failed, falling back: %s", engine.name, exc.detail)
                 continue
             self._record(engine, ok=True)
             self.last_engine = spoke
@@ -345,17 +350,20 @@ class FallbackEngine:
 
 
 def build_engine(name: str, **opts: Any) -> SpeechEngine:
-    """Engine from a config string: "espeak", "gtts" or a chain such as "gtts+espeak".
+    """Engine from a config string: "espeak", "gtts", "fpt" or a chain such as "gtts+espeak".
 
     For a single engine, `opts` are its constructor arguments. For a chain, per-engine
     arguments go under the engine's name (``gtts={"tld": "com.vn"}``) and the rest
     (failure_threshold, cooldown_s) configure the chain.
     """
-    factories: dict[str, Callable[..., SpeechEngine]] = {"espeak": EspeakEngine, "gtts": GttsEngine}
+    from audio.fpt import FptEngine  # here: audio.fpt builds on this module
+
+    factories: dict[str, Callable[..., SpeechEngine]] = {"espeak": EspeakEngine, "gtts": GttsEngine,
+                                                          "fpt": FptEngine}
     parts = [p.strip() for p in name.split("+") if p.strip()]
     unknown = [p for p in parts if p not in factories]
     if not parts or unknown:
-        raise ValueError(f"unknown speech engine {name!r}; use espeak, gtts or gtts+espeak")
+        raise ValueError(f"unknown speech engine {name!r}; use espeak, gtts, fpt or a chain such as fpt+espeak")
     if len(parts) == 1:
         return factories[parts[0]](**opts)
     engines = [factories[p](**opts.pop(p, {})) for p in parts]

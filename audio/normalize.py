@@ -330,6 +330,8 @@ def _read_phone(raw: str) -> str:
     if len(groups) == 1:
         digits = groups[0]
         groups = ["84", *_chunks(digits[2:])] if international and digits.startswith("84") else _chunks(digits)
+    else:  # "(0216) 3852123": the area code, then the local number in the usual groups
+        groups = [chunk for g in groups for chunk in (_chunks(g) if len(g) > 4 else [g])]
     words = ", ".join(_read_digits(g) for g in groups if g)
     return f"cộng {words}" if raw.lstrip("(").startswith("+") else words
 
@@ -341,6 +343,7 @@ _PHONE_RE = re.compile(
     rf"|0[0-9]{{9,10}}"
     rf"|0[0-9]{{2,3}}(?P<s2>{_PHONE_SEP})[0-9]{{3,4}}(?P=s2)[0-9]{{3,4}}"
     rf"|1[89]00(?P<s3>{_PHONE_SEP}?)[0-9]{{3,4}}(?:(?P=s3)[0-9]{{2,4}})?"
+    rf"|\(0[0-9]{{2,3}}\)[ ]?(?:[0-9]{{7,8}}|[0-9]{{3,4}}(?P<s4>[ .\-])[0-9]{{3,4}}(?:(?P=s4)[0-9]{{2,4}})?)"
     rf")(?![\w])(?![.,][0-9])"
 )
 
@@ -348,7 +351,7 @@ _PHONE_RE = re.compile(
 def _phone_sub(m: re.Match[str]) -> str:
     raw = m.group(0)
     digits = sum(c.isdigit() for c in raw)
-    if raw.startswith("0") and digits not in (10, 11):
+    if raw[0] in "0(" and digits not in (10, 11):
         return raw
     return f" {_read_phone(raw)} "
 
@@ -542,6 +545,24 @@ def _time_sub(m: re.Match[str]) -> str:
     return _wrap(_time_words(hour, minute, second, m.group("ap")))
 
 
+# "7g30", "14g chiều": g for giờ, as notices write it; a bare "5g" stays grams unless a part of
+# the day or a time word follows.
+_TIME_G_RE = re.compile(r"(?<![\w.,:])(?P<h>[0-9]{1,2})g(?P<m>[0-9]{2})?(?![^\W0-9_]|[0-9])")
+_TIME_G_AFTER = re.compile(r"\s*(?:-\s*[0-9]{1,2}g|(?i:sáng|trưa|chiều|tối|đêm|ngày|hôm|hằng|đến|tới)(?![^\W0-9_]))")
+_TIME_G_BEFORE = re.compile(r"(?:[0-9]g\s*-|(?<![^\W0-9_])(?i:lúc|đến|tới))\s*$")
+
+
+def _time_g_sub(m: re.Match[str]) -> str:
+    hour, minute = int(m.group("h")), int(m.group("m") or 0)
+    if hour > 24 or minute > 59:
+        return m.group(0)
+    if m.group("m") is None:
+        before = m.string[max(0, m.start() - 8) : m.start()]
+        if not (_TIME_G_AFTER.match(m.string, m.end()) or _TIME_G_BEFORE.search(before)):
+            return m.group(0)
+    return _wrap(_time_words(hour, minute, 0, None))
+
+
 _MINUTES_RE = re.compile(r"(?<![\w.,])([0-9]{1,3})\s?['’](?![^\W0-9_])")
 
 # ---------------------------------------------------------------------------------------------
@@ -559,6 +580,11 @@ _DATE_DMY_RE = re.compile(
 _DATE_RANGE_RE = re.compile(
     rf"{_NOT_WORD_BEFORE}{_DAY_PREFIX}(?<![\w/.,\-])(?P<d1>[0-9]{{1,2}})\s*-\s*(?P<d2>[0-9]{{1,2}})/(?P<mo>[0-9]{{1,2}})"
     rf"(?:/(?P<y>[0-9]{{4}}))?{_DATE_END}"
+)
+_DATE_PAIR_RE = re.compile(
+    rf"{_NOT_WORD_BEFORE}{_DAY_PREFIX}(?<![\w/.,\-])(?P<d1>[0-9]{{1,2}})/(?P<m1>[0-9]{{1,2}})(?:/(?P<y1>[0-9]{{4}}))?"
+    r"\s*(?:-|–|đến|tới)\s*(?:(?i:ngày)\s+)?"
+    rf"(?P<d2>[0-9]{{1,2}})/(?P<m2>[0-9]{{1,2}})(?:/(?P<y2>[0-9]{{4}}))?{_DATE_END}"
 )
 _DATE_MY_RE = re.compile(
     rf"{_NOT_WORD_BEFORE}{_MONTH_PREFIX}(?<![\w/.,\-])(?P<mo>[0-9]{{1,2}})[/.\-](?P<y>[0-9]{{4}}){_DATE_END}"
@@ -625,6 +651,18 @@ def _date_range_sub(m: re.Match[str]) -> str:
     if m.group("y"):
         words += f" năm {_cardinal(int(m.group('y')))}"
     return _wrap(words)
+
+
+def _date_pair_sub(m: re.Match[str]) -> str:
+    """"20/8 - 25/8/2023": two dates, the second one's year said once at the end as written."""
+    d1, m1, d2, m2 = (int(m.group(g)) for g in ("d1", "m1", "d2", "m2"))
+    if not (1 <= d1 <= 31 and 1 <= d2 <= 31 and 1 <= m1 <= 12 and 1 <= m2 <= 12):
+        return m.group(0)
+    prev = _PREV_WORD.search(m.string, max(0, m.start() - 30), m.start())
+    if (prev and prev.group(1).lower() in _FRACTION_BEFORE) or _FRACTION_AFTER.match(m.string, m.end()):
+        return m.group(0)  # "khoảng 1/2 - 2/3 số hộ": fractions
+    first = _date_words(d1, m1, m.group("y1"), m.group("pre"))
+    return f"{first} đến {_date_words(d2, m2, m.group('y2'), None)}"
 
 
 def _my_sub(m: re.Match[str]) -> str:
@@ -707,11 +745,12 @@ def _quarter_sub(m: re.Match[str]) -> str:
 
 
 # "trực 24/24", "phục vụ 24/7": round the clock, never a date or a fraction.
-_ROUND_THE_CLOCK_RE = re.compile(r"(?<![\w/.,])24/(?P<b>24|7)(?![\w/]|[.,][0-9])")
+_ROUND_THE_CLOCK_RE = re.compile(r"(?<![\w/.,])24/(?P<b>24|7)(?P<h>\s?h)?(?![\w/]|[.,][0-9])")
 
 
 def _round_the_clock_sub(m: re.Match[str]) -> str:
-    return _wrap(f"{_cardinal(24)} trên {_cardinal(int(m.group('b')))}")
+    hours = " giờ" if m.group("h") else ""
+    return _wrap(f"{_cardinal(24)} trên {_cardinal(int(m.group('b')))}{hours}")
 
 
 # "mưa 100 mm/3 giờ": an amount within a duration.
@@ -824,13 +863,14 @@ _ATTACHED_ONLY = frozenset({"W", "V", "A", "tr", "k", "K", "Đ"})
 _UNIT_PATTERN = "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True))
 _UNIT_AFTER_NUMBER_RE = re.compile(rf"{_CLOSE}(?P<sp>\s?)(?P<unit>{_UNIT_PATTERN}){_NOT_LETTER_AFTER}(?![0-9])")
 _PER_UNIT_RE = re.compile(rf"(?<={_LETTER})\s*/\s*(?P<unit>{_UNIT_PATTERN}){_NOT_LETTER_AFTER}(?![0-9])")
-_PER_WORD_RE = re.compile(rf"(?<={_LETTER})\s*/\s*(?=(?P<w>{_LETTER}+))")
+_PER_WORD_RE = re.compile(rf"(?P<p>{_LETTER}+)\s*/\s*(?=(?P<w>{_LETTER}+))")
 _PER_DENOMINATORS = frozenset(
     {
         "người", "hộ", "khẩu", "tháng", "năm", "ngày", "tuần", "giờ", "phút", "lượt", "ca", "buổi", "lần",
         "con", "chiếc", "cái", "suất", "em", "cháu", "học", "lớp", "sào", "mẫu", "thửa", "xã", "thôn", "bản",
         "kỳ", "vụ", "lít", "bao", "bình", "liều", "mũi", "cây", "gốc", "tấn", "tạ", "km", "kg", "ha",
-        "lượng", "khóm", "khoá", "khóa", "đợt", "trẻ", "hecta", "sản",
+        "lượng", "khóm", "khoá", "khóa", "đợt", "trẻ", "hecta", "sản", "trang", "bộ", "phòng", "xe", "ký",
+        "cuốn", "quyển", "hồ", "gói", "hộp", "chai", "túi", "bó", "m", "tờ", "đêm",
     }
 )
 
@@ -849,8 +889,19 @@ def _per_unit_sub(m: re.Match[str]) -> str:
     return f" một {_UNITS[unit]}"
 
 
+# After a price or a unit any noun is what the price is for: "3.000 đồng/trang", "mét/cuộn".
+_PER_AFTER = frozenset(
+    {
+        "đồng", "nghìn", "triệu", "tỷ", "đô", "mỹ", "mét", "gam", "lít", "tạ", "tấn", "ta", "khối", "vuông",
+        "giờ", "phút", "giây", "oát",
+    }
+)
+
+
 def _per_word_sub(m: re.Match[str]) -> str:
-    return " một " if m.group("w").lower() in _PER_DENOMINATORS else " "
+    prev = m.group("p")
+    per = m.group("w").lower() in _PER_DENOMINATORS or prev.lower() in _PER_AFTER
+    return f"{prev} một " if per else f"{prev} "
 
 
 _DOT_DECIMAL = re.compile(r"[0-9]+\.[0-9]{1,2}")
@@ -881,7 +932,9 @@ def _leftover_numeral_sub(m: re.Match[str]) -> str:
 _ROMAN_VALUES = {"I": 1, "V": 5, "X": 10, "L": 50}
 _ROMAN_RE = re.compile(
     r"(?<![^\W0-9_])(?P<kw>(?i:khóa|khoá|quý|thứ|đại hội|thế kỷ|thế kỉ|kỳ|kì|kỳ họp|chương|phần|mục|phụ lục|"
-    r"tập|giai đoạn|đợt|vòng|cấp|hạng|loại|quân khu|lần|số|khu vực|vùng|mức độ|mức))\s+(?P<r>[IVXL]{1,7})(?![^\W_])"
+    r"tập|giai đoạn|đợt|vòng|cấp|hạng|loại|quân khu|lần|số|khu vực|vùng|mức độ|mức|báo động|cấp độ|bậc|nhóm|"
+    r"khối|cụm|tiểu khu|phân khu|tiểu đoàn|trung đoàn|sư đoàn|quân đoàn|học kỳ|học kì|kỳ thi|"
+    r"đoạn|gói thầu|hạng mục))\s+(?P<r>[IVXL]{1,7})(?![^\W_])"
 )
 
 
@@ -1053,6 +1106,167 @@ def _cleanup(text: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Words as written by hand: glued syllables, an abbreviation repeating its words, addresses
+# ---------------------------------------------------------------------------------------------
+
+# One Vietnamese syllable without its tone: onset, vowels, final consonant.
+_SYLLABLE = (
+    r"(?:ngh|ng|gh|gi|kh|nh|ph|th|tr|ch|qu|[bcdđghklmnprstvx])?"
+    r"(?:oai|oay|oao|oeo|uây|uay|uôi|uoi|ươi|ươu|uou|iêu|ieu|yêu|yeu|uyê|uye|uya|[aăâeêioôơuưy]{1,2})"
+    r"(?:ng|nh|ch|[cmnpt])?"
+)
+_SYLLABLE_RE = re.compile(_SYLLABLE)
+_SYLLABLES_RE = re.compile(rf"(?:{_SYLLABLE})+")
+_GLUED_GATE_RE = re.compile(r"[a-zà-ỹđ][A-ZÀ-ỸĐ]")
+_GLUED_RE = re.compile(r"(?<![^\W0-9_])[^\W0-9_]{4,}(?![^\W0-9_])")
+
+
+def _camel_parts(word: str) -> list[str]:
+    parts: list[str] = []
+    start = 0
+    for i in range(1, len(word)):
+        if word[i].isupper() and word[i - 1].islower():
+            parts.append(word[start:i])
+            start = i
+    parts.append(word[start:])
+    return parts
+
+
+def _toneless(word: str) -> str:
+    """The letters without tone marks (the vowel's own shape, ă â ê ô ơ ư, stays)."""
+    out = []
+    for ch in unicodedata.normalize("NFD", word.lower()):
+        if ch in "\u0300\u0301\u0303\u0309\u0323":
+            continue
+        out.append(ch)
+    return unicodedata.normalize("NFC", "".join(out))
+
+
+def _is_syllable(word: str) -> bool:
+    return _SYLLABLE_RE.fullmatch(_toneless(word)) is not None
+
+
+def _glued_sub(m: re.Match[str], table: Mapping[str, str]) -> str:
+    """"YênBái": a missing space, split when every part is a Vietnamese syllable and one has a
+    Vietnamese letter, so brand names ("MoMo", "TikTok", "VNeID") are left to the lexicon."""
+    word = m.group(0)
+    if word in table:
+        return word
+    parts = _camel_parts(word)
+    if not 2 <= len(parts) <= 4 or not all(p[0].isupper() and p[1:].islower() for p in parts):
+        return word
+    if not all(_is_syllable(p) for p in parts) or word.isascii():
+        return word
+    return " ".join(parts)
+
+
+def _spell_plain(part: str) -> str:
+    """One part of an address: syllables as syllables ("yenbai" → "yen bai"), else letter by letter."""
+    lower = part.lower()
+    if lower in _ADDRESS_WORDS:
+        return _ADDRESS_WORDS[lower]
+    if lower.isdigit():
+        return _read_digits(lower)
+    if lower.isalpha() and lower.isascii():
+        split = _split_syllables(lower)
+        if split:
+            return split
+    return " ".join(
+        _read_digits(c) if c.isdigit() else LETTER_NAMES.get(c.upper(), "") if c.isalpha() else "" for c in lower
+    )
+
+
+def _split_syllables(word: str) -> str | None:
+    """The fewest syllables that spell ``word`` exactly, or None."""
+    best: list[list[str] | None] = [None] * (len(word) + 1)
+    best[0] = []
+    for i in range(len(word)):
+        done = best[i]
+        if done is None:
+            continue
+        for j in range(i + 1, min(len(word), i + 7) + 1):
+            if _SYLLABLE_RE.fullmatch(word, i, j):
+                candidate = [*done, word[i:j]]
+                current = best[j]
+                if current is None or len(candidate) < len(current):
+                    best[j] = candidate
+    found = best[len(word)]
+    return " ".join(found) if found and len(found) <= 4 else None
+
+
+_ADDRESS_WORDS = {
+    "vn": "vê en",
+    "com": "com",
+    "net": "nét",
+    "org": "o rờ gờ",
+    "gov": "gốp",
+    "edu": "e đu",
+    "info": "in phô",
+    "www": "vê kép vê kép vê kép",
+    "gmail": "gờ meo",
+    "yahoo": "da hu",
+    "outlook": "ao lúc",
+    "facebook": "phây búc",
+    "zalo": "da lô",
+    "youtube": "diu túp",
+    "http": "",
+    "https": "",
+}
+_TLD = r"(?:vn|com|net|org|gov|edu|info)"
+_EMAIL_RE = re.compile(r"(?<![\w@])[A-Za-z0-9][A-Za-z0-9._-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?<![.])")
+_URL_RE = re.compile(
+    rf"(?<![^\W0-9_])(?<![@/])(?:https?://)?(?:www\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*\.{_TLD}(?![^\W0-9_]|@)(?:/[A-Za-z0-9._~/-]*[A-Za-z0-9])?"
+)
+_ADDRESS_PART_RE = re.compile(r"[A-Za-z]+|[0-9]+|[@./:_-]")
+
+
+def _address_sub(m: re.Match[str]) -> str:
+    """An e-mail or web address as announcers read it: "a còng", "chấm", "gạch chéo"."""
+    raw = re.sub(r"^https?://", "", m.group(0))
+    words: list[str] = []
+    for part in _ADDRESS_PART_RE.findall(raw):
+        if part == "@":
+            words.append("a còng")
+        elif part == ".":
+            words.append("chấm")
+        elif part == "/":
+            words.append("gạch chéo")
+        elif part in "_-":
+            words.append("gạch dưới" if part == "_" else "gạch ngang")
+        elif part != ":":
+            words.append(_spell_plain(part))
+    return f" {' '.join(w for w in words if w)} "
+
+
+def _repeats_the_words(before: str, key: str, reading: str | None) -> bool:
+    """Whether ``(key)`` only repeats the words written just before it ("thủ tục hành chính (TTHC)")."""
+    words = _WORD_RE.findall(before)
+    if reading:
+        said = reading.casefold().split()
+        if [w.casefold() for w in words[-len(said) :]] == said:
+            return True
+    letters = [c for c in key if c.isalpha()]
+    if len(words) < len(letters) or not letters:
+        return False
+    initials = [_toneless(w[0]).upper()[0] for w in words[-len(letters) :]]
+    return initials == [_toneless(c).upper()[0] for c in letters]
+
+
+_BRACKETED_ABBREVIATION_RE = re.compile(r"\s*\(\s*(?P<key>[A-ZĐ][A-Za-zĐđ&\-]{1,11})\s*\)")
+
+
+def _drop_repeated_abbreviations(text: str, table: Mapping[str, str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        key = m.group("key")
+        if sum(c.isupper() for c in key) < 2:
+            return m.group(0)
+        before = m.string[max(0, m.start() - 80) : m.start()]
+        return "" if _repeats_the_words(before, key, table.get(key)) else m.group(0)
+
+    return _BRACKETED_ABBREVIATION_RE.sub(sub, text)
+
+
+# ---------------------------------------------------------------------------------------------
 # Pipeline
 # ---------------------------------------------------------------------------------------------
 
@@ -1060,6 +1274,14 @@ def _cleanup(text: str) -> str:
 def _normalize(text: str, lexicon: Mapping[str, str] | None) -> str:
     text = _preprocess(text)
     lexicon_re, table = _lexicon_tables(lexicon)
+    if "@" in text:
+        text = _EMAIL_RE.sub(_address_sub, text)
+    if "." in text:
+        text = _URL_RE.sub(_address_sub, text)
+    if "(" in text:
+        text = _drop_repeated_abbreviations(text, table)
+    if _GLUED_GATE_RE.search(text):
+        text = _GLUED_RE.sub(lambda m: _glued_sub(m, table), text)
     has_digit = any("0" <= c <= "9" for c in text)
 
     if has_digit:
@@ -1098,11 +1320,15 @@ def _normalize(text: str, lexicon: Mapping[str, str] | None) -> str:
             text = _PER_DURATION_RE.sub(" trong ", text)
         if ":" in text or "h" in text:
             text = _TIME_RE.sub(_time_sub, text)
+        if "g" in text:
+            text = _TIME_G_RE.sub(_time_g_sub, text)
         if "uý" in text or "UÝ" in text:
             text = _QUARTER_RE.sub(_quarter_sub, text)
         if dash and ("ấp" in text or "ẤP" in text or "hứ" in text or "HỨ" in text):
             text = _CAP_RANGE_RE.sub(_cap_range_sub, text)
         if slash or dash or "." in text:
+            if slash:
+                text = _DATE_PAIR_RE.sub(_date_pair_sub, text)
             text = _DATE_DMY_RE.sub(_dmy_sub, text)
             if slash:
                 text = _DATE_RANGE_RE.sub(_date_range_sub, text)

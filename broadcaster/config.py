@@ -143,13 +143,31 @@ def _is_ip(text: str) -> bool:
     return True
 
 
+FPT_KEY_ENV = "LOA_FPT_API_KEY"  # a secret, not a key of the file: read by services/audio.py, never stored
+
+
 class SpeechConfig(_Section):
-    engine: Literal["espeak", "gtts", "gtts+espeak"] = Field(
-        "espeak", description="espeak works offline; gtts needs the internet and falls back to espeak."
+    engine: Literal["espeak", "gtts", "gtts+espeak", "fpt", "fpt+espeak"] = Field(
+        "espeak",
+        description="espeak works offline; gtts and fpt (FPT.AI, needs an API key) need the internet; "
+        "a chain such as fpt+espeak falls back to espeak.",
     )
     voice: str = "vi"
     gtts_tld: str = "com.vn"
     gtts_timeout_s: float = Field(5.0, gt=0, le=60)
+    fpt_voice: Literal["banmai", "lannhi", "leminh", "myan", "thuminh", "giahuy", "linhsan"] = Field(
+        "banmai", description="FPT.AI's voice: banmai, thuminh (female, north), leminh (male, north), myan "
+        "(female, centre), giahuy (male, centre), lannhi, linhsan (female, south)."
+    )
+    fpt_speed: int = Field(0, ge=-3, le=3, description="FPT.AI's speed: -3 slowest, 0 normal, 3 fastest.")
+    fpt_deadline_s: float = Field(
+        20.0, gt=0, le=180,
+        description="How long one sentence may take at FPT.AI (request and audio) before espeak speaks it.",
+    )
+    fpt_api_key_file: str = Field(
+        "",
+        description="A file (mode 0600) holding the FPT.AI key; empty: the key is in LOA_FPT_API_KEY. Never the key.",
+    )
     loudness_lufs: float = Field(-16.0, ge=-40, le=-5)
     true_peak_dbtp: float = Field(-1.5, ge=-10, le=0)
     bitrate: str = "48k"
@@ -272,7 +290,8 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
     """`LOA_BROKER_URL=...` becomes {"broker": {"url": ...}}; unknown names are errors, not ignored."""
     out: dict[str, dict[str, Any]] = {}
     for name, value in environ.items():
-        if not name.startswith("LOA_") or name in ("LOA_CONFIG", "LOA_LANG", "LOA_LIVE_TESTS", "LOA_TEST_POSTGRES_URL"):
+        not_keys = ("LOA_CONFIG", "LOA_LANG", "LOA_LIVE_TESTS", "LOA_TEST_POSTGRES_URL", FPT_KEY_ENV)
+        if not name.startswith("LOA_") or name in not_keys:
             continue
         rest = name[4:].lower()
         section = next((s for s in _SECTIONS if rest.startswith(s + "_")), None)

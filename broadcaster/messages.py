@@ -285,6 +285,19 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "vi": "{path}: không đọc được TOML (unreadable: {error})",
         "en": "{path}: unreadable TOML ({error})",
     },
+    "fpt_key_missing": {
+        "vi": "speech.engine dùng FPT.AI nhưng thiếu khóa API: đặt LOA_FPT_API_KEY hoặc speech.fpt_api_key_file "
+        "(FPT.AI needs an API key: set LOA_FPT_API_KEY or speech.fpt_api_key_file)",
+        "en": "speech.engine uses FPT.AI but there is no API key: set LOA_FPT_API_KEY or speech.fpt_api_key_file",
+    },
+    "fpt_key_file_open": {
+        "vi": "{path}: tệp khóa FPT.AI phải chỉ chủ sở hữu đọc được, chmod 600 (key file readable by others: {mode})",
+        "en": "{path}: the FPT.AI key file must be readable by its owner alone, chmod 600 (it is {mode})",
+    },
+    "fpt_key_file_unreadable": {
+        "vi": "{path}: không đọc được tệp khóa FPT.AI (unreadable: {error})",
+        "en": "{path}: the FPT.AI key file cannot be read ({error})",
+    },
     # ------------------------------------------------------------ audio/ (AudioError codes, prefixed)
     "audio_ffmpeg_timeout": {
         "vi": "Xử lý âm thanh quá lâu, vui lòng thử lại.",

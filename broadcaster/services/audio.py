@@ -3,11 +3,16 @@ the store must keep."""
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
 from sqlalchemy import select
 
 from audio import AudioPipeline, AudioStore, RenderSettings, build_engine
 from audio.pipeline import LexiconSource
-from broadcaster.config import Config, SpeechConfig
+from broadcaster.config import FPT_KEY_ENV, Config, ConfigError, SpeechConfig
 from broadcaster.db import (
     Announcement,
     AnnouncementState,
@@ -70,6 +75,30 @@ def audio_store(config: Config) -> AudioStore:
     return AudioStore(root, max_bytes=config.speech.cache_max_mb * 1024 * 1024)
 
 
+def fpt_api_key(speech: SpeechConfig, environ: Mapping[str, str] | None = None) -> str:
+    """FPT.AI's key: LOA_FPT_API_KEY, else the file `speech.fpt_api_key_file` names. Never the config
+    file itself (it is copied, mailed, committed), and a key file others can read is refused, as ssh
+    refuses such a private key, rather than used. No message here carries the key."""
+    environ = os.environ if environ is None else environ
+    key = environ.get(FPT_KEY_ENV, "").strip()
+    if key or not speech.fpt_api_key_file:
+        if not key:
+            raise ConfigError("fpt_key_missing", {})
+        return key
+    path = Path(speech.fpt_api_key_file).expanduser()
+    try:
+        mode = path.stat().st_mode
+        if stat.S_IMODE(mode) & 0o077:
+            raise ConfigError("fpt_key_file_open", {"path": str(path), "mode": oct(stat.S_IMODE(mode))})
+        key = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        raise ConfigError("fpt_key_file_unreadable", {"path": str(path), "error": reason}) from exc
+    if not key:
+        raise ConfigError("fpt_key_missing", {})
+    return key
+
+
 def audio_pipeline(
     config: Config, store: AudioStore | None = None, lexicon: LexiconSource | None = None
 ) -> AudioPipeline:
@@ -80,8 +109,11 @@ def audio_pipeline(
         "espeak": {"voice": speech.voice},
         "gtts": {"lang": "vi", "tld": speech.gtts_tld, "read_timeout": speech.gtts_timeout_s},
     }
-    if "+" in speech.engine:
-        engine = build_engine(speech.engine, **per_engine)
+    if "fpt" in speech.engine.split("+"):  # the key is asked for only when the voice is used
+        per_engine["fpt"] = {"api_key": fpt_api_key(speech), "voice": speech.fpt_voice, "speed": speech.fpt_speed,
+                             "deadline_s": speech.fpt_deadline_s}  # fmt: skip
+    if "+" in speech.engine:  # a chain takes its engines' settings by name, and nothing else
+        engine = build_engine(speech.engine, **{name: per_engine[name] for name in speech.engine.split("+")})
     else:
         engine = build_engine(speech.engine, **per_engine[speech.engine])
     return AudioPipeline(

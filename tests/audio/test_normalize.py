@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audio.lexicon import DOCUMENT_SEGMENTS, LETTER_NAMES
-from audio.normalize import BUILTIN_LEXICON, normalize, read_number, split_paragraphs, split_sentences
+from audio.normalize import BUILTIN_LEXICON, normalize, read_aloud, read_number, split_paragraphs, split_sentences
 
 CORPUS_PATH = Path(__file__).with_name("normalize_corpus.tsv")
 SAMPLE_ARTICLE = Path("/work/shared/samples/news-au-lau-chinh-quyen-than-thien.txt")
@@ -425,3 +425,43 @@ def test_read_number_is_words_only(n: int) -> None:
 def test_thousands_separators_do_not_change_the_reading(n: int) -> None:
     dotted = f"{n:,}".replace(",", ".")
     assert normalize(f"có {dotted} người") == f"có {read_number(n)} người"
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 13: hand-written shortcuts, foreign words, addresses
+# ------------------------------------------------------------------------------------------------
+
+
+def test_glued_syllables_are_split_only_when_every_part_is_vietnamese() -> None:
+    assert normalize("YênBái") == "Yên Bái"
+    assert normalize("ThànhPhốYênBái") == "Thành Phố Yên Bái"
+    for brand in ("MoMo", "iPhone", "VinFast", "McDonald"):
+        assert normalize(brand) == brand  # no Vietnamese letter, or a part that is no syllable
+
+
+def test_a_bracketed_abbreviation_is_dropped_only_when_it_repeats_the_words_before_it() -> None:
+    assert normalize("Khu vui chơi (KVC) mở cửa.") == "Khu vui chơi mở cửa."  # by its initials
+    assert normalize("Hội đồng (UBND) họp.") == "Hội đồng, ủy ban nhân dân, họp."  # says something new
+
+
+def test_commune_lexicon_extends_the_phrase_abbreviations() -> None:
+    assert normalize("K/g: bà con thôn KVC", {"KVC": "khu vui chơi"}) == "kính gửi: bà con thôn khu vui chơi"
+
+
+def test_g_is_giờ_only_in_a_time() -> None:
+    assert normalize("họp lúc 7g30") == "họp lúc bảy giờ ba mươi phút"
+    assert normalize("họp lúc 8g") == "họp lúc tám giờ"
+    assert normalize("cân 5g muối") == "cân năm gam muối"
+
+
+def test_addresses_are_read_part_by_part() -> None:
+    assert normalize("xa.aulau@gmail.com") == "xa chấm au lau a còng gờ meo chấm com"
+    assert normalize("https://dichvucong.gov.vn/tra-cuu") == (
+        "dich vu cong chấm gốp chấm vê en gạch chéo tra gạch ngang cuu"
+    )
+
+
+def test_read_aloud_marks_the_new_expansions() -> None:
+    pieces = [(e.written, e.spoken, e.source) for e in read_aloud("V/v họp, giá 3.000 đồng/trang.").expansions]
+    assert ("V/v", "về việc", "abbreviation") in pieces
+    assert ("đồng/trang", "đồng một trang", "rule") in pieces
