@@ -82,7 +82,11 @@ def test_led_boards_show_the_slogans_in_turn_and_never_over_an_announcement(
             ).one()
         title_on = (shown_at, shown_at + max(timedelta(seconds=5), timedelta(milliseconds=duration_ms)))
         wait_for(lambda: datetime.now(UTC) > title_on[1] + timedelta(seconds=3), 30, "the title's show to end")
-        wait_for(lambda: len(_slogans_only(_shown(tmp_path, "thon-1-led"))) > 4, 20, "slogans back on thôn 1")
+        def after_title() -> list[str]:
+            lines = _shown(tmp_path, "thon-1-led")
+            return lines[lines.index(title) :] if title in lines else []
+
+        wait_for(lambda: _slogans_only(after_title()), 20, "slogans back on thôn 1 after the title")
         during = [board for board, at in _slogans_sent(db) if title_on[0] <= at <= title_on[1]]
         assert "thon-1-led" not in during, (title_on, _slogans_sent(db))  # none while its title was on
         assert "thon-2-led" in during  # thôn 2's board, which the announcement was not for, kept its turns
