@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import Locator, Page, expect
 
 from broadcaster.db import Role, audit
@@ -40,6 +42,28 @@ def test_the_timeline_shows_what_aired_what_is_on_air_and_what_is_planned(commun
 
     page.get_by_role("link", name="Tuần sau").click()
     expect(page.get_by_role("heading", level=2)).to_have_text("Thôn 2: 30/11/2026 – 06/12/2026")
+
+
+RECALL_HREF = re.compile(r"^/approvals/\d+/recall$")
+
+
+def test_the_timeline_offers_a_recall_on_what_is_on_air_or_planned_to_those_who_may(commune: Desk, page: Page) -> None:
+    """Recall is one button on every item that is scheduled or on air, the timeline's included; never on
+    what already aired, and never for a viewer."""
+    commune.sign_in(page, Role.OFFICER)
+    commune.open(page, "/timeline?zone=thon-1")
+    on_air, planned = (page.locator("li.card", has_text=t) for t in ("Tiêm phòng cho trẻ", "Thu quỹ"))
+    for card in (on_air, planned):
+        expect(card.get_by_role("link", name="Thu hồi")).to_have_attribute("href", RECALL_HREF)
+    expect(page.locator("li.card", has_text="Họp thôn tối nay").get_by_role("link", name="Thu hồi")).to_have_count(0)
+    on_air.get_by_role("link", name="Thu hồi").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Thu hồi")
+
+
+def test_a_viewer_sees_no_recall_on_the_timeline(commune: Desk, page: Page) -> None:
+    commune.sign_in(page, Role.VIEWER)
+    commune.open(page, "/timeline?zone=thon-1")
+    expect(page.get_by_role("link", name="Thu hồi")).to_have_count(0)
 
 
 def test_a_day_that_is_not_a_date_and_a_zone_that_does_not_exist_are_said_plainly(commune: Desk, page: Page) -> None:
