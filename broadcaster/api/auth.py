@@ -26,7 +26,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -43,6 +43,8 @@ CSRF_FIELD = "csrf_token"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # Reachable without signing in: whether the daemon is up, and the sign-in itself.
 OPEN = frozenset({("GET", f"{API_PREFIX}/health"), ("POST", f"{API_PREFIX}/session")})
+# The desk's forms anyone may post: signing in.
+OPEN_FORMS = frozenset({"/login"})
 _PRINCIPAL = "loa.principal"
 
 
@@ -82,6 +84,11 @@ class Gate:
             path = request.url.path
             if principal is None and path.startswith(API_PREFIX + "/") and (request.method, path) not in OPEN:
                 raise LoaError("not_signed_in", {}, status=401)
+            if principal is None and request.method in UNSAFE and _a_desk_form(path):
+                # A desk form (the compose page takes a 50 MB recording) from nobody: sent to sign in on its
+                # headers, before Starlette spools the body to disk for a route that would refuse it.
+                await RedirectResponse("/login", status_code=303)(scope, receive, send)
+                return
         except LoaError as exc:
             lang = pick_language(request.headers.get("accept-language"))
             headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
@@ -113,6 +120,10 @@ class Gate:
             return await run_in_threadpool(token_principal, self.svc, secret.strip())
         cookie = request.cookies.get(SESSION_COOKIE)
         return await run_in_threadpool(session_principal, self.svc, cookie) if cookie else None
+
+
+def _a_desk_form(path: str) -> bool:
+    return not path.startswith(API_PREFIX + "/") and path not in OPEN_FORMS
 
 
 def principal_of(request: Request) -> Principal | None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+from urllib.parse import urlsplit
+
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
@@ -155,3 +158,21 @@ def test_a_form_without_its_token_is_refused_and_changes_nothing(desk: Desk, pag
 )
 def test_next_only_leads_to_this_site(target: str, expected: str) -> None:
     assert local_path(target) == expected
+
+
+def test_an_anonymous_upload_to_a_desk_form_is_sent_to_sign_in_before_its_body_is_read(desk: Desk) -> None:
+    """The compose form takes a 50 MB recording: from nobody, the answer comes on the headers alone (a
+    timeout here would mean the server sat waiting for the 20 MB to spool them to disk)."""
+    where = urlsplit(desk.url)
+    assert where.hostname and where.port
+    with socket.create_connection((where.hostname, where.port), timeout=5) as sock:
+        sock.sendall(
+            f"POST /compose HTTP/1.1\r\nHost: {where.hostname}\r\n"
+            "Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 20000000\r\n\r\n--x\r\n".encode()
+        )
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 303 "), answer[:200]
+    assert b"\r\nlocation: /login\r\n" in answer.lower()
+    with desk.svc.db.session() as s:  # and the sign-in form itself stays open to everybody
+        assert s.scalar(select(func.count()).select_from(UserSession)) == 0
+    assert httpx.post(f"{desk.url}/login", data={"username": "x", "password": "y"}, timeout=10).status_code != 303
