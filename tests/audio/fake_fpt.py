@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 
+from tests.audio.fake_gtts import reply
+
 Mode = Literal["ok", "api_error", "401", "429", "500", "hang", "garbage", "never", "echo_key"]
 PATH = "/hmi/tts/v5"
 
@@ -86,7 +88,7 @@ class FakeFptTTS:
         with self._lock:
             self.requests.append(Request("POST", handler.path, mode, body.decode("utf-8", "replace"), headers))
         if handler.path != PATH:
-            self._reply(handler, 404, b"not found")
+            reply(handler, 404, b"not found")
             return
         if headers.get("api-key") != self.api_key:
             self._json(handler, 401, {"error": 401, "message": "Invalid API key"})
@@ -95,12 +97,12 @@ class FakeFptTTS:
             self._json(handler, 401, {"error": 401, "message": "Unauthorized"})
             return
         if mode in ("429", "500"):
-            self._reply(handler, int(mode), b"busy")
+            reply(handler, int(mode), b"busy")
             return
         if mode == "hang":
             self._release.wait(self.hang_s)
         if mode == "garbage":
-            self._reply(handler, 200, b"<html>502 Bad Gateway</html>", "text/html")
+            reply(handler, 200, b"<html>502 Bad Gateway</html>", "text/html")
             return
         if mode == "api_error":
             self._json(handler, 200, {"error": 1, "message": "Text is too short", "request_id": "r1"})
@@ -125,23 +127,12 @@ class FakeFptTTS:
                 self._polls[audio_id] = left - 1
             self.requests.append(Request("GET", handler.path, "poll", headers=headers))
         if left is None or left != 0:
-            self._reply(handler, 404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
+            reply(handler, 404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
             return
-        self._reply(handler, 200, self.audio, "audio/mpeg")
+        reply(handler, 200, self.audio, "audio/mpeg")
 
     def _json(self, handler: BaseHTTPRequestHandler, status: int, answer: dict[str, object]) -> None:
-        self._reply(handler, status, json.dumps(answer).encode(), "application/json")
-
-    @staticmethod
-    def _reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str = "text/plain") -> None:
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", ctype)
-            handler.send_header("Content-Length", str(len(body)))
-            handler.end_headers()
-            handler.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout tests)
+        reply(handler, status, json.dumps(answer).encode(), "application/json")
 
     def __enter__(self) -> FakeFptTTS:
         self.thread.start()

@@ -37,6 +37,18 @@ class Request:
     mode: str
 
 
+def reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str = "text/plain") -> None:
+    """One whole answer from a fake service; a client that gave up (the timeout tests) is no error."""
+    try:
+        handler.send_response(status)
+        handler.send_header("Content-Type", ctype)
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+
+
 @dataclass
 class FakeGoogleTTS:
     audio: bytes
@@ -86,32 +98,21 @@ class FakeGoogleTTS:
         with self._lock:
             self.requests.append(Request(text, lang, mode))
         if handler.path.split("?")[0] != PATH:
-            self._reply(handler, 404, b"not found")
+            reply(handler, 404, b"not found")
         elif mode == "ok":
-            self._reply(handler, 200, batchexecute_body(self.audio), "application/json; charset=utf-8")
+            reply(handler, 200, batchexecute_body(self.audio), "application/json; charset=utf-8")
         elif mode == "429":
-            self._reply(handler, 429, b"Too Many Requests")
+            reply(handler, 429, b"Too Many Requests")
         elif mode == "503":
-            self._reply(handler, 503, b"Service Unavailable")
+            reply(handler, 503, b"Service Unavailable")
         elif mode == "hang":
             self._release.wait(self.hang_s)
-            self._reply(handler, 200, batchexecute_body(self.audio))
+            reply(handler, 200, batchexecute_body(self.audio))
         elif mode == "no_audio":  # right framing, but the payload is not an MP3
-            self._reply(handler, 200, batchexecute_body(b"<html>quota exceeded</html>"))
+            reply(handler, 200, batchexecute_body(b"<html>quota exceeded</html>"))
         else:
-            self._reply(handler, 200, b"<html><body>Our systems have detected unusual traffic</body></html>",
+            reply(handler, 200, b"<html><body>Our systems have detected unusual traffic</body></html>",
                         "text/html")
-
-    @staticmethod
-    def _reply(handler: BaseHTTPRequestHandler, status: int, body: bytes, ctype: str = "text/plain") -> None:
-        try:
-            handler.send_response(status)
-            handler.send_header("Content-Type", ctype)
-            handler.send_header("Content-Length", str(len(body)))
-            handler.end_headers()
-            handler.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (timeout tests)
 
     def __enter__(self) -> FakeGoogleTTS:
         self.thread.start()
