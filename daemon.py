@@ -26,9 +26,12 @@ from broadcaster.broker.credentials import daemon_credentials
 from broadcaster.broker.managed import BrokerSettings, ManagedBroker
 from broadcaster.config import Config, ConfigError, load_config
 from broadcaster.dispatch.events import EventWriter, Metrics
+from broadcaster.errors import LoaError
 from broadcaster.protocol.mqtt import BrokerAddress
+from broadcaster.runtime.alerts import AlertPoller
 from broadcaster.runtime.banner import banner
 from broadcaster.runtime.datadir import DataDirLock, keep_private, previous_ports, write_runtime
+from broadcaster.runtime.feeds import FeedPoller
 from broadcaster.runtime.memory import settle_memory
 from broadcaster.runtime.path import DevicePath
 from broadcaster.runtime.slogans import SloganRotation
@@ -36,6 +39,7 @@ from broadcaster.services import Services
 from broadcaster.services.accounts import ensure_demo_admin, has_users
 from broadcaster.services.audio import evict_audio
 from broadcaster.services.build import build_services
+from broadcaster.services.feedback import purge_feedback
 from broadcaster.services.live import LiveDesk
 from broadcaster.services.programmes import expand_programmes
 from broadcaster.simulation.commune import AgentProcesses, provision
@@ -55,6 +59,8 @@ class Daemon:
     path: DevicePath | None = None
     live: LiveDesk | None = None
     slogans: SloganRotation | None = None
+    alerts: AlertPoller | None = None
+    feeds: FeedPoller | None = None
     agents: AgentProcesses | None = None
     access: BrokerAccess | None = None
     metrics: Metrics = field(default_factory=Metrics)
@@ -72,6 +78,17 @@ class Daemon:
         signer = protocol.load_or_create_signer(data / "keys" / "daemon-ed25519.pem")
         last_api, last_broker, last_audio = previous_ports(data)
         topics = protocol.Topics(cfg.broker.topic_prefix)
+        store = svc.audio.store
+        live = self.live = LiveDesk(svc)
+        # The audio files devices fetch, on a listener of their own (the API need not face the speakers'
+        # network), serving before the broker starts: devices that reconnect to a restarted broker are handed
+        # their queued commands at once, and those name this listener.
+        self.audio = HttpServer(
+            create_audio_app(store, live, svc), cfg.http.audio_host, cfg.http.audio_port, last_audio
+        )  # and the villagers' pages (broadcaster/web/public/)
+        self.audio.start()
+        base_url = (cfg.http.audio_url or self.audio.url).rstrip("/")
+        live.publish_at(base_url)
 
         if cfg.broker.url:
             address = BrokerAddress.parse(cfg.broker.url)
@@ -95,8 +112,6 @@ class Daemon:
             address = BrokerAddress.parse(self.broker.url).with_credentials(user, password)
         self.broker_url = address.display()
 
-        store = svc.audio.store
-        live = self.live = LiveDesk(svc)
         self.http = HttpServer(
             create_app(
                 svc,
@@ -110,10 +125,6 @@ class Daemon:
             cfg.http.port,
             fallback_port=last_api,
         )
-        # The audio files on a listener of their own: the API need not face the speakers' network.
-        self.audio = HttpServer(create_audio_app(store, live), cfg.http.audio_host, cfg.http.audio_port, last_audio)
-        base_url = (cfg.http.audio_url or self.audio.url).rstrip("/")
-        live.publish_at(base_url)
         self.path = DevicePath.build(
             svc.db,
             self.clock,
@@ -123,16 +134,19 @@ class Daemon:
             lambda sha, ext: f"{base_url}/audio/{sha}.{ext}",
             topics=topics,
             client_id=f"loa-daemon-{signer.kid}",
-            chores=[lambda: expand_programmes(svc), lambda: evict_audio(svc)],
+            chores=[lambda: expand_programmes(svc), lambda: evict_audio(svc), lambda: purge_feedback(svc)],
             writer=EventWriter(svc.db, self.clock, self.metrics),
             live_url=live.stream_url,
         )
-        self.audio.start()  # audio is served before the first command can name it
         self.http.start()
         self.path.start()
         live.start()
         self.slogans = SloganRotation.build(svc, signer, self.path.dispatcher.outbox)
         self.slogans.start()  # the LED boards' slogans in turn, between broadcasts ([led] slogan_every_s)
+        self.alerts = AlertPoller(svc, on_change=self._poke)
+        self.alerts.start()  # the CAP sources served at a URL ([alerts.sources], kind cap-url)
+        self.feeds = FeedPoller(svc)
+        self.feeds.start()  # the news feeds: new articles become drafts awaiting approval
 
         if cfg.simulation.villages:
             self.demo_password = ensure_demo_admin(svc)
@@ -158,7 +172,8 @@ class Daemon:
 
     def stop(self) -> None:
         for part in (
-            self.agents, self.slogans, self.live, self.path, self.http, self.audio, self.access, self.broker,
+            self.agents, self.feeds, self.alerts, self.slogans, self.live, self.path, self.http, self.audio,
+            self.access, self.broker,
         ):  # fmt: skip
             if part is not None:
                 try:
@@ -211,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         daemon.start()
     except Exception as exc:
-        log.error("cannot start: %s", exc)
+        log.error("cannot start: %s", exc.message() if isinstance(exc, LoaError) else exc)
         daemon.stop()
         return 1
     settle_memory()

@@ -147,12 +147,28 @@ FPT_KEY_ENV = "LOA_FPT_API_KEY"  # a secret, not a key of the file: read by serv
 
 
 class SpeechConfig(_Section):
-    engine: Literal["espeak", "gtts", "gtts+espeak", "fpt", "fpt+espeak"] = Field(
-        "espeak",
-        description="espeak works offline; gtts and fpt (FPT.AI, needs an API key) need the internet; "
-        "a chain such as fpt+espeak falls back to espeak.",
+    engine: Literal[
+        "auto", "espeak", "gtts", "gtts+espeak", "fpt", "fpt+espeak", "piper", "piper+espeak"
+    ] = Field(
+        "auto",
+        description="auto: piper+espeak once the Piper voice `piper_voice` is installed (loa voice install), "
+        "else espeak; espeak and piper work offline; gtts and fpt (FPT.AI, needs an API key) need the "
+        "internet; a chain such as fpt+espeak falls back to espeak.",
     )
     voice: str = "vi"
+    piper_voice: str = Field(
+        "vi_VN-vais1000-medium",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        description="The Piper voice (neural, offline) the piper engine speaks with; `loa voice install` fetches it.",
+    )
+    piper_deadline_s: float = Field(
+        30.0, gt=0, le=300, description="How long one sentence may take in the Piper voice before espeak speaks it."
+    )
+    voices_dir: str = Field("", description="Where installed Piper voices live; empty: DATA_DIR/voices.")
+    voices_base_url: str = Field(
+        "https://huggingface.co/rhasspy/piper-voices/resolve/main",
+        description="Where `loa voice install` fetches voices from (the Piper voices repository, or a mirror).",
+    )
     gtts_tld: str = "com.vn"
     gtts_timeout_s: float = Field(5.0, gt=0, le=60)
     fpt_voice: Literal["banmai", "lannhi", "leminh", "myan", "thuminh", "giahuy", "linhsan"] = Field(
@@ -177,6 +193,13 @@ class SpeechConfig(_Section):
         default_factory=dict, description="Local abbreviations and names: written form -> spoken form."
     )
     cache_max_mb: int = Field(2048, ge=16)
+
+    @field_validator("voices_base_url")
+    @classmethod
+    def _voices_url(cls, v: str) -> str:
+        if not v:
+            raise ValueError("must be an http:// or https:// URL with a host name")
+        return _http_url(v.rstrip("/"))
 
 
 class DispatchConfig(_Section):
@@ -256,6 +279,128 @@ class LiveConfig(_Section):
     bitrate: str = Field("64k", pattern=r"^(32|48|64|96|128)k$", description="MP3 bitrate of the live stream.")
 
 
+class VillagersConfig(_Section):
+    """The villagers' side, on the audio listener (docs/villagers.md): listening again to what aired, and
+    the feedback forms behind the QR codes on speakers and in villages."""
+
+    public_url: str = Field(
+        "",
+        description="How villagers' phones reach the public pages (printed in the QR codes); "
+        "empty: [http] audio_url, else http://audio_host:audio_port.",
+    )
+    listen_days: int = Field(30, ge=1, le=366, description="How far back the public pages and podcasts go.")
+    feedback_retention_days: int = Field(
+        180, ge=1, le=3650, description="Feedback (and any phone number in it) is deleted after this many days."
+    )
+    feedback_per_address: int = Field(
+        5, ge=1, le=1000, description="Feedback forms one address may send per hour (counted in memory)."
+    )
+    feedback_per_qr: int = Field(
+        60, ge=1, le=10000, description="Feedback forms one QR code may bring per hour (counted in memory)."
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _http_url(v)
+
+
+CapSeverity = Literal["Extreme", "Severe", "Moderate", "Minor", "Unknown"]
+CapUrgency = Literal["Immediate", "Expected", "Future", "Past", "Unknown"]
+CapCertainty = Literal["Observed", "Likely", "Possible", "Unlikely", "Unknown"]
+_SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+class AlertSourceConfig(_Section):
+    """One official source of alerts (docs/api.md, *Official alerts*)."""
+
+    kind: Literal["cap-url", "cap-post", "tt39"] = Field(
+        description="cap-url: a CAP 1.2 document polled at `url`; cap-post: CAP 1.2 posted to "
+        "/api/v1/alerts/cap; tt39: bulletins of Thông tư 39/2020 posted to /api/v1/bulletins/tt39."
+    )
+    url: str = Field("", description="cap-url: where the CAP document is fetched (http:// or https://).")
+    require_signature: bool = Field(
+        False, description="Refuse a CAP document without a valid enveloped XML signature by `certificate`."
+    )
+    certificate: Path | None = Field(None, description="PEM X.509 certificate the source signs with.")
+    poll_every_s: float = Field(60.0, ge=5, le=86400, description="cap-url: how often it is fetched.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _http_url(v)
+
+
+class AlertArea(_Section):
+    """Which zone an alert's `area` means: by its name (`areaDesc`, case and spacing aside) or a geocode."""
+
+    zone: str = Field(description="A zone id (a village, a group, or `all`).")
+    names: list[str] = Field(default_factory=list, description="areaDesc values that mean this zone.")
+    geocodes: list[str] = Field(default_factory=list, description="`valueName=value` (or a bare value) geocodes.")
+
+
+class AlertRule(_Section):
+    """A line of the severity/urgency/certainty table; an empty list matches any value."""
+
+    severity: list[CapSeverity] = Field(default_factory=list)
+    urgency: list[CapUrgency] = Field(default_factory=list)
+    certainty: list[CapCertainty] = Field(default_factory=list)
+    priority: Literal["normal", "priority", "emergency"]
+    action: Literal["air", "draft"] = Field(description="air: planned at once; draft: waits for an approver.")
+
+    @field_validator("action")
+    @classmethod
+    def _no_emergency_draft(cls, v: str, info: Any) -> str:
+        if info.data.get("priority") == "emergency" and v != "air":
+            raise ValueError("an emergency is aired, never drafted (use priority = 'priority' for a draft)")
+        return v
+
+
+def _alert_rules() -> list[AlertRule]:
+    """Extreme (immediate or expected) and Severe+Immediate air at once as an emergency, unless the event is
+    unlikely; the rest of Severe and Extreme waits as a priority item, everything else as a normal one."""
+    likely: list[CapCertainty] = ["Observed", "Likely", "Possible", "Unknown"]
+    return [
+        AlertRule(severity=["Extreme"], urgency=["Immediate", "Expected"], certainty=likely, priority="emergency",
+                  action="air"),
+        AlertRule(severity=["Severe"], urgency=["Immediate"], certainty=likely, priority="emergency", action="air"),
+        AlertRule(severity=["Extreme", "Severe"], priority="priority", action="draft"),
+        AlertRule(priority="normal", action="draft"),
+    ]
+
+
+class AlertsConfig(_Section):
+    """Official alerts: CAP 1.2 and the provincial bulletins of Thông tư 39/2020 (services/alerts.py)."""
+
+    sources: dict[str, AlertSourceConfig] = Field(default_factory=dict, description="By name (a-z, 0-9, - and _).")
+    areas: list[AlertArea] = Field(default_factory=list, description="Area names and geocodes to zones.")
+    rules: list[AlertRule] = Field(
+        default_factory=_alert_rules, description="severity/urgency/certainty to priority; the first match wins."
+    )
+    auto_air: bool = Field(
+        True, description="Air what the rules make an emergency at once; false: it waits as a priority item."
+    )
+    tt39_priority: Literal["draft", "air"] = Field(
+        "draft", description="A TT39 bulletin of level `priority`: waits for an approver, or is planned at once."
+    )
+    max_kb: int = Field(256, ge=4, le=4096, description="The largest alert document read (posted or fetched).")
+    fetch_timeout_s: float = Field(10.0, gt=0, le=120, description="cap-url: the most one fetch may take.")
+
+    @field_validator("sources")
+    @classmethod
+    def _names(cls, v: dict[str, AlertSourceConfig]) -> dict[str, AlertSourceConfig]:
+        for name, source in v.items():
+            if not _SOURCE_NAME.match(name):
+                raise ValueError(f"{name!r}: a source name is a-z, 0-9, - and _ (at most 40)")
+            if source.kind == "cap-url" and not source.url:
+                raise ValueError(f"{name}: a cap-url source needs a url")
+            if source.require_signature and source.certificate is None:
+                raise ValueError(f"{name}: require_signature needs a certificate")
+            if source.require_signature and source.kind == "tt39":
+                raise ValueError(f"{name}: a tt39 bulletin is JSON and carries no XML signature")
+        return v
+
+
 class SimulationConfig(_Section):
     villages: int = Field(2, ge=0, le=50, description="Simulated villages; 0 disables the simulation.")
     sink: Literal["auto", "file", "null", "ffplay", "aplay"] = Field(
@@ -275,6 +420,8 @@ class Config(_Section):
     led: LedConfig = LedConfig()
     simulation: SimulationConfig = SimulationConfig()
     live: LiveConfig = LiveConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    villagers: VillagersConfig = VillagersConfig()
 
     @property
     def database_url(self) -> str:

@@ -193,6 +193,18 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "vi": "Không có lượt phát số {id}.",
         "en": "There is no broadcast {id}.",
     },
+    "bad_report_day": {
+        "vi": "Không hiểu ngày '{text}': báo cáo tính theo ngày, ví dụ 01/11/2026 hoặc 2026-11-01.",
+        "en": "Cannot read the day '{text}': a report counts whole days, e.g. 01/11/2026 or 2026-11-01.",
+    },
+    "report_output_missing": {
+        "vi": "Định dạng {format} cần tệp để ghi: thêm --output TỆP.",
+        "en": "The {format} format needs a file to write: add --output FILE.",
+    },
+    "report_output_dir": {
+        "vi": "Không có thư mục để ghi '{path}'.",
+        "en": "There is no folder to write '{path}' in.",
+    },
     # ------------------------------------------------------------ the desk's forms (broadcaster/web/)
     "bad_date": {
         "vi": "Không hiểu ngày «{text}»; hãy chọn ngày trên lịch (dạng 2026-11-25).",
@@ -254,6 +266,18 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "vi": "Không tìm thấy tệp CA {path}.",
         "en": "The CA file {path} was not found.",
     },
+    "broker_port_taken": {
+        "vi": "Cổng {host}:{port} của broker đang bị một chương trình khác chiếm, mà mọi thiết bị đã cấp phát "
+              "đều kết nối tới cổng này: hãy dừng chương trình đó (ss -ltnp 'sport = :{port}'), rồi chạy lại "
+              "daemon. Muốn đổi cổng thì đặt [broker] port và cấp phát lại thiết bị ({state_dir}/port.json).",
+        "en": "The broker's port {host}:{port} is held by another program, and every provisioned device "
+              "dials that port: stop that program (ss -ltnp 'sport = :{port}') and start the daemon again. To "
+              "move the broker, set [broker] port and provision the devices again ({state_dir}/port.json).",
+    },
+    "bad_state_dir": {
+        "vi": "Thư mục trạng thái của thiết bị phải là đường dẫn tuyệt đối trên thiết bị: '{path}'.",
+        "en": "A device's state folder must be an absolute path on the device: '{path}'.",
+    },
     "no_broker": {
         "vi": "Không biết broker: dùng --broker mqtt://host:port hoặc chạy daemon trước.",
         "en": "No broker is known: use --broker mqtt://host:port or start the daemon first.",
@@ -285,6 +309,18 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "vi": "{path}: không đọc được TOML (unreadable: {error})",
         "en": "{path}: unreadable TOML ({error})",
     },
+    "voice_unknown_engine": {
+        "vi": "Không có bộ đọc '{engine}'. Các bộ đọc: {known}.",
+        "en": "There is no speech engine '{engine}'. Engines: {known}.",
+    },
+    "voice_unknown": {
+        "vi": "Bộ đọc {engine} không có giọng '{voice}'. Các giọng: {known}.",
+        "en": "The {engine} engine has no voice '{voice}'. Voices: {known}.",
+    },
+    "voice_bad_rate": {
+        "vi": "Tốc độ đọc '{rate}' không hợp lệ: phải từ 0,5 đến 2 (1 là bình thường).",
+        "en": "The speaking rate '{rate}' is not valid: it must be between 0.5 and 2 (1 is normal).",
+    },
     "fpt_key_missing": {
         "vi": "speech.engine dùng FPT.AI nhưng thiếu khóa API: đặt LOA_FPT_API_KEY hoặc speech.fpt_api_key_file "
         "(FPT.AI needs an API key: set LOA_FPT_API_KEY or speech.fpt_api_key_file)",
@@ -297,6 +333,55 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "fpt_key_file_unreadable": {
         "vi": "{path}: không đọc được tệp khóa FPT.AI (unreadable: {error})",
         "en": "{path}: the FPT.AI key file cannot be read ({error})",
+    },
+    # ------------------------------------------------------------ Piper voices (loa voice install, /voices)
+    "voice_not_pinned": {
+        "vi": "Không có giọng '{name}' trong danh sách giọng được phép cài. Các giọng: {known}.",
+        "en": "There is no voice '{name}' among the voices that may be installed. Voices: {known}.",
+    },
+    "voice_bad_url": {
+        "vi": "Địa chỉ tải giọng '{url}' phải bắt đầu bằng http:// hoặc https://.",
+        "en": "The voice download address '{url}' must start with http:// or https://.",
+    },
+    "voice_download_http": {
+        "vi": "Không tải được giọng {name}: máy chủ trả lời HTTP {status_code} cho tệp {file}. Chưa cài gì.",
+        "en": "Voice {name} could not be downloaded: the server answered HTTP {status_code} for {file}. "
+              "Nothing was installed.",
+    },
+    "voice_download_size": {
+        "vi": "Tệp {file} của giọng {name} có {got} byte, không phải {expected} byte như đã ghim: từ chối, "
+              "chưa cài gì.",
+        "en": "File {file} of voice {name} is {got} bytes, not the pinned {expected}: refused, nothing installed.",
+    },
+    "voice_download_truncated": {
+        "vi": "Tải giọng {name} bị đứt giữa chừng ({file}: {got}/{expected} byte). Chưa cài gì; hãy thử lại.",
+        "en": "The download of voice {name} was cut short ({file}: {got} of {expected} bytes). "
+              "Nothing was installed; try again.",
+    },
+    "voice_download_hash": {
+        "vi": "Tệp {file} của giọng {name} có mã SHA-256 khác với mã đã ghim: từ chối, chưa cài gì.",
+        "en": "File {file} of voice {name} has a SHA-256 other than the pinned one: refused, nothing installed.",
+    },
+    "voice_download_timeout": {
+        "vi": "Máy chủ không trả lời trong {seconds} giây khi tải giọng {name}. Chưa cài gì; hãy thử lại sau.",
+        "en": "The server did not answer within {seconds} s while downloading voice {name}. "
+              "Nothing was installed; try again later.",
+    },
+    "voice_download_unreachable": {
+        "vi": "Không kết nối được tới {host} để tải giọng {name} (không có mạng?). Chưa cài gì.",
+        "en": "Could not connect to {host} to download voice {name} (no network?). Nothing was installed.",
+    },
+    "voice_bad_config": {
+        "vi": "Tệp cấu hình của giọng {name} không dùng được ({reason}). Chưa cài gì.",
+        "en": "The config of voice {name} cannot be used ({reason}). Nothing was installed.",
+    },
+    "voice_disk": {
+        "vi": "Không ghi được giọng {name} vào thư mục giọng ({error}). Chưa cài gì.",
+        "en": "Voice {name} could not be written to the voices folder ({error}). Nothing was installed.",
+    },
+    "voice_install_busy": {
+        "vi": "Giọng {name} đang được tải; hãy chờ lần tải này xong.",
+        "en": "Voice {name} is already being downloaded; wait for that download to finish.",
     },
     # ------------------------------------------------------------ audio/ (AudioError codes, prefixed)
     "audio_ffmpeg_timeout": {
@@ -669,6 +754,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "vi": "không phát được luồng",
         "en": "cannot play the stream",
     },
+    "reason.stream_unreachable": {
+        "vi": "không mở được luồng tiếp sóng",
+        "en": "the relayed stream could not be opened",
+    },
+    "reason.nothing_played": {
+        "vi": "không phát ra giây nào",
+        "en": "not a second was played",
+    },
     "reason.bad_body": {
         "vi": "lệnh không hợp lệ",
         "en": "invalid command",
@@ -1038,6 +1131,167 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "slogan_too_long": {
         "vi": "Khẩu hiệu dài tối đa {max} ký tự (bảng LED hiển thị được chừng ấy).",
         "en": "A slogan has at most {max} characters (what the LED boards can show).",
+    },
+    # ------------------------------------------------------------ villagers' feedback (services/feedback.py)
+    "not_found.feedback_qr": {
+        "vi": "Mã QR này không đúng hoặc đã được thay. Hãy quét mã dán trên loa hoặc ở nhà văn hóa thôn.",
+        "en": "This QR code is not valid or has been replaced. Scan the code on the speaker or at the village hall.",
+    },
+    "not_found.feedback": {
+        "vi": "Không có ý kiến số {id}.",
+        "en": "There is no feedback {id}.",
+    },
+    "not_found.village": {
+        "vi": "Không có thôn '{zone}'.",
+        "en": "There is no village '{zone}'.",
+    },
+    "not_found.listen": {
+        "vi": "Không có tin này trong những tin đã phát gần đây.",
+        "en": "This item is not among what aired lately.",
+    },
+    "too_many_feedback": {
+        "vi": "Bạn đã gửi nhiều ý kiến trong thời gian ngắn. Xin thử lại sau {minutes} phút. Cảm ơn bà con!",
+        "en": "Too much feedback was sent in a short time. Please try again in {minutes} min. Thank you!",
+    },
+    "feedback_refused": {
+        "vi": "Không gửi được ý kiến: biểu mẫu có ô không dành cho người điền. Hãy tải lại trang rồi gửi lại.",
+        "en": "The feedback was not sent: a field meant to stay empty was filled. Reload the page and send it again.",
+    },
+    "feedback_category": {
+        "vi": "Hãy chọn một điều bạn muốn báo (không nghe rõ, quá to, loa hỏng, góp ý nội dung).",
+        "en": "Choose what you want to report (not clear, too loud, speaker broken, about the content).",
+    },
+    "bad_phone": {
+        "vi": "Số điện thoại chưa đúng: 8 đến 15 chữ số, ví dụ 0912 345 678 (hoặc để trống).",
+        "en": "Not a phone number: 8 to 15 digits, as in 0912 345 678 (or leave it empty).",
+    },
+    "reply_required": {
+        "vi": "Hãy ghi câu trả lời hoặc việc đã làm trước khi đánh dấu đã xử lý.",
+        "en": "Write the reply, or what was done, before marking it handled.",
+    },
+    # ------------------------------------------------------------ official alerts (services/alerts.py, ingest/cap.py)
+    "bad_scope": {
+        "vi": "Không có quyền thêm '{scope}'. Các quyền thêm: {known}.",
+        "en": "There is no scope '{scope}'. Scopes: {known}.",
+    },
+    "forbidden.token_scope": {
+        "vi": "Chỉ quản trị viên mới cấp quyền thêm (scope) cho mã truy cập.",
+        "en": "Only an admin gives a token a scope.",
+    },
+    "forbidden.scope": {
+        "vi": "Mã truy cập này không có quyền '{scope}'; quản trị viên tạo mã có quyền đó "
+              "(loa token add --scope {scope}).",
+        "en": "This token lacks the scope '{scope}'; an admin makes one that has it (loa token add --scope {scope}).",
+    },
+    "alert_source_required": {
+        "vi": "Cần nêu nguồn cảnh báo (source). Các nguồn: {known}.",
+        "en": "Name the alert source (source). Sources: {known}.",
+    },
+    "alert_unknown_source": {
+        "vi": "Không có nguồn cảnh báo '{source}' loại này trong [alerts.sources]. Các nguồn: {known}.",
+        "en": "There is no alert source '{source}' of this kind in [alerts.sources]. Sources: {known}.",
+    },
+    "alert_too_large": {
+        "vi": "Bản tin cảnh báo quá lớn (tối đa {max_kb} KB); không phát gì.",
+        "en": "The alert document is too large (at most {max_kb} KB); nothing aired.",
+    },
+    "alert_malformed": {
+        "vi": "Bản tin cảnh báo không phải XML hợp lệ ({detail}); không phát gì.",
+        "en": "The alert is not well-formed XML ({detail}); nothing aired.",
+    },
+    "alert_schema": {
+        "vi": "Bản tin cảnh báo không đúng lược đồ CAP 1.2 ({detail}); không phát gì.",
+        "en": "The alert does not conform to the CAP 1.2 schema ({detail}); nothing aired.",
+    },
+    "alert_unsigned": {
+        "vi": "Nguồn này phải ký số bản tin, nhưng chữ ký thiếu hoặc không đúng ({detail}); không phát gì.",
+        "en": "This source must sign its alerts, and the signature is missing or wrong ({detail}); nothing aired.",
+    },
+    "alert_duplicate": {
+        "vi": "Cảnh báo '{identifier}' của {sender} đã nhận rồi; không phát lại.",
+        "en": "Alert '{identifier}' from {sender} was received already; it is not aired again.",
+    },
+    "alert_msg_type": {
+        "vi": "Bản tin loại {msg_type} không có gì để phát.",
+        "en": "A {msg_type} message has nothing to air.",
+    },
+    "alert_not_actual": {
+        "vi": "Cảnh báo có trạng thái {status} (không phải Actual): chỉ tin thật mới được phát.",
+        "en": "The alert's status is {status}, not Actual: only actual alerts are aired.",
+    },
+    "alert_expired": {
+        "vi": "Cảnh báo đã hết hiệu lực lúc {expires}; không phát gì.",
+        "en": "The alert expired at {expires}; nothing aired.",
+    },
+    "alert_unknown_reference": {
+        "vi": "Không tìm thấy cảnh báo được nhắc tới ({references}) trong số đã phát hoặc đang chờ duyệt.",
+        "en": "None of the alerts it refers to ({references}) was aired or is awaiting approval here.",
+    },
+    "alert_no_zone": {
+        "vi": "Không khu vực nào của xã ứng với vùng cảnh báo ({areas}); xem [alerts] areas. Không phát gì.",
+        "en": "No zone of the commune matches the alert's areas ({areas}); see [alerts] areas. Nothing aired.",
+    },
+    "alert_cancelled": {
+        "vi": "Đã rút theo {by}.",
+        "en": "Withdrawn by {by}.",
+    },
+    "alert_fetch_failed": {
+        "vi": "Không tải được bản tin cảnh báo ({detail}).",
+        "en": "The alert could not be fetched ({detail}).",
+    },
+    # ------------------------------------------------------------ news feeds (services/feeds.py, ingest/feeds.py)
+    # Also stored as a feed's last failure (its code and params), shown on the desk in the reader's language.
+    "not_found.feed": {
+        "vi": "Không có nguồn tin số {id}.",
+        "en": "There is no news feed {id}.",
+    },
+    "feed_exists": {
+        "vi": "Nguồn tin {url} đã có (số {id}).",
+        "en": "The news feed {url} is already there (number {id}).",
+    },
+    "feed_bad_url": {
+        "vi": "Địa chỉ «{url}» không dùng được: cần một địa chỉ http:// hoặc https:// đầy đủ, tối đa {max} ký tự.",
+        "en": "«{url}» cannot be used: a whole http:// or https:// address is needed, at most {max} characters.",
+    },
+    "feed_bad_interval": {
+        "vi": "Chu kỳ lấy tin phải từ {min} đến {max} phút.",
+        "en": "The polling interval must be from {min} to {max} minutes.",
+    },
+    "feed_redirect_refused": {
+        "vi": "Máy chủ chuyển hướng tới «{url}», không phải địa chỉ http(s) (hoặc chuyển hướng quá nhiều lần).",
+        "en": "The server redirects to «{url}», which is not an http(s) address (or redirects too many times).",
+    },
+    "feed_http": {
+        "vi": "Máy chủ trả lỗi HTTP {status}.",
+        "en": "The server answered HTTP {status}.",
+    },
+    "feed_timeout": {
+        "vi": "Máy chủ không trả lời trong {seconds} giây.",
+        "en": "The server did not answer within {seconds} seconds.",
+    },
+    "feed_too_large": {
+        "vi": "Nội dung quá lớn (tối đa {max_kb} KB): không tải tiếp.",
+        "en": "The content is too large (at most {max_kb} KB): the download was stopped.",
+    },
+    "feed_unreachable": {
+        "vi": "Không kết nối được tới máy chủ ({detail}).",
+        "en": "Cannot reach the server ({detail}).",
+    },
+    "feed_not_a_feed": {
+        "vi": "Nội dung tải về không phải nguồn tin RSS hay Atom đọc được ({detail}).",
+        "en": "What was downloaded is not a readable RSS or Atom feed ({detail}).",
+    },
+    "feed_not_article": {
+        "vi": "Trang {url} không phải một bài báo (trang danh sách tin, hoặc quá ít chữ): không lấy.",
+        "en": "The page {url} is not one article (a list of articles, or too little text): not taken.",
+    },
+    "feed_article_too_long": {
+        "vi": "Bài {url} quá dài để đọc trên loa (tối đa {max} ký tự): không lấy.",
+        "en": "The article {url} is too long to read out (at most {max} characters): not taken.",
+    },
+    "feed_no_link": {
+        "vi": "Một tin trong nguồn không có địa chỉ bài http(s): bỏ qua.",
+        "en": "An item of the feed has no http(s) article address: skipped.",
     },
     # ------------------------------------------------------------ the command line's own words
     "server_not_installed": {

@@ -29,6 +29,7 @@ from broadcaster.api.deps import ApiParts
 from broadcaster.api.limits import BodyLimit
 from broadcaster.api.renders import Renders
 from broadcaster.api.routes import (
+    alerts,
     announcements,
     audio,
     broadcasts,
@@ -54,6 +55,7 @@ from broadcaster.services.accounts import LoginThrottle
 from broadcaster.services.emergencies import Confirmations
 from broadcaster.services.live import LiveDesk
 from broadcaster.web import mount_desk
+from broadcaster.web.public import mount_public
 
 # Fields whose wrong value had its own code before the schema made them enums: the documented code
 # stays (a wrong `priority` is `bad_priority`, 400), other wrong values are `invalid_request`.
@@ -100,7 +102,7 @@ def create_app(
     signed_in = [Depends(require("read"))]
     for resource in (
         announcements, programmes, renders, broadcasts, devices, zones, timeline, reports, tokens, users, live,
-        lexicon, slogans,
+        lexicon, slogans, alerts,
     ):  # fmt: skip
         app.include_router(resource.router, prefix=API_PREFIX, dependencies=signed_in, responses=refusals(401, 403))
 
@@ -112,16 +114,20 @@ def create_app(
     return app
 
 
-def create_audio_app(store: AudioStore, live_desk: LiveDesk | None = None) -> FastAPI:
-    """The audio files as devices download them, and nothing else: GET only, content-addressed names
-    (a file's name is its SHA-256, which the signed command carries), no API behind it; and the live
-    sessions' streams, each at an unguessable name that only its signed commands carry."""
+def create_audio_app(store: AudioStore, live_desk: LiveDesk | None = None, svc: Services | None = None) -> FastAPI:
+    """The audio files as devices download them: GET only, content-addressed names (a file's name is
+    its SHA-256, which the signed command carries), no API behind it; and the live sessions' streams,
+    each at an unguessable name that only its signed commands carry. With `svc`, the villagers' public
+    pages beside them (broadcaster/web/public/: listen again, podcasts, and the feedback form, whose
+    POST is the one write this listener takes)."""
     app = FastAPI(title="loa audio", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.audio_store = store
     app.state.live_desk = live_desk
     _answer_refusals(app)
     app.include_router(audio.router)
     app.include_router(live.stream_router)
+    if svc is not None:
+        mount_public(app, svc)
     return app
 
 

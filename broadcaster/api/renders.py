@@ -13,6 +13,7 @@ from typing import Any
 from audio import AudioError
 from broadcaster.errors import LoaError
 from broadcaster.services import Services
+from broadcaster.services.speech import VoiceChoice, render
 
 
 class Renders:
@@ -23,14 +24,14 @@ class Renders:
         self._failures: dict[str, LoaError] = {}  # said in the language of whoever asks
         self._lock = threading.Lock()
 
-    def start(self, text: str) -> dict[str, Any]:
+    def start(self, text: str, voice: VoiceChoice | None = None) -> dict[str, Any]:
         job_id = uuid.uuid4().hex[:12]
         with self._lock:
             self._jobs[job_id] = {"id": job_id, "state": "running", "done": 0, "total": 0}
             for old in list(self._jobs)[: max(0, len(self._jobs) - self.keep)]:
                 del self._jobs[old]
                 self._failures.pop(old, None)
-        threading.Thread(target=self._run, args=(job_id, text), name=f"render-{job_id}", daemon=True).start()
+        threading.Thread(target=self._run, args=(job_id, text, voice), name=f"render-{job_id}", daemon=True).start()
         return self.get(job_id)
 
     def _progress(self, job_id: str, done: int, total: int) -> None:
@@ -38,10 +39,10 @@ class Renders:
             if job_id in self._jobs:
                 self._jobs[job_id].update(done=done, total=total)
 
-    def _run(self, job_id: str, text: str) -> None:
+    def _run(self, job_id: str, text: str, voice: VoiceChoice | None) -> None:
         try:
-            stored = self.svc.audio.render(text, lambda d, t: self._progress(job_id, d, t))
-        except AudioError as exc:
+            stored = render(self.svc, text, voice, lambda d, t: self._progress(job_id, d, t))
+        except (AudioError, LoaError) as exc:
             with self._lock:
                 if job_id in self._jobs:
                     self._jobs[job_id]["state"] = "failed"

@@ -40,6 +40,27 @@ class _Out(BaseModel):
 # ---------------------------------------------------------------- requests
 
 
+class VoiceIn(_In):
+    """How an item is read; what is left out is the commune's (`[speech]`). GET /voices lists the choices."""
+
+    engine: str | None = Field(default=None, description="As [speech] engine: espeak, fpt+espeak, piper+espeak, ...")
+    voice: str | None = Field(default=None, description="The first engine's voice: vi, vi-vn-x-south, banmai, ...")
+    rate: float | None = Field(default=None, ge=0.5, le=2.0, description="Speaking rate: 1.0 as the voice speaks.")
+
+
+class VoiceOut(_Out):
+    engine: str
+    voice: str
+    rate: float | None
+
+
+class VoiceOption(_Out):
+    engine: str
+    voice: str
+    label: str = Field(description="The voice's name, in the language asked for.")
+    default: bool = Field(description="The commune's own voice ([speech]).")
+
+
 class AnnouncementIn(_In):
     text: str = Field(description="What to say, as written; numbers and abbreviations are read out properly.")
     zones: list[str] = Field(default=["all"], description="Zone ids; 'all' is the whole commune.")
@@ -61,6 +82,7 @@ class AnnouncementIn(_In):
         description="Save it as a draft: checked and stored, nothing rendered or planned; submit it later. "
         "Otherwise it is submitted: it waits for approval when [security] require_approval is on.",
     )
+    voice: VoiceIn | None = Field(default=None, description="How it is read; null: the commune's voice.")
 
 
 class ProgrammeIn(_In):
@@ -76,6 +98,7 @@ class ProgrammeIn(_In):
 
 class RenderIn(_In):
     text: str
+    voice: VoiceIn | None = Field(default=None, description="As the announcement will ask: the preview is its audio.")
 
 
 class RecallIn(_In):
@@ -208,6 +231,7 @@ class AnnouncementOut(_Out):
     )
     approval: ApprovalOut
     request: RequestOut = Field(description="What was asked: a draft is edited from it, an approval planned by it.")
+    voice: VoiceOut | None = Field(description="How it is read; null for a recording.")
     audio: AudioOut
     broadcasts: list[BroadcastOut] = Field(description="One per village; a placement's villages start together.")
     summary: str = Field(description="On how many speakers it played.")
@@ -364,8 +388,9 @@ class ReportOut(_Out):
     start: str = Field(alias="from")
     end: str = Field(alias="to")
     items: int
-    plays: int = Field(description="Speakers that played an item to the end.")
-    relay_plays: int
+    plays: int = Field(description="Speakers heard: an item played to its end, a relay that relayed something.")
+    relay_plays: int = Field(description="Of `plays`, relays that relayed at least a second.")
+    relay_seconds: float = Field(description="Seconds the relays really relayed, summed over speakers, as they said.")
     text: str
 
 
@@ -425,6 +450,9 @@ class TokenIn(_In):
     name: str = Field(description="What it is for (a script, the harness).", max_length=200)
     role: Role | None = Field(default=None, description="At most the owner's role; default: the owner's role.")
     user: str | None = Field(default=None, description="Whose token (an admin's choice); default: yours.")
+    scopes: list[Literal["alerts:ingest"]] = Field(
+        default_factory=list, description="Rights beyond the role, given by an admin (alerts:ingest: post alerts)."
+    )
 
 
 class TokenOut(_Out):
@@ -435,6 +463,7 @@ class TokenOut(_Out):
     created_at: str
     last_used_at: str | None
     revoked_at: str | None
+    scopes: list[str] = Field(default_factory=list, description="Rights beyond the role (alerts:ingest).")
 
 
 class TokenCreated(TokenOut):
@@ -528,6 +557,7 @@ class AnnouncementEdit(_In):
     priority: Priority | None = None
     bulletin: int | None = None
     order: int | None = None
+    voice: VoiceIn | None = None
 
 
 class RejectIn(_In):

@@ -9,12 +9,19 @@ The broker is the part of loa that faces every device, so it runs with as little
 by root, it drops to the `mosquitto` user, and owns only its own state folder (docs/security.md,
 "Processes and files"). It runs inside that folder and its config names its files relative to it, so
 it needs no way through the folders above (a data folder under /root, or pytest's 0700 temp folders).
-One broker per state folder, even across a daemon killed with SIGKILL: its pid file lets the next start
-find the broker it left behind and end it, so devices find it again on the same port.
+The broker lives and dies with its daemon (#15). The kernel ends it when the daemon dies however it dies
+(SIGKILL, the out-of-memory killer): it is started with a parent-death signal (PR_SET_PDEATHSIG, SIGTERM,
+so it saves its queue first). Were one left anyway (a daemon stopped with SIGSTOP and never continued, a
+kernel without prctl), its pid file lets the next start find it and end it. The port is kept too: the
+first port it listened on is written in its state folder, and every later start takes that one again,
+since every provisioned device was told it; if another program holds it, the daemon refuses to start
+rather than move the devices' broker somewhere they will never look.
 """
 
 from __future__ import annotations
 
+import ctypes
+import json
 import logging
 import os
 import pwd
@@ -24,13 +31,21 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from broadcaster.errors import LoaError
 
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "mosquitto.conf"
 PID_FILE = "mosquitto.pid"  # "<pid> <start time in clock ticks>", written by the daemon, not by mosquitto
+# {"port": the port it listened on, "configured": the port the config asked for then}: devices hold the first.
+PORT_FILE = "port.json"
+PORT_WAIT_S = 5.0  # how long a start waits for its own port, held by a broker that is still exiting
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 BROKER_USER = "mosquitto"  # made by Debian's mosquitto package; the broker runs as it when loa is root
 # Config keys naming a file mosquitto reads after dropping root (at start, and again on SIGHUP).
 _READ_AS_USER = ("password_file", "acl_file", "psk_file", "cafile", "certfile", "keyfile", "crlfile", "dhparamfile")
@@ -104,6 +119,30 @@ def _alive(pid: int, started: str) -> bool:
     """That very process (a pid may be reused; its start time is not) is still running, not a zombie."""
     stat = _proc_stat(pid)
     return stat is not None and stat[1] == started and stat[0] not in ("Z", "X")
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A `preexec_fn` that makes the kernel send `sig` to the child when its parent dies, or None where
+    prctl is not to be had (not Linux). Everything it calls is looked up here, before the fork: in the
+    child of a threaded daemon it must not import, log or take a lock another thread may have held. The
+    kernel watches the *thread* that forked, so `ManagedBroker` forks from its watcher thread, which lives
+    as long as the broker should. It runs after Popen's change of user (CPython applies `user=` before
+    `preexec_fn`): a change of user clears the setting, which is why root hands mosquitto its user itself
+    instead of letting mosquitto drop to it. If the daemon died before the call, the child ends itself."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    parent, getppid, exit_now, signum = os.getpid(), os.getppid, os._exit, int(sig)
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+        if getppid() != parent:
+            exit_now(1)
+
+    return hook
 
 
 class ManagedBroker:
@@ -201,13 +240,74 @@ class ManagedBroker:
         self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.state_dir.chmod(0o700)  # passwords, ACL and queued commands: folders made before 0700 too
         self.end_orphan()
-        self.port = pick_port(self.settings.host, self.settings.port, self.settings.fallback_port)
-        if self.settings.port and self.port != self.settings.port:
-            log.warning("port %s is taken; the managed broker uses %s", self.settings.port, self.port)
+        self.port = self.choose_port()
         self._stopping.clear()
-        self._spawn(timeout)
-        self._watcher = threading.Thread(target=self._watch, name="broker-watch", daemon=True)
+        # Every mosquitto is forked by the watcher thread, the first one too: the parent-death signal
+        # follows the thread that forked (see die_with_parent), and this one lives as long as the broker.
+        started = threading.Event()
+        failed: list[BaseException] = []
+        self._watcher = threading.Thread(
+            target=self._run, args=(timeout, started, failed), name="broker-watch", daemon=True
+        )
         self._watcher.start()
+        started.wait()
+        if failed:
+            self._watcher.join()
+            raise failed[0]
+        self._save_port()
+
+    def _run(self, timeout: float, started: threading.Event, failed: list[BaseException]) -> None:
+        try:
+            self._spawn(timeout)
+        except BaseException as exc:
+            failed.append(exc)
+            return
+        finally:
+            started.set()
+        self._watch()
+
+    def saved_port(self) -> tuple[int, int] | None:
+        """(port, configured port) of the last start in this state folder, if it wrote them."""
+        try:
+            info = json.loads((self.state_dir / PORT_FILE).read_text(encoding="utf-8"))
+            port, configured = int(info["port"]), int(info["configured"])
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return (port, configured) if 0 < port < 65536 else None
+
+    def _save_port(self) -> None:
+        tmp = self.state_dir / f"{PORT_FILE}.tmp"
+        tmp.write_text(json.dumps({"port": self.port, "configured": self.settings.port}), encoding="utf-8")
+        tmp.replace(self.state_dir / PORT_FILE)
+
+    def choose_port(self) -> int:
+        """The port devices were given, or, the first time, the configured one (any free one if that is
+        taken: no device has been told a port yet). Devices were given the one this state folder last
+        listened on (or, from before that was written, the previous run's in runtime.json): that one is
+        taken again, waiting a little for a broker that is still exiting, and if another program holds
+        it the start fails with the port's name rather than move every device's broker away. A changed
+        `broker.port` in the config is the operator's choice: it is taken, or the start fails the same."""
+        s = self.settings
+        saved = self.saved_port()
+        if saved is not None and s.port in (0, saved[1]):
+            wanted, fixed = saved[0], True  # the devices' port (0 in the config: any port, so theirs)
+        elif saved is not None:
+            wanted, fixed = s.port, True  # the config names another port since: the operator's choice
+        elif s.fallback_port:
+            wanted, fixed = s.fallback_port, True  # from before port.json: runtime.json says where devices dial
+        else:
+            wanted, fixed = s.port, False  # a first start: nobody was told a port yet
+        if not fixed:
+            port = pick_port(s.host, wanted)
+            if wanted and port != wanted:
+                log.warning("port %s is taken; the managed broker uses %s", wanted, port)
+            return port
+        deadline = time.monotonic() + PORT_WAIT_S
+        while not port_is_free(s.host, wanted):
+            if time.monotonic() > deadline:
+                raise LoaError("broker_port_taken", {"host": s.host, "port": wanted, "state_dir": str(self.state_dir)})
+            time.sleep(0.1)
+        return wanted
 
     def end_orphan(self, timeout: float = 5.0) -> int | None:
         """End the mosquitto a killed daemon left running on this state folder, if any; its pid, if so.
@@ -218,7 +318,7 @@ class ManagedBroker:
             pid = int(pid_text)
         except (OSError, ValueError):
             return None
-        if not _alive(pid, started) or self._command_line(pid) != self._command():
+        if not _alive(pid, started) or self._command_line(pid) != self._command() or not self._runs_here(pid):
             return None
         log.warning("ending the broker (pid %s) a previous daemon left running on %s", pid, self.state_dir)
         for sig in (signal.SIGTERM, signal.SIGKILL):
@@ -230,6 +330,16 @@ class ManagedBroker:
                 break
         (self.state_dir / PID_FILE).unlink(missing_ok=True)
         return pid
+
+    def _runs_here(self, pid: int) -> bool:
+        """A managed broker's command line names its config relative to the state folder it runs in: that
+        folder must be this one. (Unreadable, for someone else's process: not ours to end.)"""
+        if not self.settings.managed:
+            return True
+        try:
+            return Path(f"/proc/{pid}/cwd").resolve(strict=True) == self.state_dir.resolve()
+        except OSError:
+            return False
 
     @staticmethod
     def _command_line(pid: int) -> list[str]:
@@ -299,8 +409,10 @@ class ManagedBroker:
                     stdout=log_fd,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
-                    cwd=self.state_dir,  # entered before mosquitto drops root; see the module's docstring
+                    cwd=self.state_dir,  # entered before the user changes; see the module's docstring
                     umask=0o077,
+                    preexec_fn=die_with_parent(),
+                    **self._as_user(),
                 )
             finally:
                 os.close(log_fd)
@@ -314,6 +426,16 @@ class ManagedBroker:
             proc.kill()
             raise RuntimeError(f"mosquitto did not start; see {self.state_dir / 'mosquitto.log'}")
         log.info("managed broker listening on %s (pid %s)", self.url, proc.pid)
+
+    def _as_user(self) -> dict[str, Any]:
+        """Started by root, mosquitto would drop to its user itself, and that change of user would clear
+        its parent-death signal (die_with_parent): so it is started as that user, by Popen, and reads its
+        config as that user (handed over in `_hand_over`). Nothing when it runs as whoever starts it."""
+        user = self.run_as()
+        if os.geteuid() != 0 or user in (None, "root"):
+            return {}
+        entry = pwd.getpwnam(user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": os.getgrouplist(user, entry.pw_gid)}
 
     def _watch(self) -> None:
         while not self._stopping.is_set():

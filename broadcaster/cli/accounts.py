@@ -90,7 +90,7 @@ def cmd_user(args: argparse.Namespace) -> int:
 def cmd_token(args: argparse.Namespace) -> int:
     svc = _services(args)
     if args.token_action == "add":
-        token = issue_token(svc, args.user, args.name, args.role, actor=os_account())
+        token = issue_token(svc, args.user, args.name, args.role, actor=os_account(), scopes=args.scopes)
         # stdout: the secret alone, for TOKEN=$(loa token add ...); stderr: what it is, for the person
         print(token["secret"])
         print(

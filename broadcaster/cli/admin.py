@@ -16,7 +16,7 @@ import struct
 import sys
 import zlib
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -43,6 +43,7 @@ from broadcaster.runtime.datadir import running_broker_url
 from broadcaster.services.zones import ensure_commune
 
 SIGNING_KEY = Path("keys") / "daemon-ed25519.pem"
+AGENT_STATE_ROOT = PurePosixPath("/var/lib/loa-agent")  # on the device (systemd's StateDirectory=loa-agent)
 # During a key rotation the next key waits here; devices provisioned meanwhile trust both.
 NEXT_SIGNING_KEY = Path("keys") / "daemon-ed25519.next.pem"
 
@@ -189,6 +190,16 @@ def _check_new_device(session: Session, device_id: str, village_id: str, groups:
     return groups or zones
 
 
+def _device_state_dir(device_id: str, given: str | None) -> str:
+    """Where the device keeps the ids it has taken, the plays it holds and its audio: a folder of its own,
+    named absolutely. The config is read on the device, so a path relative to wherever its agent happens
+    to be started is no place at all: two agents started from one folder shared one (#15)."""
+    path = given or str(AGENT_STATE_ROOT / device_id)
+    if not PurePosixPath(path).is_absolute():
+        raise LoaError("bad_state_dir", {"path": path})
+    return path
+
+
 def _agent_json(cfg: AgentConfig, ca_file: str | None) -> dict[str, Any]:
     data = dict(cfg.__dict__)
     if ca_file:
@@ -222,6 +233,7 @@ def cmd_device_add(args: argparse.Namespace) -> int:
                 topic_prefix=config.broker.topic_prefix,
                 username=args.id,
                 password=secret,
+                state_dir=_device_state_dir(args.id, args.state_dir),
                 sink="auto",
                 diacritics=not args.no_diacritics,
                 groups=groups,
@@ -244,7 +256,7 @@ def cmd_device_add(args: argparse.Namespace) -> int:
         db.dispose()
     if not args.no_qr:
         print_qr(qr_text)
-    print(_how_to(args.id, args.kind, out, png, url))
+    print(_how_to(args.id, args.kind, out, png, url, cfg.state_dir))
     return 0
 
 
@@ -280,12 +292,13 @@ def _copy_ca(given: Path | None, data: Path, url: str, target: Path) -> str | No
     return target.name
 
 
-def _how_to(device_id: str, kind: str, config_file: Path, png: Path, url: str) -> str:
+def _how_to(device_id: str, kind: str, config_file: Path, png: Path, url: str, state_dir: str) -> str:
     lines = [
         f"Đã cấp phát thiết bị «{device_id}».",
         "Hướng dẫn cho kỹ thuật viên:",
         f"  1. Chép {config_file} vào thiết bị (hoặc quét mã QR ở trên; bản in: {png}).",
         f"  2. Trên thiết bị chạy:  loa agent {kind} --config {config_file.name}",
+        f"     (thiết bị giữ trạng thái ở {state_dir}: người chạy agent phải ghi được vào đó)",
         "  3. Kiểm tra trên máy chủ:  loa status  — thiết bị phải hiện «trực tuyến».",
         "  Tệp và mã QR chứa mật khẩu của thiết bị: giữ kín, xoá khỏi máy tính sau khi lắp đặt xong.",
         "  Daemon tự cập nhật broker trong vài giây; với broker ngoài, chạy lại:  loa broker config",
@@ -296,15 +309,6 @@ def _how_to(device_id: str, kind: str, config_file: Path, png: Path, url: str) -
 
 
 # ---------------------------------------------------------------- QR codes
-
-
-def _qr_matrix(text: str) -> list[list[bool]]:
-    import qrcode
-
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_L, border=4)
-    qr.add_data(text.encode("utf-8"))
-    qr.make(fit=True)
-    return [list(row) for row in qr.get_matrix()]
 
 
 def print_qr(text: str) -> None:
@@ -323,7 +327,9 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 def write_qr_png(text: str, path: Path, scale: int = 8) -> None:
     """A printable PNG of the QR code, written with zlib alone: Pillow is a heavy dependency for one
     black-and-white picture."""
-    matrix = _qr_matrix(text)
+    from broadcaster.services.qr import qr_matrix  # shared with the villagers' feedback QR codes
+
+    matrix = qr_matrix(text)
     rows = bytearray()
     for row in matrix:
         line = b"".join(b"\x00" * scale if dark else b"\xff" * scale for dark in row)

@@ -1,4 +1,4 @@
-"""The officer's commands of `loa`: announce, cancel, status, timeline, programme, report, zone, db, say,
+"""The officer's commands of `loa`: announce, cancel, status, timeline, programme, zone, db, say,
 normalize.
 
 Commands that change data work on the database directly (the daemon picks the change up within its
@@ -29,7 +29,7 @@ from broadcaster.services.devices import list_devices, offline_warnings
 from broadcaster.services.emergencies import check_reason, note, reach
 from broadcaster.services.programmes import add_programme, list_programmes
 from broadcaster.services.recall import recall, recent_recalls
-from broadcaster.services.reports import report
+from broadcaster.services.speech import configured_for, parse_voice
 from broadcaster.services.views import calendar, recent_deliveries, timeline
 from broadcaster.services.zones import add_zone, list_zones
 from schedules.clock import LOCAL_TZ, SystemClock
@@ -82,6 +82,7 @@ def cmd_announce(args: argparse.Namespace) -> int:
             order=args.order,
             progress=bar.update,
             reason=reason,
+            voice=parse_voice(svc.config, args.voice, args.rate),
         )
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
@@ -89,7 +90,9 @@ def cmd_announce(args: argparse.Namespace) -> int:
         print(f"Đã lưu thông báo #{result['id']}: {result['title']}")
         for b in result["broadcasts"]:
             print(f"  phát tại {b['zone']} lúc {b['start_at_local']} (lượt phát #{b['id']})")
-        print(f"  âm thanh: {result['audio']['duration_ms'] / 1000:.1f} s, giọng {result['audio']['engine']}")
+        voice = result["voice"] or {}
+        asked = f" ({voice['engine']}:{voice['voice']}, tốc độ {voice['rate']:g})" if voice else ""
+        print(f"  âm thanh: {result['audio']['duration_ms'] / 1000:.1f} s, giọng {result['audio']['engine']}{asked}")
     return 0
 
 
@@ -240,19 +243,6 @@ def cmd_programme(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-
-
-    svc = build_services(_config(args), SystemClock())
-    today = datetime.now(LOCAL_TZ).date()
-    quarter_start = today.replace(month=3 * ((today.month - 1) // 3) + 1, day=1)
-    start = _local_day(args.from_) or datetime.combine(quarter_start, time(0), LOCAL_TZ)
-    end = _local_day(args.to, end=True) or datetime.combine(today, time(0), LOCAL_TZ) + timedelta(days=1)
-    result = report(svc, start, end)
-    print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else result["text"])
-    return 0
-
-
 def cmd_zone(args: argparse.Namespace) -> int:
 
     svc = build_services(_config(args), SystemClock())
@@ -290,6 +280,9 @@ def cmd_say(args: argparse.Namespace) -> int:
     cfg = _config(args)
     if args.engine:
         cfg.speech.engine = args.engine
+    choice = parse_voice(cfg, args.voice, args.rate)  # as `loa announce --voice` reads it: the same file
+    if choice is not None:
+        cfg = configured_for(cfg, choice)
     with ProgressBar("Đang đọc") as bar:
         stored = audio_pipeline(cfg).render(args.text, bar.update)  # an empty text is refused, as audio_empty_text
     shutil.copyfile(stored.path, args.output)

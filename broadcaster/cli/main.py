@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from broadcaster.cli.desk import add_desk_commands
+from broadcaster.cli.feeds import add_feed_commands
 from broadcaster.cli.parser import LoaArgumentParser
+from broadcaster.cli.voices import add_voice_commands
 from broadcaster.messages import LANGUAGES, pick_language, render
 
 if TYPE_CHECKING:
@@ -43,6 +45,9 @@ def language(argv: Sequence[str], environ: Mapping[str, str]) -> str:
 JSON_HELP = "in kết quả dạng JSON, cho chương trình khác đọc"
 ZONES_HELP = "khu vực: mã thôn, nhóm thôn hoặc all (lặp lại được; mặc định: all)"
 PRIORITY_HELP = "mức ưu tiên: normal (thường), priority (ưu tiên), emergency (khẩn cấp; phát cả giờ yên tĩnh)"
+VOICE_HELP = ("giọng đọc: vi-vn-x-south (một giọng của bộ đọc của xã), espeak:vi-vn-x-central, fpt+espeak:banmai "
+              "(mặc định: giọng của xã, [speech])")
+RATE_HELP = "tốc độ đọc, 0.5-2 (1: bình thường; mặc định: [speech] speaking_rate)"
 AT_HELP = "khi nào phát (giờ Việt Nam): 17:30, 7h30 tối, 25/12 7h30, ngày mai 7h, thứ hai 7h30, +10m (mặc định: ngay)"
 FROM_HELP = "từ ngày hoặc lúc (giờ Việt Nam): 25/12, 2026-12-25, thứ hai, ngày mai, 17:30, +1h"
 TO_HELP = "đến ngày (hết ngày đó) hoặc lúc (giờ Việt Nam): 31/12, 2026-12-31, ngày mai, 17:30, +2d"
@@ -72,6 +77,8 @@ def build_parser(lang: str = "vi") -> argparse.ArgumentParser:
     )
     a.add_argument("--reason", default=None, metavar="LÝ_DO",
                    help="tin khẩn cấp: lý do (ai yêu cầu, vì sao), ghi vào nhật ký")  # fmt: skip
+    a.add_argument("--voice", default=None, metavar="GIỌNG", help=VOICE_HELP)
+    a.add_argument("--rate", default=None, metavar="TỐC_ĐỘ", help=RATE_HELP)
     a.add_argument("--json", action="store_true", help=JSON_HELP)
     a.set_defaults(run="broadcaster.cli.commands:cmd_announce")
 
@@ -129,11 +136,15 @@ def build_parser(lang: str = "vi") -> argparse.ArgumentParser:
                     help="mức ưu tiên: normal (thường) hoặc priority (ưu tiên)")  # fmt: skip
     pr.set_defaults(run="broadcaster.cli.commands:cmd_programme")
 
-    rp = sub.add_parser("report", help="báo cáo: số mục và số lượt đã phát (mặc định: quý này)")
-    rp.add_argument("--from", dest="from_", default=None, metavar="TỪ", help=FROM_HELP)
-    rp.add_argument("--to", default=None, metavar="ĐẾN", help=TO_HELP)
+    rp = sub.add_parser("report", help="báo cáo theo kỳ: tin, bài, lượt phát, từng thôn, từng loa (mặc định: quý này)")
+    rp.add_argument("--from", dest="from_", default=None, metavar="TỪ", help="từ ngày: 01/11/2026, 2026-11-01")
+    rp.add_argument("--to", default=None, metavar="ĐẾN", help="đến hết ngày: 30/11/2026, 2026-11-30")
+    rp.add_argument("--zone", default="all", metavar="KHU_VỰC", help="thôn hoặc nhóm thôn (mặc định: cả xã)")
+    rp.add_argument("--format", default="text", choices=["text", "csv", "xlsx", "png", "pdf"],
+                    help="text: chữ; csv, xlsx: bảng tính; png: biểu đồ; pdf: báo cáo gửi huyện")  # fmt: skip
+    rp.add_argument("--output", type=Path, default=None, metavar="TỆP", help="ghi vào tệp (cần cho xlsx, png, pdf)")
     rp.add_argument("--json", action="store_true", help=JSON_HELP)
-    rp.set_defaults(run="broadcaster.cli.commands:cmd_report")
+    rp.set_defaults(run="broadcaster.cli.report:cmd_report")
 
     z = sub.add_parser("zone", help="thôn và nhóm thôn")
     z.add_argument("action", choices=["add", "list"], metavar="VIỆC", help="add: thêm; list: liệt kê")
@@ -151,9 +162,12 @@ def build_parser(lang: str = "vi") -> argparse.ArgumentParser:
     y = sub.add_parser("say", help="nghe thử: đọc văn bản ra tệp âm thanh")
     y.add_argument("text", metavar="NỘI_DUNG", help="văn bản cần đọc")
     y.add_argument("-o", "--output", type=Path, required=True, metavar="TỆP", help="tệp âm thanh ghi ra (mp3)")
-    y.add_argument("--engine", choices=["espeak", "gtts", "gtts+espeak"], default=None,
-                   help="giọng đọc: espeak (không cần mạng), gtts (Google, cần internet), gtts+espeak "
+    y.add_argument("--engine", choices=["espeak", "gtts", "gtts+espeak", "piper", "piper+espeak"], default=None,
+                   help="giọng đọc: espeak (không cần mạng), gtts (Google, cần internet), gtts+espeak, piper "
+                        "(giọng tự nhiên, không cần mạng; loa voice install), piper+espeak "
                         "(mặc định: theo cấu hình)")  # fmt: skip
+    y.add_argument("--voice", default=None, metavar="GIỌNG", help=VOICE_HELP)
+    y.add_argument("--rate", default=None, metavar="TỐC_ĐỘ", help=RATE_HELP)
     y.set_defaults(run="broadcaster.cli.commands:cmd_say")
 
     n = sub.add_parser("normalize", help="in cách đọc của từng dòng trên stdin")
@@ -181,6 +195,8 @@ def build_parser(lang: str = "vi") -> argparse.ArgumentParser:
     a.add_argument("--group", action="append", metavar="KHU_VỰC",
                    help="chỉ nghe các khu vực này (mặc định: mọi khu vực chứa thôn)")  # fmt: skip
     a.add_argument("--broker-url", default=None, metavar="URL", help="mqtt://host:port mà thiết bị kết nối tới")
+    a.add_argument("--state-dir", default=None, metavar="THƯ_MỤC",
+                   help="thư mục trạng thái trên thiết bị, tuyệt đối (mặc định: /var/lib/loa-agent/MÃ)")  # fmt: skip
     a.add_argument("--ca-file", type=Path, default=None, metavar="TỆP", help="CA của broker, với mqtts://")
     a.add_argument("--out", type=Path, default=None, metavar="TỆP",
                    help="tệp cấu hình (mặc định: DATA_DIR/devices/MÃ.json)")  # fmt: skip
@@ -215,6 +231,8 @@ def build_parser(lang: str = "vi") -> argparse.ArgumentParser:
     ta.add_argument("--name", required=True, metavar="MỤC_ĐÍCH", help="dùng vào việc gì, ví dụ 'kịch bản bản tin'")
     ta.add_argument("--role", default=None, choices=["admin", "officer", "approver", "viewer"],
                     help="quyền tối đa của mã (mặc định: vai trò của tài khoản; không vượt quá nó)")  # fmt: skip
+    ta.add_argument("--scope", action="append", default=[], choices=["alerts:ingest"], dest="scopes",
+                    help="quyền thêm ngoài vai trò: alerts:ingest gửi cảnh báo chính thức (CAP, TT39)")  # fmt: skip
     ta.set_defaults(run="broadcaster.cli.accounts:cmd_token")
     tl = tsub.add_parser("list", help="các mã truy cập (không hiện mã)")
     tl.add_argument("--user", default=None, metavar="TÊN", help="chỉ các mã của tài khoản này")
@@ -239,6 +257,8 @@ def build_parser(lang: str = "vi") -> argparse.ArgumentParser:
                     help="nơi giữ trạng thái các thiết bị mô phỏng (mặc định: DATA_DIR/fleet)")  # fmt: skip
     sm.set_defaults(run="broadcaster.cli.simulate:cmd_simulate")
     add_desk_commands(sub)  # approvals, lexicon, slogans: broadcaster/cli/desk.py
+    add_feed_commands(sub)  # news feeds: broadcaster/cli/feeds.py
+    add_voice_commands(sub)  # loa voice install / list: broadcaster/cli/voices.py
     return p
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -122,6 +123,20 @@ class Device(Base):
     created_at: Mapped[datetime] = mapped_column(default=lambda: datetime.now(UTC))
 
 
+class DeviceStatusEvent(Base):
+    """A device going online or offline, as the daemon learned it (dispatch/events.py): `devices.online`
+    only says what is true now, and a report must say when each speaker was away and for how long.
+    Only changes are written (a status that repeats the current one adds no row)."""
+
+    __tablename__ = "device_status_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id"))
+    at: Mapped[datetime]
+    online: Mapped[bool]
+
+    __table_args__ = (Index("ix_device_status_events_device_at", "device_id", "at"),)
+
+
 class AnnouncementState(enum.StrEnum):
     """Where an announcement stands on its way to the planner (services/approvals.py). What happens
     after approval (scheduled, on air, aired, recalled) is read from its broadcasts, not stored twice."""
@@ -144,7 +159,12 @@ class Announcement(Base):
     audio_size: Mapped[int | None] = mapped_column(default=None)
     audio_duration_ms: Mapped[int | None] = mapped_column(default=None)
     audio_ext: Mapped[str] = mapped_column(String(8), default="mp3")
-    engine: Mapped[str | None] = mapped_column(String(32), default=None)
+    engine: Mapped[str | None] = mapped_column(String(32), default=None)  # who spoke: espeak, fpt, recording...
+    # The voice asked for (services/speech.py VoiceChoice), kept so that every render of this item, preview
+    # included, sounds the same; "" for items stored before choices were recorded (the commune's voice).
+    voice_engine: Mapped[str] = mapped_column(String(32), default="")
+    voice: Mapped[str] = mapped_column(String(64), default="")
+    speaking_rate: Mapped[float | None] = mapped_column(Float, default=None)
     state: Mapped[AnnouncementState] = mapped_column(
         Enum(AnnouncementState, native_enum=False, length=24), default=AnnouncementState.APPROVED
     )
@@ -282,6 +302,7 @@ class Broadcast(Base):
     __table_args__ = (
         Index("ix_broadcasts_status_start", "status", "start_at"),
         Index("ix_broadcasts_airing", "airing_id"),
+        Index("ix_broadcasts_start", "start_at"),  # reports read a period of every status
     )
 
 
@@ -297,6 +318,8 @@ class Delivery(Base):
     )
     reason: Mapped[str] = mapped_column(String(300), default="")
     start_error_ms: Mapped[float | None] = mapped_column(default=None)
+    # Seconds of sound the device says it gave out (a relay: seconds relayed); None when it did not say
+    played_s: Mapped[float | None] = mapped_column(Float, default=None)
     updated_at: Mapped[datetime]
     broadcast: Mapped[Broadcast] = relationship(back_populates="deliveries")
 
@@ -384,6 +407,8 @@ class ApiToken(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    # What it may do beyond its role, comma-separated (services/accounts.py SCOPES: "alerts:ingest").
+    scopes: Mapped[str] = mapped_column(String(200), default="")
 
     __table_args__ = (
         UniqueConstraint("secret_sha256", name="uq_api_tokens_secret"),
@@ -441,6 +466,131 @@ class Slogan(Base):
     created_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime]
     updated_by: Mapped[str] = mapped_column(String(100))
+
+
+class Feedback(Base):
+    """What a villager said about a speaker or the village's broadcasts, from a QR code's form
+    (services/feedback.py). Nothing personal beyond what they typed: the phone number only if they
+    gave it (shown to officers and admins alone), the address only as a keyed hash; purged after
+    `[villagers] feedback_retention_days`."""
+
+    __tablename__ = "feedback"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    village_id: Mapped[str] = mapped_column(ForeignKey("zones.id"))
+    device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id"), default=None)  # a speaker's own QR
+    category: Mapped[str] = mapped_column(String(16))  # unclear | too_loud | broken | content
+    text: Mapped[str] = mapped_column(String(1000), default="")
+    phone: Mapped[str] = mapped_column(String(20), default="")
+    created_at: Mapped[datetime]
+    client_hash: Mapped[str] = mapped_column(String(32), default="")  # HMAC of the address, never the address
+    handled_at: Mapped[datetime | None] = mapped_column(default=None)
+    handled_by: Mapped[str] = mapped_column(String(100), default="")
+    reply: Mapped[str] = mapped_column(String(1000), default="")
+
+    __table_args__ = (
+        Index("ix_feedback_created", "created_at"),
+        Index("ix_feedback_device", "device_id", "handled_at"),
+    )
+
+
+
+class AlertSource(Base):
+    """An official source of alerts as last seen (its settings are `[alerts.sources]`): whether what it
+    sent was taken, and the reason of its last refusal or failed fetch, for the officer to read."""
+
+    __tablename__ = "alert_sources"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(16))  # cap-url, cap-post, tt39
+    url: Mapped[str] = mapped_column(String(2000), default="")
+    status: Mapped[str] = mapped_column(String(16), default="new")  # new, ok, rejected, failing
+    last_error: Mapped[str] = mapped_column(String(500), default="")  # a coded reason (messages.py)
+    last_seen_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_ok_at: Mapped[datetime | None] = mapped_column(default=None)
+
+    __table_args__ = (UniqueConstraint("name", name="uq_alert_sources_name"),)
+
+
+class ReceivedAlert(Base):
+    """An alert (CAP) or bulletin (TT39) as received, and what became of it. Its (sender, identifier,
+    sent) is unique: a replay is refused, and an Update or a Cancel finds what it refers to."""
+
+    __tablename__ = "received_alerts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(40))
+    sender: Mapped[str] = mapped_column(String(300))
+    identifier: Mapped[str] = mapped_column(String(300))
+    sent: Mapped[datetime]
+    msg_type: Mapped[str] = mapped_column(String(16))  # Alert, Update, Cancel
+    references: Mapped[str] = mapped_column(Text, default="")  # CAP's "sender,identifier,sent ..." as received
+    severity: Mapped[str] = mapped_column(String(16), default="")
+    urgency: Mapped[str] = mapped_column(String(16), default="")
+    certainty: Mapped[str] = mapped_column(String(16), default="")
+    headline: Mapped[str] = mapped_column(String(300), default="")
+    expires: Mapped[datetime | None] = mapped_column(default=None)
+    received_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))  # processing, aired, drafted, applied, rejected, cancelled
+    reason: Mapped[str] = mapped_column(String(500), default="")  # a coded reason (messages.py)
+    announcement_id: Mapped[int | None] = mapped_column(ForeignKey("announcements.id"), default=None)
+
+    __table_args__ = (
+        UniqueConstraint("sender", "identifier", "sent", name="uq_received_alerts_key"),
+        Index("ix_received_alerts_identifier", "sender", "identifier"),
+    )
+
+
+class Feed(Base):
+    """A news feed (RSS or Atom) the commune follows (services/feeds.py): where its new articles become
+    drafts awaiting approval, how often it is read, what the server said last time (for a conditional
+    GET), and whether that worked: `status` new | ok | failing, with the failure's catalogue key and
+    params (broadcaster/messages.py), said in the reader's language. Removed feeds stay (inactive), so
+    what they brought in keeps its origin."""
+
+    __tablename__ = "feeds"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    title: Mapped[str] = mapped_column(String(300), default="")
+    targets: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of zone ids; empty: every village
+    poll_every_s: Mapped[int] = mapped_column(default=1800)
+    active: Mapped[bool] = mapped_column(default=True)
+    etag: Mapped[str] = mapped_column(String(500), default="")
+    last_modified: Mapped[str] = mapped_column(String(100), default="")
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    error_key: Mapped[str] = mapped_column(String(64), default="")
+    error_params: Mapped[str] = mapped_column(Text, default="{}")
+    last_result: Mapped[str] = mapped_column(Text, default="{}")  # JSON: drafts made, items skipped and why
+    checked_at: Mapped[datetime | None] = mapped_column(default=None)
+    ok_at: Mapped[datetime | None] = mapped_column(default=None)
+    next_poll_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))
+
+    __table_args__ = (UniqueConstraint("url", name="uq_feeds_url"),)
+
+
+class FeedItem(Base):
+    """An article address a feed has named, once: `url_key` (the SHA-256 of the address without its
+    fragment) is unique, so an article is drafted once however many feeds name it or pollers race, and
+    `content_sha256` (of the body's words) finds the same article under another address. `outcome`:
+    drafted (its announcement), duplicate (the announcement with the same words) or skipped (`reason`,
+    a catalogue key, and its params: not an article, too long, too large)."""
+
+    __tablename__ = "feed_items"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    feed_id: Mapped[int] = mapped_column(ForeignKey("feeds.id"))
+    url: Mapped[str] = mapped_column(Text)
+    url_key: Mapped[str] = mapped_column(String(64))
+    content_sha256: Mapped[str] = mapped_column(String(64), default="")
+    announcement_id: Mapped[int | None] = mapped_column(ForeignKey("announcements.id"), default=None)
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(64), default="")
+    reason_params: Mapped[str] = mapped_column(Text, default="{}")
+    seen_at: Mapped[datetime]
+
+    __table_args__ = (
+        UniqueConstraint("url_key", name="uq_feed_items_url_key"),
+        Index("ix_feed_items_content", "content_sha256"),
+    )
 
 
 def audit(session: Session, at: datetime, actor: str, action: str, **detail: Any) -> None:

@@ -6,12 +6,15 @@ and what the two simulated villages of `make run` run. Every decision is the cor
 is fine for one device (the fleet simulator drives the same core from one loop for thousands).
 
 Command ids it has taken survive a reboot (`seen.json` in the state folder), so a recorded command is
-never acted on twice, and a re-sent id is answered with its last ack.
+never acted on twice, and a re-sent id is answered with its last ack. So do the plays it has taken and
+not finished (`held.json`, their signed payloads): a speaker that reboots between downloading a bulletin
+and its start still plays it, on time, once (docs/protocol.md, "Across a reboot").
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -65,6 +68,8 @@ class DeviceAgent:
             kid: protocol.load_public_key(b64) for kid, b64 in config.public_keys.items()
         }
         self._seen_file = self.state_dir / "seen.json"
+        self._held_file = self.state_dir / "held.json"
+        self._held: set[str] = set()
         seen = SeenCommands()
         if self._seen_file.exists():
             try:
@@ -112,6 +117,7 @@ class DeviceAgent:
         self.client.loop_start()
         if not self._latch.wait(timeout):
             raise RuntimeError(f"{self.device_id}: cannot connect to {self.address.display()} {self._latch.reason}")
+        self._resume()
         if self.config.tele_s:
             self._spawn("tele", self._telemetry_loop)
 
@@ -167,6 +173,9 @@ class DeviceAgent:
                     log.exception("%s: could not carry out %s", self.device_id, action)
             if self.core.seen.dirty:
                 self._save_seen()
+            held = self.core.held()
+            if held.keys() != self._held:
+                self._save_held(held)
 
     def perform(self, action: Action) -> None:
         if isinstance(action, Ack):
@@ -190,6 +199,30 @@ class DeviceAgent:
 
     def _publish_ack(self, message: dict[str, Any]) -> None:
         self.client.publish(self.topics.ack(self.device_id), protocol.encode(message), qos=1)
+
+    def _resume(self) -> None:
+        """Take up the plays a reboot interrupted, once connected (their acks go out). A damaged file is
+        logged and set aside: the daemon's record then shows those plays unfinished."""
+        try:
+            held = json.loads(self._held_file.read_text(encoding="utf-8")) if self._held_file.exists() else {}
+            payloads = [p.encode("latin-1") for p in held.values()] if isinstance(held, dict) else []
+        except (OSError, ValueError, AttributeError):
+            log.error("held-commands file %s is unreadable; not resumed", self._held_file)
+            payloads = []
+        for payload in payloads:
+            self.call(functools.partial(self._resume_one, payload))
+        if payloads:
+            log.info("%s resumed %d commands taken before a restart", self.device_id, len(payloads))
+
+    def _resume_one(self, payload: bytes, now: float) -> list[Action]:
+        return self.core.resume(payload, now)
+
+    def _save_held(self, held: dict[str, bytes]) -> None:
+        tmp = self._held_file.with_suffix(".tmp")
+        # latin-1: each byte one character, so the payload comes back byte for byte whatever it held
+        tmp.write_text(json.dumps({cid: p.decode("latin-1") for cid, p in held.items()}), encoding="utf-8")
+        os.replace(tmp, self._held_file)
+        self._held = set(held)
 
     def _save_seen(self) -> None:
         self.core.seen.prune(time.time())

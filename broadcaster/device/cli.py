@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import sys
+from pathlib import Path
 
 from broadcaster.device.config import AgentConfig, AgentConfigError
 from broadcaster.device.led import LedAgent
@@ -32,7 +33,7 @@ def _config(args: argparse.Namespace) -> AgentConfig:
             kind=args.kind,
             broker_url=args.broker,
             public_keys=dict(k.split(":", 1) for k in args.key),
-            state_dir=args.state_dir or f"agent-state/{args.id}",
+            state_dir=str(Path(args.state_dir or f"agent-state/{args.id}").resolve()),  # not where it is started next
             sink=args.sink,
         )
     if cfg.kind != args.kind:

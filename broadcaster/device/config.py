@@ -15,6 +15,9 @@ from typing import Any
 from broadcaster.protocol import DEFAULT_PREFIX
 
 SINKS = ("auto", "file", "null", "ffplay", "aplay")
+# What `loa device add` wrote before #15 into every config: one relative folder, so the agents of two
+# configs kept side by side, started from one folder, shared their memory of ids and their audio.
+SHARED_STATE_DIR = "agent-state"
 KINDS = ("speaker", "led")
 
 
@@ -78,9 +81,29 @@ class AgentConfig:
             raise AgentConfigError(f"device config {path}: must be a JSON object")
         known = {f.name for f in fields(cls)}
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})  # unknown keys: a newer daemon's
+            cfg = cls(**{k: v for k, v in data.items() if k in known})  # unknown keys: a newer daemon's
         except TypeError as exc:
             raise AgentConfigError(f"device config {path}: {exc}") from exc
+        cfg.state_dir = str(cfg.resolve_state_dir(path.resolve().parent))
+        return cfg
+
+    def resolve_state_dir(self, folder: Path) -> Path:
+        """An absolute `state_dir` as it is. A relative one (configs written before #15) is taken from
+        `folder`, the config file's own, not from wherever the agent is started; the old shared default
+        becomes a folder per device inside it, which starts with the ids the shared one remembered (they
+        are unique, so another device's are harmless) so that none is acted on twice."""
+        state = Path(self.state_dir).expanduser()
+        if state.is_absolute():
+            return state
+        if self.state_dir.rstrip("/") != SHARED_STATE_DIR:
+            return folder / state
+        shared, own = folder / state, folder / state / self.device_id
+        if (shared / "seen.json").is_file() and not (own / "seen.json").exists():
+            own.mkdir(parents=True, exist_ok=True)
+            tmp = own / "seen.json.tmp"
+            tmp.write_bytes((shared / "seen.json").read_bytes())
+            os.replace(tmp, own / "seen.json")
+        return own
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -35,6 +35,11 @@ from broadcaster import protocol
 FIRMWARE = "loa-agent/0.2"
 SEEN_KEEP_S = 86400.0  # a command id is remembered until a day after it expires
 DEFAULT_SHOW_S = 10.0  # an LED text without a duration stays this long
+# A higher priority that comes this close to the end of what is on air waits for that end (at most this
+# long past it) instead of cutting it. The daemon places a priority item right at the end of the one on
+# air; that one started a little late (a few ms, more on a busy device) and its player may lag, so the
+# second's start came while the first's last moments played, and cut an item everyone heard to `failed`.
+END_GRACE_S = 1.0
 MAX_ID_CHARS = 64
 RANK = {p: i for i, p in enumerate(protocol.PRIORITIES)}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -215,6 +220,9 @@ class Airing:
     audio: dict[str, Any] | None = None
     stream_url: str | None = None
     text: str = ""
+    began: float = 0.0  # when it went on air (epoch seconds); 0 before
+    payload: bytes = b""  # the signed command as it came: kept across a reboot (DeviceCore.held)
+    resumed: bool = False  # taken up after a reboot, its `downloaded` ack already sent
 
 
 # ---------------------------------------------------------------- the core
@@ -302,7 +310,56 @@ class DeviceCore:
         expires = protocol.parse_time(command["expires_at"]).timestamp()
         self.seen.add(cid, expires)
         self.commands += 1
-        return self._handle(command, cid, now, start, expires)
+        out = self._handle(command, cid, now, start, expires)
+        if cid in self.pending:
+            self.pending[cid].payload = payload
+        return out
+
+    # ------------------------------------------------------------ across a reboot
+
+    def held(self) -> dict[str, bytes]:
+        """The plays and shows taken and not finished (before their start, waiting their turn, or on air),
+        as the signed payloads they came in: what a driver keeps on storage that survives a reboot, and
+        hands to `resume` after one. The daemon does not send an acknowledged command again."""
+        airings = [*self.pending.values(), *self.waiting, *([self.current] if self.current else [])]
+        return {a.command_id: a.payload for a in airings if a.payload}
+
+    def resume(self, payload: bytes, now: float) -> list[Action]:
+        """After a reboot, take up a command `held` kept. It is checked again as on arrival (a key may
+        have been withdrawn meanwhile), but its id is known: its last ack says how far it got. Past its
+        expiry it is acked `expired` (`expired_before_start`); one that was on air is not played a second
+        time (acked `failed`, `playback_failed: interrupted by a restart`); any other goes on from where it
+        was, without a second `received`: its audio is fetched again (from the cache), and it starts at
+        `start_at`, or at once and late if that has passed. A command already final, or held now, is left
+        alone."""
+        try:
+            command = json.loads(payload)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return []
+        cid = command.get("id") if isinstance(command, dict) else None
+        if not _is_id(cid) or cid not in self.seen or cid in self.held():
+            return []
+        last = self.seen.last_message(cid) or {}
+        if last.get("state") not in ("received", "downloaded", "playing"):
+            return []
+        try:
+            protocol.check_command(command, self.keys, _utc(now), recipients=self.recipients)
+        except protocol.Refusal as refusal:
+            if refusal.code == "expired":
+                return [self._ack(cid, "expired", now, reason="expired_before_start")]
+            return self._refuse(refusal.code)
+        if last.get("state") == "playing":
+            return [self._ack(cid, "failed", now, reason="playback_failed: interrupted by a restart")]
+        start = protocol.parse_time(command["start_at"]).timestamp()
+        expires = protocol.parse_time(command["expires_at"]).timestamp()
+        entry = self.seen.items[cid]
+        prior = entry.last
+        out = self._handle(command, cid, now, start, expires)
+        entry.last = prior  # its last ack stands: the `received` _handle made is not sent again
+        if cid in self.pending:
+            self.pending[cid].payload = payload
+            self.pending[cid].resumed = last.get("state") == "downloaded"
+        return [a for a in out if not (isinstance(a, Ack) and a.command_id == cid and a.state == "received")]
 
     def _handle(self, command: dict[str, Any], cid: str, now: float, start: float, expires: float) -> list[Action]:
         ctype = command.get("type")
@@ -414,10 +471,13 @@ class DeviceCore:
         if error is not None:
             del self.pending[command_id]
             return [self._ack(command_id, "failed", now, reason=error[:200])]
+        if airing.resumed:
+            return [Wake(command_id, airing.start, True)]
         return [self._ack(command_id, "downloaded", now), Wake(command_id, airing.start, True)]
 
     def wake(self, command_id: str, now: float) -> list[Action]:
-        """A `Wake` came due: a start instant, or the expiry of an airing still waiting for its turn."""
+        """A `Wake` came due: a start instant, the expiry of an airing still waiting for its turn, or the
+        end of the grace a higher priority gave the item on air (`END_GRACE_S`)."""
         airing = self.pending.pop(command_id, None)
         if airing is not None:
             return self._at_start(airing, now)
@@ -425,13 +485,20 @@ class DeviceCore:
             if waiting.command_id == command_id and now >= waiting.expires:
                 self.waiting.remove(waiting)
                 return [self._ack(command_id, "expired", now, reason="expired_before_start")]
+            if waiting.command_id == command_id and self._overran(waiting, now):
+                self.waiting.remove(waiting)  # what it waited for is still on air past its length: cut it
+                return self._cut(now, "preempted") + self._begin(waiting, now)
         return []
 
-    def ended(self, command_id: str, now: float, error: str | None = None) -> list[Action]:
-        """The play or show of `command_id` stopped by itself: its end, or a player that failed."""
+    def ended(
+        self, command_id: str, now: float, error: str | None = None, played_s: float | None = None
+    ) -> list[Action]:
+        """The play or show of `command_id` stopped by itself: its end, or a player that failed.
+        `played_s`: the seconds of sound the player really gave out, if it knows (a relay's sink counts
+        the seconds it relayed, not the gaps while it reconnected); otherwise the time since the start."""
         if self.current is None or self.current.command_id != command_id:
             return []  # cut earlier; its ack is out already
-        out = self._end_current(now, error)
+        out = self._end_current(now, error, played_s)
         return out + self._next_waiting(now)
 
     # ------------------------------------------------------------ on air
@@ -441,8 +508,14 @@ class DeviceCore:
         if self.current is not None:
             if self.kind == "led":
                 out += self._end_current(now)  # a board shows the newest text, whatever its priority
-            elif airing.rank > self.current.rank:
+            elif airing.rank > self.current.rank and not self._ending(now):
                 out += self._cut(now, "preempted")
+            elif airing.rank > self.current.rank:
+                # What is on air ends within END_GRACE_S: let it, then this one starts (first, and late by
+                # what was left); if it is still on air END_GRACE_S past its end, it is cut then.
+                self.waiting.append(airing)
+                grace_end = self.current.began + self.current.duration_s + END_GRACE_S
+                return [Wake(airing.command_id, grace_end, False), Wake(airing.command_id, airing.expires, False)]
             else:
                 # An equal or lower priority waits for the one on air to end; it starts late, or expires.
                 self.waiting.append(airing)
@@ -454,6 +527,7 @@ class DeviceCore:
     def _begin(self, airing: Airing, now: float) -> list[Action]:
         """On air from `now`: a late start plays from the beginning (the whole item, not its tail)."""
         self.current = airing
+        airing.began = now
         error_ms = round((now - airing.start) * 1000, 3)
         playing = self._ack(airing.command_id, "playing", now, start_error_ms=error_ms)
         if self.kind == "led":
@@ -463,19 +537,40 @@ class DeviceCore:
             Play(airing.command_id, airing.audio, airing.stream_url, airing.duration_s, now, error_ms),
         ]
 
-    def _end_current(self, now: float, error: str | None = None) -> list[Action]:
+    def _end_current(self, now: float, error: str | None = None, played_s: float | None = None) -> list[Action]:
         assert self.current is not None
         ended, self.current = self.current, None
         out: list[Action] = [Blank()] if self.kind == "led" else []
+        played = self._played(ended, now, played_s)
         if error is not None:
-            return [*out, self._ack(ended.command_id, "failed", now, reason=error[:200])]
-        return [*out, self._ack(ended.command_id, "done", now)]
+            return [*out, self._ack(ended.command_id, "failed", now, reason=error[:200], **played)]
+        return [*out, self._ack(ended.command_id, "done", now, **played)]
 
     def _cut(self, now: float, reason: str) -> list[Action]:
         assert self.current is not None
         cut, self.current = self.current, None
         out: list[Action] = [Blank()] if self.kind == "led" else [Silence(cut.command_id)]
-        return [*out, self._ack(cut.command_id, "failed", now, reason=reason)]
+        played = self._played(cut, now)
+        if reason == "preempted" and cut.duration_s > 0 and now - cut.began >= cut.duration_s:
+            return [*out, self._ack(cut.command_id, "done", now, **played)]  # on air its whole length: heard
+        return [*out, self._ack(cut.command_id, "failed", now, reason=reason, **played)]
+
+    def _ending(self, now: float) -> bool:
+        """The item on air ends within END_GRACE_S (by its announced length)."""
+        cur = self.current
+        return cur is not None and cur.duration_s > 0 and now >= cur.began + cur.duration_s - END_GRACE_S
+
+    def _overran(self, waiting: Airing, now: float) -> bool:
+        """`waiting` outranks the item on air, which has been on air its whole announced length."""
+        cur = self.current
+        return cur is not None and waiting.rank > cur.rank and cur.duration_s > 0 and now >= cur.began + cur.duration_s
+
+    def _played(self, airing: Airing, now: float, played_s: float | None = None) -> dict[str, float]:
+        """`played_s` for the final ack of a speaker's play: what the player counted, or the time on air."""
+        if self.kind != "speaker":
+            return {}
+        seconds = played_s if played_s is not None else now - airing.began
+        return {"played_s": round(max(0.0, seconds), 3)}
 
     def _next_waiting(self, now: float) -> list[Action]:
         """The highest priority of those waiting, the earliest first among equals."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import random
 import threading
 import time
 import urllib.request
@@ -10,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 DOWNLOAD_TIMEOUT_S = 20
+RETRY_FIRST_S = 0.5
 RETRY_MAX_S = 2.0
+LAST_TRY_S = 0.2  # no try starts closer to the expiry than this: what it fetched could not play
+
+log = logging.getLogger(__name__)
 
 
 class HashMismatch(ValueError):
@@ -62,22 +68,34 @@ def fetch_audio(audio: dict[str, Any], cache_dir: Path, tag: str = "") -> Path:
     return path
 
 
+def retry_pause(attempt: int) -> float:
+    """The pause after the attempt-th failed download (0 first): doubling from RETRY_FIRST_S up to
+    RETRY_MAX_S, each drawn between half and all of that ("equal jitter"), so the speakers of a commune
+    that all failed together (the server restarting) do not all come back in the same instant."""
+    ceiling = min(RETRY_FIRST_S * 2 ** min(attempt, 8), RETRY_MAX_S)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
 def fetch_until(audio: dict[str, Any], cache_dir: Path, until: float, cancel: threading.Event) -> Path:
-    """Keep trying while the command is still valid: a 4G link drops, the server restarts. A wrong
-    hash is not retried; the file will not change. Raises the last error. The pause stays short
-    (at most RETRY_MAX_S): after a daemon restart the audio is back within seconds, and every second
-    of backing off is a second the item may start late."""
-    delay = 0.5
+    """Keep trying while the command is still valid, to its expiry and not only to its start: a 4G link
+    drops, the server restarts, a command arrives late; the item then starts late, whole (docs/
+    protocol.md, "Timing and priorities"). A wrong hash is not retried; the file will not change. Raises
+    the last error. The pause stays short (at most RETRY_MAX_S): after a daemon restart the audio is back
+    within seconds, and every second of backing off is a second the item may start late."""
+    attempt = 0
     while True:
         try:
             return fetch_audio(audio, cache_dir)
         except HashMismatch:
             raise
-        except (OSError, ValueError):
-            if time.time() + delay > until - 0.2 or cancel.is_set():
+        except (OSError, ValueError) as exc:
+            left = until - LAST_TRY_S - time.time()
+            if left <= 0 or cancel.is_set():
                 raise
-            cancel.wait(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
+            if attempt == 0:
+                log.warning("download of %s failed (%s); retrying until it expires", audio.get("url"), exc)
+            cancel.wait(min(retry_pause(attempt), left))  # the last try just before the expiry
+            attempt += 1
 
 
 def download_error(exc: Exception) -> str:

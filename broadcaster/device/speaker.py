@@ -52,16 +52,17 @@ class SpeakerAgent(DeviceAgent):
 
     def _play(self, action: Play) -> None:
         error: str | None = None
+        played: float | None = None  # a relay's seconds really relayed; otherwise the core counts time on air
         try:
             if action.stream_url is not None:
-                self.sink.play_stream(action.stream_url, action.duration_s, action.started_at)
+                played = self.sink.play_stream(action.stream_url, action.duration_s, action.started_at)
             elif action.audio is not None:
                 path = cached_path(action.audio, self.cache_dir)  # fetched and checked before the start
                 self.sink.play(path, int(action.duration_s * 1000), action.started_at)
         except PlaybackError as exc:
-            error = str(exc)
+            error, played = str(exc), exc.played_s
         except Exception as exc:
             log.exception("%s: playing %s failed", self.device_id, action.command_id)
             error = f"agent_error: {exc}"
-        self.call(lambda now: self.core.ended(action.command_id, now, error))
+        self.call(lambda now: self.core.ended(action.command_id, now, error, played))
 

@@ -37,15 +37,19 @@ from broadcaster.db import (
     Delivery,
     DeliveryStatus,
     Device,
+    DeviceStatusEvent,
 )
 from broadcaster.dispatch.reports import Ack, BadReport, Status, Tele, check_report
 from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
 
-# Pauses before writing a failed batch again. After the last one the batch is dropped and logged; the
-# outbox still re-sends every unacknowledged command, and devices answer a re-send with their last ack.
-WRITE_RETRY_S = (0.5, 2.0, 5.0)
+# Pauses before writing a failed batch again: about a minute in all, so a database away for a while (a
+# PostgreSQL restart, a failover, a 10-s outage in bench/faults.py) costs no ack. A final ack dropped here
+# is lost for good: a command acknowledged once is not re-sent, so its `done` would never be asked for
+# again and the speaker's play would be recorded `expired: no_ack`. After the last pause the batch is
+# dropped and logged; a command with no ack at all is still re-sent by the outbox.
+WRITE_RETRY_S = (0.5, 2.0, 5.0, 10.0, 20.0, 30.0)
 
 ACK_TO_DELIVERY = {
     "received": DeliveryStatus.RECEIVED,
@@ -139,7 +143,7 @@ _RANK_OF_STATUS = case(
 )
 
 
-def _move_delivery(reason: bool, error: bool) -> Update:
+def _move_delivery(reason: bool, error: bool, played: bool = False) -> Update:
     """The delivery UPDATE, with the reason and start error only when the batch has them: most acks
     carry neither, and every bound parameter is processed once per row of an executemany."""
     c = _DELIVERIES.c
@@ -151,6 +155,8 @@ def _move_delivery(reason: bool, error: bool) -> Update:
         values["reason"] = func.coalesce(bindparam("d_reason", type_=String), _DELIVERIES.c.reason)
     if error:
         values["start_error_ms"] = func.coalesce(bindparam("d_error", type_=Float), _DELIVERIES.c.start_error_ms)
+    if played:  # the seconds a final ack says were heard (docs/protocol.md, `played_s`)
+        values["played_s"] = func.coalesce(bindparam("d_played", type_=Float), _DELIVERIES.c.played_s)
     return (
         update(_DELIVERIES)
         .where(_DELIVERIES.c.id == bindparam("d_id"), bindparam("d_rank") > _RANK_OF_STATUS)
@@ -158,7 +164,8 @@ def _move_delivery(reason: bool, error: bool) -> Update:
     )
 
 
-_MOVE_DELIVERY = {(r, e): BulkStatement(_move_delivery(r, e)) for r in (False, True) for e in (False, True)}
+_BOTH = (False, True)
+_MOVE_DELIVERY = {(r, e, p): BulkStatement(_move_delivery(r, e, p)) for r in _BOTH for e in _BOTH for p in _BOTH}
 
 
 class _RowCache:
@@ -369,10 +376,11 @@ class EventWriter:
         touched: set[int] = set()
         for kind, device_id, data, at in events:
             if kind == "sent":
-                cid, state, reason, err = data, DeliveryStatus.SENT, "", None
+                cid, state, reason, err, played = data, DeliveryStatus.SENT, "", None, None
             else:
                 ack: Ack = data
                 cid, state, reason, err = ack.cmd, ACK_TO_DELIVERY[ack.state], ack.reason, ack.start_error_ms
+                played = ack.played_s
                 if ack.state == "rejected":
                     reason = f"rejected: {reason}"
             row = rows.get(cid)
@@ -387,13 +395,17 @@ class EventWriter:
             if row.delivery_id is None or row.status is None or not advances(row.status, state):
                 continue
             row.status = state
-            change = moved.setdefault(row.delivery_id, {"d_id": row.delivery_id, "d_reason": None, "d_error": None})
+            change = moved.setdefault(
+                row.delivery_id, {"d_id": row.delivery_id, "d_reason": None, "d_error": None, "d_played": None}
+            )
             rank = _TO_FINAL_RANK if state in FINAL_DELIVERY else DELIVERY_RANK[state]
             change.update(d_status=state, d_at=at, d_rank=rank)
             if reason:
                 change["d_reason"] = reason[:300]
             if err is not None:
                 change["d_error"] = err
+            if played is not None:
+                change["d_played"] = played
             if state in FINAL_DELIVERY and row.broadcast_id is not None:
                 touched.add(row.broadcast_id)
         # One UPDATE per command, whichever of its times this batch learned (often both).
@@ -403,9 +415,9 @@ class EventWriter:
             by_columns.setdefault(tuple(times), []).append({"c_id": cid, **{f"c_{c}": t for c, t in times.items()}})
         for columns, params in by_columns.items():
             _SET_COMMAND_TIMES[columns].executemany(conn, params)
-        by_fields: dict[tuple[bool, bool], list[dict[str, Any]]] = {}
+        by_fields: dict[tuple[bool, bool, bool], list[dict[str, Any]]] = {}
         for change in moved.values():
-            key = (change["d_reason"] is not None, change["d_error"] is not None)
+            key = (change["d_reason"] is not None, change["d_error"] is not None, change["d_played"] is not None)
             by_fields.setdefault(key, []).append(change)
         for key, changes in by_fields.items():
             _MOVE_DELIVERY[key].executemany(conn, changes)
@@ -418,6 +430,8 @@ class EventWriter:
             self.metrics.bump("unknown_device", repr(device_id))
             return False
         was = device.online
+        if status.online != was:  # the history the reports read (disconnections, devices online)
+            session.add(DeviceStatusEvent(device_id=device_id, at=at, online=status.online))
         device.online = status.online
         device.last_seen = at
         if status.firmware is not None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster.config import DispatchConfig
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 
 TIMER_HORIZON_S = 900.0  # broadcasts further ahead wait for a later reconcile, not in the timer
 ISSUE_STALE_S = 10.0  # deliveries left without a command this long were interrupted, not in progress
+# A play on air when its command expires is given this long to report its end. A relay's command expires
+# at the end of its window, which is exactly when the relay ends and acks `done` with the seconds it
+# relayed: closing it as `no_ack` at that instant threw that record away.
+PLAYING_GRACE_S = 60.0
 
 
 class WakeTimer(Protocol):
@@ -119,6 +123,12 @@ class Reconciler:
             .join(Command, Command.delivery_id == Delivery.id)
             .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
             .where(Command.expires_at <= now, Delivery.status.not_in(list(FINAL_DELIVERY)))
+            .where(
+                or_(
+                    Delivery.status != DeliveryStatus.PLAYING,
+                    Command.expires_at <= now - timedelta(seconds=PLAYING_GRACE_S),
+                )
+            )
         ).all()
         touched = set()
         for delivery, status in rows:

@@ -28,6 +28,7 @@ MAX_FIRMWARE = 64  # the width of the `firmware` column
 SIGNAL_DBM = (-150, 0)  # RSSI/RSRP of any radio a speaker carries
 VOLUME = (0, 100)
 START_ERROR_MS = 86_400_000.0  # a day either way: a start later than that is not a start
+PLAYED_S = 86_400.0  # a play's seconds heard: no item or relay lasts a day
 DEVICE_KINDS = ("speaker", "led")
 
 _BRACKET = re.compile(rb"[\[\]{}]")
@@ -53,6 +54,7 @@ class Ack:
     state: str
     reason: str = ""
     start_error_ms: float | None = None
+    played_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,8 @@ def _ack(data: dict[str, Any]) -> Ack:
     if state not in ACK_STATES:
         raise BadReport("malformed_ack", "state")
     error = _number(data, "start_error_ms", "malformed_ack", -START_ERROR_MS, START_ERROR_MS)
-    return Ack(cmd, state, _text(data, "reason", MAX_REASON, "malformed_ack") or "", error)
+    played = _number(data, "played_s", "malformed_ack", 0.0, PLAYED_S)
+    return Ack(cmd, state, _text(data, "reason", MAX_REASON, "malformed_ack") or "", error, played)
 
 
 def _status(data: dict[str, Any]) -> Status:

@@ -9,6 +9,7 @@ only its stop is (broadcaster.dispatch.recall).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from sqlalchemy import or_, select
@@ -21,6 +22,13 @@ from schedules.clock import Clock
 log = logging.getLogger(__name__)
 
 RESEND_AFTER_S = 15.0  # an unacknowledged command to an online device goes out again after this
+# ... and after this, for CATCH_UP_S after the daemon's link to the broker (re)connects. A broker that was
+# SIGKILLed comes back from its last snapshot (or none): the sessions of devices it held since are gone, so
+# what the daemon published to them just before (or at its own restart, before they were back) went to
+# nobody. They reconnect within their back-off (at most 30 s), and never looked offline to the database
+# (the broker died before their last will), so only a prompt re-send finds them (bench/faults.py).
+CATCH_UP_RESEND_S = 3.0
+CATCH_UP_S = 60.0
 
 
 class Resender:
@@ -29,6 +37,16 @@ class Resender:
         self.clock = clock
         self.link = link
         self.outbox = outbox
+        self._catch_up_until = 0.0
+        self._link_was_up = False
+
+    def _resend_after(self) -> float:
+        """RESEND_AFTER_S, or CATCH_UP_RESEND_S for a while after the link to the broker came (back) up."""
+        up = self.link.connected.is_set()
+        if up and not self._link_was_up:
+            self._catch_up_until = time.monotonic() + CATCH_UP_S
+        self._link_was_up = up
+        return CATCH_UP_RESEND_S if time.monotonic() < self._catch_up_until else RESEND_AFTER_S
 
     def resend_pending(self, *, only_unsent: bool, device_ids: list[str] | None = None) -> int:
         """Publish outbox commands that are not yet acknowledged and not expired.
@@ -55,7 +73,7 @@ class Resender:
             if device_ids is not None:
                 q = q.where(Command.device_id.in_(device_ids))
             if only_unsent:
-                stale = now - timedelta(seconds=RESEND_AFTER_S)
+                stale = now - timedelta(seconds=self._resend_after())
                 online = select(Device.id).where(Device.online.is_(True))
                 q = q.where(
                     (Command.sent_at.is_(None) & (Command.created_at < stale))

@@ -55,6 +55,7 @@ def banner(
     ]
     if audio_url:
         lines.append(f"  Âm thanh:   {audio_url}/audio/<sha256>.mp3 (thiết bị tải về)")
+        lines.append(f"  Nghe lại:   {audio_url}/nghe-lai (bà con nghe lại, podcast; góp ý qua mã QR)")
     lines += [
         f"  Broker:     {broker_url}{' (do loa quản lý)' if managed_broker else ''}",
         f"  Dữ liệu:    {data}",

@@ -7,7 +7,8 @@ bulletins, planning (rows to and from the pure planner), views, reports, audio h
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from audio import AudioPipeline
 from broadcaster.config import Config
@@ -23,3 +24,5 @@ class Services:
     audio: AudioPipeline
     clock: Clock
     config: Config
+    # Pipelines for voices other than the commune's, by choice (services/speech.py `pipeline_for`).
+    voices: dict[Any, AudioPipeline] = field(default_factory=dict, repr=False, compare=False)

@@ -49,6 +49,9 @@ USERNAME = re.compile(r"^[a-z][a-z0-9._-]{0,63}$")
 MIN_PASSWORD = 8  # NIST SP 800-63B's floor for a password a person chooses
 MAX_PASSWORD = 1024  # argon2 takes any length; a megabyte "password" is an attack on the CPU
 TOKEN_PREFIX = "loa_"  # so a leaked token is recognisable in logs and secret scanners
+# Rights a token may carry beyond its role, given by an admin only: "alerts:ingest" posts official alerts
+# (services/alerts.py), which may air an emergency with no person confirming it.
+SCOPES = frozenset({"alerts:ingest"})
 TOUCH_EVERY = timedelta(seconds=60)  # last-used times are for people, not worth a write per request
 
 _HASHER = PasswordHasher()
@@ -76,6 +79,7 @@ class Principal:
     csrf_token: str = ""
     token_id: int | None = None
     must_change_password: bool = False
+    scopes: frozenset[str] = frozenset()  # a token's rights beyond its role (SCOPES)
 
     def may(self, permission: Permission) -> bool:
         return permission in GRANTS[self.role]
@@ -456,7 +460,12 @@ def token_view(token: ApiToken, owner: str) -> dict[str, Any]:
         "created_at": token.created_at.isoformat(),
         "last_used_at": token.last_used_at.isoformat() if token.last_used_at else None,
         "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
+        "scopes": _scopes(token.scopes),
     }
+
+
+def _scopes(stored: str) -> list[str]:
+    return sorted(s for s in stored.split(",") if s)
 
 
 def issue_token(
@@ -467,11 +476,18 @@ def issue_token(
     *,
     actor: str,
     by: Principal | None = None,
+    scopes: list[str] | tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """A new token for `username`, acting at most as `role` (default: the owner's role). The secret is
-    in the answer and nowhere else: only its SHA-256 is stored."""
+    in the answer and nowhere else: only its SHA-256 is stored. `scopes` (SCOPES) are rights beyond the
+    role that only an admin gives (or the server's operator)."""
     if not name.strip():
         raise LoaError("empty_name.token", {})
+    unknown = sorted(set(scopes) - SCOPES)
+    if unknown:
+        raise LoaError("bad_scope", {"scope": ", ".join(unknown), "known": ", ".join(sorted(SCOPES))})
+    if scopes and by is not None and not by.may("admin"):
+        raise LoaError("forbidden.token_scope", {}, status=403)
     check_text(name, "name", 100)
     with svc.db.session() as session:
         owner = _user(session, username)
@@ -483,10 +499,12 @@ def issue_token(
             raise LoaError("forbidden.token_role", {"role": ceiling.value}, status=403)
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = svc.clock.now()
-        token = ApiToken(user_id=owner.id, name=name.strip(), role=cap, secret_sha256=_digest(secret), created_at=now)
+        token = ApiToken(user_id=owner.id, name=name.strip(), role=cap, secret_sha256=_digest(secret), created_at=now,
+                         scopes=",".join(sorted(set(scopes))))  # fmt: skip
         session.add(token)
         session.flush()
-        audit(session, now, actor, "token.add", token=token.id, user=owner.username, name=token.name, role=cap.value)
+        audit(session, now, actor, "token.add", token=token.id, user=owner.username, name=token.name, role=cap.value,
+              **({"scopes": _scopes(token.scopes)} if scopes else {}))  # fmt: skip
         return {**token_view(token, owner.username), "secret": secret}
 
 
@@ -541,4 +559,5 @@ def token_principal(svc: Services, secret: str) -> Principal | None:
             role=_capped(user.role, token.role),
             via="token",
             token_id=token.id,
+            scopes=frozenset(_scopes(token.scopes)),
         )

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from audio import AudioError, StoredAudio
@@ -22,7 +22,6 @@ from broadcaster.db import (
     Broadcast,
     BroadcastStatus,
     Delivery,
-    DeliveryStatus,
     Device,
     DeviceKind,
     audit,
@@ -43,6 +42,8 @@ from broadcaster.services.planning import (
     programme_of_window,
 )
 from broadcaster.services.recall import recall_view
+from broadcaster.services.reports import heard_sql
+from broadcaster.services.speech import VoiceChoice, default_choice, render
 from broadcaster.services.views import broadcast_view
 from broadcaster.services.zones import resolve_zones, zone_names
 from schedules import Airing, EmergencyAlert, Plan, ScheduleError, notice
@@ -145,6 +146,7 @@ class Request:
     priority: str
     order: int | None
     bulletin: int | None = None  # a bulletin programme's id: queued in its next bulletin
+    voice: VoiceChoice | None = None  # how it is read (None: a recording, read by nobody)
 
 
 def check_request(
@@ -158,6 +160,7 @@ def check_request(
     order: int | None,
     bulletin: int | None = None,
     recording: bool = False,
+    voice: VoiceChoice | None = None,
 ) -> Request:
     """Every value of an announcement checked, before anything is rendered or stored (a recording may
     come without a text: its title, or "Bản ghi âm", stands in)."""
@@ -181,7 +184,8 @@ def check_request(
         raise LoaError("time_in_past", {"time": to_local(start).strftime("%H:%M %d/%m/%Y")})
     with svc.db.session() as session:
         zone_ids = [z.id for z in resolve_zones(session, zones)]
-    return Request(text, title, zone_ids, start, priority, order, bulletin)
+    voice = None if recording else voice or default_choice(svc.config)
+    return Request(text, title, zone_ids, start, priority, order, bulletin, voice)
 
 
 def announce(
@@ -200,6 +204,7 @@ def announce(
     order: int | None = None,
     reason: str = "",
     approved_via: str = "command_line",
+    voice: VoiceChoice | None = None,
 ) -> dict[str, Any]:
     """Store an announcement and its audio, and place it on the timeline of every village it targets.
 
@@ -207,7 +212,8 @@ def announce(
     bulletin that still has room, and airs wherever the bulletin airs. With `recording` (an officer's own
     recording from a phone) that audio airs instead of synthesized speech, after the same loudness
     treatment, and `text` may be empty. `order` is the officer's order among clashing priority items
-    (smaller first; by default, the order they were entered).
+    (smaller first; by default, the order they were entered). `voice` is how it is read (default: the
+    commune's, `[speech]`), recorded with the item (services/speech.py).
 
     The planner may move it (a clash, quiet hours) and may move other planned items (a priority
     item goes first, an emergency cuts in); each placement carries the reason. With `preview`
@@ -222,10 +228,11 @@ def announce(
     """
     request = check_request(
         svc, text, zones, at, title=title, priority=priority, order=order, bulletin=bulletin,
-        recording=recording is not None,
+        recording=recording is not None, voice=voice,
     )  # fmt: skip
     try:
-        stored = svc.audio.import_recording(recording) if recording else svc.audio.render(request.text, progress)
+        stored = svc.audio.import_recording(recording) if recording else render(svc, request.text, request.voice,
+                                                                                progress)  # fmt: skip
     except AudioError as exc:
         raise LoaError.from_domain(exc) from exc
     with rendered_for(svc, stored.sha256, keep=preview):
@@ -280,6 +287,9 @@ def new_item(stored: StoredAudio | None, request: Request, *, actor: str, now: d
         order_key=request.order,
         updated_at=now,
     )
+    if request.voice is not None:
+        item.voice_engine, item.voice = request.voice.engine, request.voice.voice
+        item.speaking_rate = request.voice.rate
     if stored is not None:
         set_audio(item, stored)
     return item
@@ -470,6 +480,7 @@ def announcement_view(
         "state": lifecycle(item, broadcasts, recall is not None, now),
         "approval": approval_view(item),
         "request": request_view(item),
+        "voice": voice_view(item),
         "audio": {
             "sha256": item.audio_sha256,
             "size": item.audio_size,
@@ -483,20 +494,26 @@ def announcement_view(
     }
 
 
+def voice_view(item: Announcement) -> dict[str, Any] | None:
+    """How the item is read (services/speech.py); None for a recording or an item older than the choice."""
+    if not item.voice_engine:
+        return None
+    return {"engine": item.voice_engine, "voice": item.voice, "rate": item.speaking_rate}
+
+
 def speakers_summary(session: Session, announcement_id: int) -> str:
-    """What the officer wants to know about an item: on how many speakers it actually played."""
-    rows = session.execute(
-        select(Delivery.status, func.count())
+    """What the officer wants to know about an item: on how many speakers it was heard (the one rule
+    of services.reports.heard, which the airings' summaries and the report count by too)."""
+    total, played = session.execute(
+        select(func.count(), func.coalesce(func.sum(case((heard_sql(), 1), else_=0)), 0))
+        .select_from(Delivery)
         .join(Broadcast, Delivery.broadcast_id == Broadcast.id)
         .join(Device, Delivery.device_id == Device.id)
         .where(Broadcast.announcement_id == announcement_id, Device.kind == DeviceKind.SPEAKER)
-        .group_by(Delivery.status)
-    ).all()
-    counts = dict(rows)
-    total = sum(counts.values())
+    ).one()
     if not total:
         return "chưa gửi tới loa nào"
-    return f"{counts.get(DeliveryStatus.DONE, 0)}/{total} loa đã phát xong"
+    return f"{played}/{total} loa đã phát xong"
 
 
 def get_announcement(svc: Services, announcement_id: int, lang: str = DEFAULT_LANGUAGE) -> dict[str, Any]:

@@ -54,11 +54,12 @@ from broadcaster.services.announcements import (
 from broadcaster.services.inputs import check_text, fits_sql_int
 from broadcaster.services.programmes import place_programme
 from broadcaster.services.recall import recall_view
+from broadcaster.services.speech import VoiceChoice, recorded_choice, render
 from schedules.clock import to_local
 
 MAX_REASON_CHARS = 500
 EDITABLE = (AnnouncementState.DRAFT, AnnouncementState.REJECTED)
-FIELDS = frozenset({"text", "zones", "at", "title", "priority", "bulletin", "order"})
+FIELDS = frozenset({"text", "zones", "at", "title", "priority", "bulletin", "order", "voice"})
 # The states a person sees (announcements.lifecycle): the stored ones, then what the broadcasts say.
 STATES = ("draft", "awaiting_approval", "rejected", "approved", "scheduled", "on_air", "aired", "recalled", "missed")
 
@@ -105,9 +106,9 @@ def _move(
     session.refresh(item)
 
 
-def _rendered(svc: Services, item_text: str, recording: Path | None) -> StoredAudio:
+def _rendered(svc: Services, item_text: str, recording: Path | None, voice: VoiceChoice | None) -> StoredAudio:
     try:
-        return svc.audio.import_recording(recording) if recording else svc.audio.render(item_text)
+        return svc.audio.import_recording(recording) if recording else render(svc, item_text, voice)
     except AudioError as exc:
         raise LoaError.from_domain(exc) from exc
 
@@ -136,6 +137,7 @@ def compose(
     actor: str,
     by: Principal | None = None,
     lang: str = DEFAULT_LANGUAGE,
+    voice: VoiceChoice | None = None,
 ) -> dict[str, Any]:
     """A new announcement: a draft (`submit=False`: checked and saved, nothing rendered or planned,
     but an uploaded recording is kept), or submitted at once, as `submit` does. Without required
@@ -146,15 +148,15 @@ def compose(
     if submit and not approval_required(svc):
         return announce(
             svc, text, zones, at, title=title, priority=priority, actor=actor, bulletin=bulletin,
-            recording=recording, order=order, approved_via="not_required",
+            recording=recording, order=order, approved_via="not_required", voice=voice,
         )  # fmt: skip
     request = check_request(
         svc, text, zones, at, title=title, priority=priority, order=order, bulletin=bulletin,
-        recording=recording is not None,
+        recording=recording is not None, voice=voice,
     )  # fmt: skip
     if not submit and recording is None:
         return _save_draft(svc, None, request, actor, lang)
-    stored = _rendered(svc, request.text, recording)
+    stored = _rendered(svc, request.text, recording, request.voice)
     with rendered_for(svc, stored.sha256, keep=False):
         if not submit:
             return _save_draft(svc, stored, request, actor, lang)
@@ -206,6 +208,7 @@ def edit(
         current = {
             "text": item.text, "zones": json.loads(item.targets or "[]") or ["all"], "at": item.start_at,
             "title": item.title, "priority": item.priority, "bulletin": item.bulletin_id, "order": item.order_key,
+            "voice": recorded_choice(svc.config, item.voice_engine, item.voice, item.speaking_rate),
         }  # fmt: skip
     merged = {**current, **changes}
     if "title" not in changes and "text" in changes and current["title"] == title_from(item.text):
@@ -216,7 +219,7 @@ def edit(
     request = check_request(
         svc, merged["text"] if isinstance(merged["text"], str) else "", merged["zones"], merged["at"],
         title=merged["title"], priority=merged["priority"], order=merged["order"], bulletin=merged["bulletin"],
-        recording=recorded,
+        recording=recorded, voice=merged["voice"] if isinstance(merged["voice"], VoiceChoice) else None,
     )  # fmt: skip
     now = svc.clock.now()
     fresh = new_item(None, request, actor=actor, now=now)
@@ -225,9 +228,12 @@ def edit(
         values: dict[str, Any] = {
             "state": AnnouncementState.DRAFT, "text": fresh.text, "title": fresh.title, "priority": fresh.priority,
             "targets": fresh.targets, "start_at": fresh.start_at, "bulletin_id": fresh.bulletin_id,
-            "order_key": fresh.order_key, "updated_at": now,
+            "order_key": fresh.order_key, "updated_at": now, "voice_engine": fresh.voice_engine,
+            "voice": fresh.voice, "speaking_rate": fresh.speaking_rate,
         }  # fmt: skip
-        if fresh.text != item.text and not recorded:
+        spoken_as = (item.voice_engine, item.voice, item.speaking_rate)
+        revoiced = (fresh.voice_engine, fresh.voice, fresh.speaking_rate) != spoken_as
+        if not recorded and (fresh.text != item.text or revoiced):
             values.update(audio_sha256=None, audio_size=None, audio_duration_ms=None, engine=None)
         _move(session, item, EDITABLE, "edit", **values)
         audit(session, now, actor, "announcement.edit", announcement=item.id, fields=sorted(changes))
@@ -246,10 +252,11 @@ def submit(
         if item.state not in EDITABLE:
             raise _bad_state(item, "submit")
         text, recorded, start = item.text, item.engine == "recording", item.start_at
+        voice = recorded_choice(svc.config, item.voice_engine, item.voice, item.speaking_rate)
     now = svc.clock.now()
     if start is not None and start < now:
         raise LoaError("time_in_past", {"time": to_local(start).strftime("%H:%M %d/%m/%Y")})
-    stored = None if recorded else _rendered(svc, text, None)
+    stored = None if recorded else _rendered(svc, text, None, voice)
     with rendered_for(svc, stored.sha256, keep=False) if stored else nullcontext():
         now = svc.clock.now()
         with svc.db.session() as session:

@@ -9,6 +9,7 @@ from broadcaster.db import Database
 from broadcaster.services import Services
 from broadcaster.services.audio import audio_pipeline
 from broadcaster.services.lexicon import lexicon_source
+from broadcaster.services.speech import default_choice
 from broadcaster.services.zones import ensure_commune
 from schedules.clock import Clock
 
@@ -21,4 +22,6 @@ def build_services(config: Config, clock: Clock, *, migrate: bool = True) -> Ser
     with db.session() as session:
         ensure_commune(session, config.general.commune)
     # The commune's lexicon is read for every render, so a reading fixed at run time is heard at once.
-    return Services(db=db, audio=audio_pipeline(config, lexicon=lexicon_source(db, config)), clock=clock, config=config)
+    svc = Services(db=db, audio=audio_pipeline(config, lexicon=lexicon_source(db, config)), clock=clock, config=config)
+    svc.voices[default_choice(config)] = svc.audio  # the commune's voice is the pipeline just built
+    return svc

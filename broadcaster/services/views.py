@@ -12,13 +12,13 @@ from broadcaster.db import (
     Broadcast,
     BroadcastStatus,
     Delivery,
-    DeliveryStatus,
     villages_of,
 )
 from broadcaster.errors import LoaError
 from broadcaster.messages import DEFAULT_LANGUAGE, coded_reason, reason_text
 from broadcaster.services import Services
 from broadcaster.services.planning import PRIORITY_OF
+from broadcaster.services.reports import heard_sql
 from broadcaster.services.zones import resolve_zones, zone_names
 from schedules import Airing, AiringKind, Placement, to_ics
 from schedules.clock import to_local
@@ -32,7 +32,9 @@ def broadcast_view(session: Session, b: Broadcast, lang: str = DEFAULT_LANGUAGE)
         ).all()
     )
     total = sum(counts.values())
-    done = counts.get(DeliveryStatus.DONE, 0)
+    done = session.scalar(  # heard, by the rule every count shares (services.reports.heard)
+        select(func.count()).select_from(Delivery).join(Broadcast).where(Delivery.broadcast_id == b.id, heard_sql())
+    )
     return {
         "id": b.id,
         "announcement_id": b.announcement_id,

@@ -63,7 +63,7 @@ from broadcaster.device.core import (
     Show,
     Wake,
 )
-from broadcaster.device.fetch import download_error, fetch_audio
+from broadcaster.device.fetch import LAST_TRY_S, HashMismatch, download_error, fetch_audio, retry_pause
 from broadcaster.protocol.mqtt import BrokerAddress, connect, new_client, set_will
 
 log = logging.getLogger(__name__)
@@ -206,26 +206,42 @@ class AudioCache:
         self._ready: dict[str, Path] = {}
         self._waiting: dict[str, list[Callable[[str | None], None]]] = {}
         self._results: deque[tuple[str, str | None]] = deque()
+        self._until: dict[str, float] = {}  # per sha256: the latest expiry of the commands waiting for it
+        self.cancel = threading.Event()  # set when the fleet stops: no download outlives it
         self.downloads = 0
 
-    def want(self, audio: dict[str, Any], then: Callable[[str | None], None]) -> None:
-        """`then(None)` once the file is here and verified, `then(reason)` if it cannot be had."""
+    def want(self, audio: dict[str, Any], then: Callable[[str | None], None], until: float = 0.0) -> None:
+        """`then(None)` once the file is here and verified, `then(reason)` if it cannot be had by `until`
+        (the command's expiry: retried until then, as the reference agent does)."""
         sha = audio["sha256"]
         if sha in self._ready:
             then(None)
             return
         waiters = self._waiting.setdefault(sha, [])
         waiters.append(then)
+        self._until[sha] = max(self._until.get(sha, 0.0), until)  # read by the download as it retries
         if len(waiters) == 1:
             self.downloads += 1
             threading.Thread(target=self._fetch, args=(dict(audio),), name="fetch", daemon=True).start()
 
     def _fetch(self, audio: dict[str, Any]) -> None:
         error: str | None = None
-        try:
-            self._ready[audio["sha256"]] = fetch_audio(audio, self.cache_dir, self.tag)
-        except Exception as exc:
-            error = download_error(exc)[:200]
+        sha = audio["sha256"]
+        attempt = 0
+        while True:
+            try:
+                self._ready[sha] = fetch_audio(audio, self.cache_dir, self.tag)
+                break
+            except HashMismatch as exc:
+                error = download_error(exc)[:200]
+                break
+            except Exception as exc:
+                left = self._until.get(sha, 0.0) - LAST_TRY_S - time.time()
+                if self.cancel.is_set() or left <= 0:
+                    error = download_error(exc)[:200]
+                    break
+                self.cancel.wait(min(retry_pause(attempt), left))
+                attempt += 1
         self._results.append((audio["sha256"], error))
         self._wake()
 
@@ -386,7 +402,7 @@ class Worker:
                 timers = self.timers if action.start else self.later  # starts are spun for; expiries are not
                 timers.at(action.at, functools.partial(self._wake_core, node, action.command_id, action.start))
             elif isinstance(action, Fetch):
-                self.audio.want(action.audio, functools.partial(self._fetched, node, action.command_id))
+                self.audio.want(action.audio, functools.partial(self._fetched, node, action.command_id), action.until)
             elif isinstance(action, Play | Show):
                 self.plays.append(PlayRecord(node.id, action.command_id, action.start_error_ms))
                 if isinstance(action, Show):
@@ -656,6 +672,7 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping = True
+        self.audio.cancel.set()
 
     def report(self) -> FleetReport:
         return FleetReport(

@@ -13,12 +13,15 @@ from broadcaster.web.routes import (
     broadcasts,
     compose,
     devices,
+    feedback,
+    feeds,
     home,
     lexicon,
     report,
     session,
     slogans,
     timeline,
+    voices,
 )
 from broadcaster.web.routes import live as live_page
 
@@ -36,6 +39,9 @@ ROUTERS: tuple[APIRouter, ...] = (
     approvals.router,
     lexicon.router,
     slogans.router,
+    feeds.router,
+    feedback.router,
+    voices.router,
 )
 
 

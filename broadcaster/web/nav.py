@@ -31,11 +31,14 @@ NAV: tuple[NavEntry, ...] = (
     NavEntry("live", "/live", "compose"),
     NavEntry("timeline", "/timeline", "read"),
     NavEntry("devices", "/devices", "read"),
+    NavEntry("feedback", "/feedback", "read"),  # what villagers said through the QR codes
     NavEntry("broadcasts", "/broadcasts", "read"),
     NavEntry("report", "/report", "read"),
     NavEntry("lexicon", "/lexicon", "compose"),
     NavEntry("slogans", "/slogans", "compose"),
+    NavEntry("feeds", "/feeds", "compose"),
     NavEntry("audit", "/audit", "read"),
+    NavEntry("voices", "/voices", "admin"),
 )
 
 

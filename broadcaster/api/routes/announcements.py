@@ -50,6 +50,7 @@ from broadcaster.services.approvals import (
 )
 from broadcaster.services.emergencies import check_sender, confirm, fingerprint, refused_after_confirming
 from broadcaster.services.recall import recall
+from broadcaster.services.speech import choice_of, default_choice
 
 Approver = Annotated[Principal, Depends(require("approve"))]
 
@@ -116,6 +117,7 @@ def create_announcement(
     if body.draft and body.priority is Priority.EMERGENCY:
         raise LoaError("bad_priority.draft", {})
     request = body.model_dump(include={"text", "zones", "at", "title", "bulletin", "order"})
+    voice = choice_of(svc.config, body.voice.model_dump() if body.voice else None)
     reason = _may_send(
         parts, who, body.priority, body.zones, fingerprint(**request), body.confirmation, body.reason,
         title=body.title or "", preview=preview,
@@ -136,11 +138,13 @@ def create_announcement(
             bulletin=body.bulletin,
             order=body.order,
             approved_via="emergency" if body.priority is Priority.EMERGENCY else "not_required",
+            voice=voice,
         )
     else:
         result = compose(
             svc, body.text, body.zones, body.at, title=body.title, priority=body.priority.value,
             bulletin=body.bulletin, order=body.order, submit=not body.draft, actor=who.username, by=who, lang=lang,
+            voice=voice,
         )  # fmt: skip
     if not preview:
         on_change()
@@ -258,6 +262,8 @@ def edit_draft(announcement_id: int, body: AnnouncementEdit, svc: Svc, who: Comp
             del changes[field]
     if isinstance(changes.get("priority"), Priority):
         changes["priority"] = changes["priority"].value
+    if "voice" in changes:  # null: the commune's voice
+        changes["voice"] = choice_of(svc.config, changes["voice"]) or default_choice(svc.config)
     return edit(svc, announcement_id, changes, actor=who.username, by=who, lang=lang)
 
 

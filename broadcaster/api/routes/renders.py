@@ -9,8 +9,9 @@ from fastapi.responses import FileResponse
 
 from broadcaster.api.auth import Composer
 from broadcaster.api.deps import Jobs, Lang, Svc
-from broadcaster.api.schemas import RenderIn, RenderOut, refusals
+from broadcaster.api.schemas import RenderIn, RenderOut, VoiceOption, refusals
 from broadcaster.errors import LoaError
+from broadcaster.services.speech import choice_of, offered
 
 router = APIRouter(tags=["renders"])
 
@@ -22,11 +23,20 @@ router = APIRouter(tags=["renders"])
     response_model_exclude_unset=True,
     responses=refusals(400, 422),
 )
-def start_render(body: RenderIn, jobs: Jobs, _who: Composer) -> dict[str, Any]:
-    """Render a long text in the background; poll its progress, then announce it (a cache hit)."""
+def start_render(body: RenderIn, jobs: Jobs, svc: Svc, _who: Composer) -> dict[str, Any]:
+    """Render a long text in the background; poll its progress, then announce it with the same `voice`:
+    the announcement's audio is this render (a cache hit)."""
     if not body.text.strip():
         raise LoaError("empty_text", {})
-    return jobs.start(body.text)
+    return jobs.start(body.text, choice_of(svc.config, body.voice.model_dump() if body.voice else None))
+
+
+@router.get("/voices", response_model=list[VoiceOption], responses=refusals(422))
+def list_voices(svc: Svc, lang: Lang) -> list[dict[str, Any]]:
+    """The voices an item may be read with here: the commune's own first, then those the engines it may
+    use have (an online or neural voice comes with espeak-ng as its fallback)."""
+    return [{"engine": o.engine, "voice": o.voice, "label": o.label, "default": o.default}
+            for o in offered(svc.config, lang)]  # fmt: skip
 
 
 @router.get(

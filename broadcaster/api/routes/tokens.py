@@ -23,7 +23,9 @@ def read_tokens(who: SignedIn, svc: Svc) -> list[dict[str, Any]]:
 @router.post("/tokens", status_code=201, response_model=TokenCreated, responses=refusals(400, 404, 422))
 def create_token(body: TokenIn, who: SignedIn, svc: Svc) -> dict[str, Any]:
     """A new token for yourself (or, for an admin, anyone); its secret is in this answer only."""
-    return issue_token(svc, body.user or who.username, body.name, body.role, actor=who.username, by=who)
+    return issue_token(
+        svc, body.user or who.username, body.name, body.role, actor=who.username, by=who, scopes=list(body.scopes)
+    )
 
 
 @router.delete("/tokens/{token_id}", response_model=TokenOut, responses=refusals(404, 422))

@@ -30,6 +30,7 @@ from broadcaster.services.approvals import (
 )
 from broadcaster.services.emergencies import may_send
 from broadcaster.services.recall import recall
+from broadcaster.services.speech import voice_label
 from broadcaster.services.zones import list_zones
 from broadcaster.web.page import Page, Reader
 from broadcaster.web.routes import page_router
@@ -114,6 +115,7 @@ def _item_page(page: Page, item_id: int, *, error: str = "", status: int = 200, 
         may_edit=page.person.may("compose") and item["state"] in ("draft", "rejected"),
         may_recall=_may_recall(page) and item["state"] in RECALLABLE,
         zone_names=_names(page),
+        voice=voice_label(item["voice"], page.lang),
     )
 
 

@@ -38,6 +38,7 @@ from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 
+from broadcaster.config import Config
 from broadcaster.errors import LoaError
 from broadcaster.services.airings import zone_timeline
 from broadcaster.services.announcements import announce, get_announcement
@@ -47,6 +48,7 @@ from broadcaster.services.emergencies import fingerprint as request_print
 from broadcaster.services.inputs import MAX_TEXT_CHARS
 from broadcaster.services.lexicon import add_entry, reading
 from broadcaster.services.programmes import add_programme
+from broadcaster.services.speech import RATES, VoiceChoice, choose, default_choice, offered
 from broadcaster.services.zones import COMMUNE_ZONE, list_zones
 from broadcaster.web.page import Page, Reader, day_start
 from broadcaster.web.routes import page_router
@@ -79,6 +81,8 @@ class ComposeForm:
     duration_min: str = ""
     priority: str = "normal"
     draft: int | None = None  # the draft being edited
+    voice: str = ""  # "engine|voice" from services.speech.offered; "": the commune's
+    rate: str = ""  # the speaking rate, "1.0"; "": the commune's
 
     @classmethod
     def read(cls, form: FormData) -> ComposeForm:
@@ -100,7 +104,14 @@ class ComposeForm:
             duration_min=one("duration_min").strip(),
             priority=one("priority") if one("priority") in PRIORITIES else "normal",
             draft=int(draft) if draft.isdigit() and len(draft) < 10 else None,
+            voice=one("voice").strip()[:120],
+            rate=one("rate").strip()[:10],
         )
+
+    def voice_choice(self, config: Config) -> VoiceChoice:
+        """How the text is read: the choice on the form, checked (services/speech.py)."""
+        engine, _, voice = self.voice.partition("|")
+        return choose(config, engine or None, voice or None, self.rate or None)
 
     def at(self) -> str | None:
         """The start as the services read it (schedules.when), or None: as soon as it may air."""
@@ -170,7 +181,16 @@ def _form_page(page: Page, f: ComposeForm, *, error: str = "", status: int = 200
         may_compose=_may_compose(page),
         forms=FORMS,
         max_text=MAX_TEXT_CHARS,
+        voices=offered(page.svc.config, page.lang),
+        rates=RATES,
+        voice_now=_voice_now(page, f),
     )
+
+
+def _voice_now(page: Page, f: ComposeForm) -> tuple[str, str]:
+    """The voice and rate the form shows as chosen: what it carries, else the commune's."""
+    base = default_choice(page.svc.config)
+    return f.voice or f"{base.engine}|{base.voice}", f.rate or f"{base.rate:g}"
 
 
 def _draft_form(page: Page, draft_id: int) -> ComposeForm:
@@ -188,6 +208,8 @@ def _draft_form(page: Page, draft_id: int) -> ComposeForm:
         at_pick=pick,
         priority=item["priority"],
         draft=draft_id,
+        voice=f"{item['voice']['engine']}|{item['voice']['voice']}" if item["voice"] else "",
+        rate=f"{item['voice']['rate']:g}" if item["voice"] and item["voice"]["rate"] is not None else "",
     )
 
 
@@ -310,7 +332,11 @@ async def start_preview(page: Reader) -> Response:
     if len(text) > MAX_TEXT_CHARS:
         error = LoaError("text_too_long", {"max": MAX_TEXT_CHARS})
         return page.render("_preview.html", status=error.status, job=None, error=page.message(error))
-    job = page.parts.renders.start(text)
+    try:
+        voice = ComposeForm.read(form).voice_choice(page.svc.config)
+    except LoaError as error:
+        return page.render("_preview.html", status=error.status, job=None, error=page.message(error))
+    job = page.parts.renders.start(text, voice)
     return page.render("_preview.html", job=job, error="")
 
 
@@ -389,7 +415,7 @@ def _planned(page: Page, f: ComposeForm, recording: Path | None) -> dict[str, An
         raise LoaError("forbidden", {"role": page.person.role.value}, status=403)
     return announce(
         svc, f.text, f.zones, f.at(), title=f.title or None, priority=f.priority, actor=page.person.username,
-        preview=True, recording=recording,
+        preview=True, recording=recording, voice=f.voice_choice(svc.config),
     )  # fmt: skip
 
 
@@ -446,14 +472,15 @@ def _save(page: Page, f: ComposeForm, recording: Path | None, action: str) -> st
         return "/timeline?notice=programme_added"
     at, title = f.at(), f.title or None
     if f.draft is not None and recording is None:
-        changes = {"text": f.text, "title": title, "zones": f.zones, "at": at, "priority": f.priority}
+        changes = {"text": f.text, "title": title, "zones": f.zones, "at": at, "priority": f.priority,
+                   "voice": f.voice_choice(svc.config)}  # fmt: skip
         made = edit(svc, f.draft, changes, actor=who.username, by=who, lang=page.lang)
         if action == "submit":
             made = submit(svc, f.draft, actor=who.username, by=who, lang=page.lang)
     else:
         made = compose(
             svc, f.text, f.zones, at, title=title, priority=f.priority, recording=recording,
-            submit=action == "submit", actor=who.username, by=who, lang=page.lang,
+            submit=action == "submit", actor=who.username, by=who, lang=page.lang, voice=f.voice_choice(svc.config),
         )  # fmt: skip
     notice = {"draft": "drafted", "awaiting_approval": "submitted"}.get(made["state"], "planned")
     return f"/approvals/{made['id']}?notice={notice}"
@@ -497,8 +524,9 @@ def _ask_emergency(page: Page, f: ComposeForm) -> Response:
         raise LoaError("compose_emergency_text", {})
     svc = page.svc
     check_sender(svc, page.person, f.zones, title=f.title)
+    # refused now (an empty text, a past time, an unknown voice) rather than after confirming
     announce(svc, f.text, f.zones, f.at(), title=f.title or None, priority="emergency", actor=page.person.username,
-             preview=True)  # fmt: skip  # refused now (an empty text, a past time) rather than after confirming
+             preview=True, voice=f.voice_choice(svc.config))  # fmt: skip
     try:
         confirm(svc, page.parts.confirmations, page.person, f.zones, f.emergency_print(), None, None, title=f.title)
     except LoaError as asked:
@@ -514,7 +542,7 @@ def _send_emergency(page: Page, f: ComposeForm, code: str, reason: str) -> int:
     try:
         sent = announce(
             svc, f.text, f.zones, f.at(), title=f.title or None, priority="emergency", actor=who.username,
-            reason=why, approved_via="emergency",
+            reason=why, approved_via="emergency", voice=f.voice_choice(svc.config),
         )  # fmt: skip
     except LoaError as exc:
         refused_after_confirming(svc, who.username, f.zones, why, exc)

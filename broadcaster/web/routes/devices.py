@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import Response
 
 from broadcaster.services.devices import device_board, offline_warnings
+from broadcaster.services.feedback import open_feedback_by_device
 from broadcaster.web.page import Reader
 from broadcaster.web.routes import page_router
 
@@ -23,4 +24,5 @@ def devices_page(page: Reader) -> Response:
         zone_names={v["id"]: v["name"] for v in villages},
         online=sum(1 for d in devices if d["online"]),
         total=len(devices),
+        feedback=open_feedback_by_device(page.svc),  # beside the speaker it names (no phone numbers)
     )

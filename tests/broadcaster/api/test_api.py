@@ -334,6 +334,12 @@ REFUSALS = {  # each route's documented 4xx answers (docs/api.md), all in the on
     ("get", "/api/v1/programmes"): SIGNED_IN,
     ("post", "/api/v1/renders"): {400, 422, *SIGNED_IN},
     ("get", "/api/v1/renders/{render_id}"): {404, 422, *SIGNED_IN},
+    ("get", "/api/v1/voices"): {422, *SIGNED_IN},
+    # official alerts (tests/broadcaster/api/test_alerts_api.py)
+    ("post", "/api/v1/alerts/cap"): {400, 404, 409, 422, *SIGNED_IN},
+    ("post", "/api/v1/bulletins/tt39"): {400, 404, 409, 422, *SIGNED_IN},
+    ("get", "/api/v1/alerts"): {422, *SIGNED_IN},
+    ("get", "/api/v1/alerts/sources"): {422, *SIGNED_IN},
     ("get", "/api/v1/broadcasts"): {422, *SIGNED_IN},
     ("get", "/api/v1/deliveries"): {422, *SIGNED_IN},
     ("get", "/api/v1/devices"): SIGNED_IN,
@@ -394,7 +400,7 @@ def test_priority_and_programme_kind_are_enums_in_the_openapi_document(openapi: 
     assert schemas["AnnouncementIn"]["properties"]["priority"]["$ref"] == "#/components/schemas/Priority"
     assert schemas["ProgrammeIn"]["properties"]["kind"]["$ref"] == "#/components/schemas/ProgrammeKind"
     report = schemas["ReportOut"]["properties"]
-    assert {"from", "to", "items", "plays", "relay_plays", "text"} == set(report)
+    assert {"from", "to", "items", "plays", "relay_plays", "relay_seconds", "text"} == set(report)
 
 
 def test_a_wrong_enum_value_is_refused_and_nothing_is_stored(api: tuple[httpx.Client, Services]) -> None:

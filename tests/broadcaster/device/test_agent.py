@@ -159,7 +159,8 @@ def test_a_relay_whose_stream_cannot_be_opened_is_reported_failed(
         relay = daemon.send("thon-1-loa", play(signer, body, 1))
         wait_for(lambda: daemon.states(relay)[-1:] == ["failed"], 15, "the relay reported")
         assert daemon.states(relay) == ["received", "playing", "failed"]
-        assert daemon.acks[relay][-1]["reason"].startswith("playback_failed: ")
+        assert daemon.acks[relay][-1]["reason"].startswith("stream_unreachable: ")
+        assert daemon.acks[relay][-1]["played_s"] == 0
     finally:
         agent.stop()
 

@@ -126,7 +126,8 @@ def test_a_play_goes_received_downloaded_playing_done(signer: protocol.Signer) -
     assert acks(out) == [(cid[:8], "done", "")]
     assert core.current is None
     message = out[0].message()  # type: ignore[union-attr]
-    assert message == {"v": protocol.PROTOCOL_VERSION, "cmd": cid, "state": "done", "at": protocol.format_time(at(34))}
+    done = {"v": protocol.PROTOCOL_VERSION, "cmd": cid, "state": "done", "at": protocol.format_time(at(34))}
+    assert message == {**done, "played_s": 3.999}  # the seconds it was on air: 30.0012 to 34
 
 
 def test_a_late_start_plays_the_whole_item_and_says_how_late(signer: protocol.Signer) -> None:
@@ -219,7 +220,7 @@ def test_a_command_id_seen_again_is_answered_with_its_last_ack_and_never_acted_o
     assert core.replays == 1 and core.commands == 1
     core.wake(cid, T0 + 30)
     core.ended(cid, T0 + 34)
-    assert core.receive(payload, T0 + 40) == [Resend(Ack(cid, "done", T0 + 34).message())]
+    assert core.receive(payload, T0 + 40) == [Resend(Ack(cid, "done", T0 + 34, {"played_s": 4.0}).message())]
 
 
 def test_the_memory_of_ids_survives_a_reboot_and_forgets_a_day_after_expiry(signer: protocol.Signer) -> None:

@@ -87,6 +87,11 @@ def test_simulated_villages_come_online_and_do_not_outlive_a_killed_daemon(tmp_p
         )
         assert signed.status_code == 200, signed.text
         assert signed.json()["user"]["must_change_password"] is True
+        # the villagers' pages the banner names are there, on the audio listener, with no sign-in
+        listen = re.search(r"Nghe lại:\s+(\S+)", (tmp_path / "d.log").read_text())
+        assert listen, "the banner names the villagers' pages"
+        page = httpx.get(listen.group(1), timeout=10)
+        assert page.status_code == 200 and "Thôn 1" in page.text, page.text[:300]
         marker = str(tmp_path / "data" / "sim")
 
         def agents() -> list[str]:

@@ -152,6 +152,24 @@ def test_eviction_keeps_audio_that_is_still_to_air(svc: Services) -> None:
     assert svc.audio.store.open(kept["audio"]["sha256"]) is not None
 
 
+def test_eviction_keeps_what_villagers_may_still_listen_to_again(svc: Services) -> None:
+    """Aired audio stays in the store for `[villagers] listen_days` (the public "nghe lại" pages and
+    podcast feeds play it from there), then goes like any other file."""
+    from broadcaster.db import Broadcast, BroadcastStatus
+    from broadcaster.services.audio import evict_audio
+
+    aired = announce(svc, "Thông báo lịch tiêm chủng tuần này.", ["thon-1"], "+5m")
+    with svc.db.session() as s:
+        for b in s.scalars(select(Broadcast).where(Broadcast.announcement_id == aired["id"])):
+            b.status = BroadcastStatus.DONE
+    svc.audio.store.max_bytes = 1
+    svc.audio.store.grace_s = 0
+    svc.clock.advance(timedelta(days=svc.config.villagers.listen_days - 1))  # type: ignore[attr-defined]
+    assert aired["audio"]["sha256"] not in evict_audio(svc)
+    svc.clock.advance(timedelta(days=2))  # type: ignore[attr-defined]
+    assert aired["audio"]["sha256"] in evict_audio(svc)
+
+
 def test_the_officer_orders_clashing_priority_items(svc: Services) -> None:
     at = (MORNING + timedelta(hours=1)).isoformat()
     later = announce(svc, "Thông báo về nước sạch.", ["thon-1"], at, priority="priority", order=2)

@@ -5,6 +5,7 @@ Vietnamese with nothing stored. The whole way to the speakers is test_approval.p
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -237,3 +238,32 @@ def test_an_emergency_names_its_villages_and_repeats_and_needs_a_reason(desk: De
         assert s.scalar(select(func.count()).select_from(Broadcast)) == 6  # three repeats, two villages
         logged = list(s.scalars(select(AuditEntry.action).where(AuditEntry.action.like("emergency.%"))))
         assert logged == ["emergency.asked", "emergency.confirmed"]
+
+
+def test_the_voice_chosen_is_heard_before_saving_and_is_what_airs(approving: Desk, page: Page) -> None:
+    """#13 item 3: the officer picks a voice and a rate; "Nghe thử" plays that voice, and the item saved
+    is that very file (its sha256), recorded with the choice; editing the draft shows the choice again."""
+    desk = approving
+    desk.sign_in(page, Role.OFFICER, "can-bo")
+    desk.open(page, "/compose")
+    page.get_by_label("Nội dung cần đọc").fill("Chiều nay 15 giờ, thôn 2 họp bàn việc làm đường.")
+    page.get_by_label("Giọng", exact=True).select_option(label="Giọng máy, miền Nam · eSpeak NG (ngoại tuyến)")
+    page.get_by_label("Tốc độ đọc").select_option(label="Hơi chậm (0,9)")
+    assert_accessible(page)
+    page.get_by_role("button", name="Nghe thử").click()
+    audio = page.locator("#preview-audio")
+    expect(audio).to_have_attribute("data-sha256", re.compile(r"^[0-9a-f]{64}$"), timeout=30_000)
+    heard = audio.get_attribute("data-sha256")
+
+    page.get_by_role("button", name="Lưu nháp").click()
+    expect(page.locator("#item-state")).to_contain_text("Bản nháp")
+    page.get_by_role("link", name="Sửa", exact=True).click()
+    expect(page.get_by_label("Giọng", exact=True)).to_have_value("espeak|vi-vn-x-south")
+    expect(page.get_by_label("Tốc độ đọc")).to_have_value("0.9")
+    page.get_by_role("button", name="Gửi duyệt").click()
+    expect(page.locator("#item-state")).to_contain_text("Chờ duyệt")
+    expect(page.locator("#item-voice")).to_have_text("Giọng máy, miền Nam · eSpeak NG (ngoại tuyến), ×0,9")
+    with desk.svc.db.session() as s:
+        item = s.scalars(select(Announcement)).one()
+        assert (item.voice_engine, item.voice, item.speaking_rate) == ("espeak", "vi-vn-x-south", 0.9)
+        assert item.audio_sha256 == heard  # what the officer heard is what airs

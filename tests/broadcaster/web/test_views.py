@@ -157,13 +157,13 @@ def test_the_audit_log_pages_by_fifty(desk: Desk, page: Page) -> None:
 def test_the_report_says_what_was_broadcast_in_a_period(commune: Desk, page: Page) -> None:
     commune.sign_in(page, Role.VIEWER)
     commune.open(page, "/report")  # this quarter so far
-    expect(page.locator("section.summary h2")).to_have_text("1 tin, 3 lượt phát")  # the playing one is not done
+    expect(page.locator("section.summary h2")).to_have_text("1 tin, bài với 1 lượt phát")  # the playing one is not done
     expect(page.locator("section.summary")).to_contain_text("Từ 01/10/2026 đến 25/11/2026")
     expect(page.locator("li.card", has_text="Họp thôn tối nay")).to_contain_text("3/4 loa đã phát")
     page.get_by_label("Từ ngày").fill("2026-11-26")
     page.get_by_label("Đến ngày").fill("2026-11-30")
     page.get_by_role("button", name="Xem báo cáo").click()
-    expect(page.locator("section.summary h2")).to_have_text("0 tin, 0 lượt phát")
+    expect(page.locator("section.summary h2")).to_have_text("0 tin, bài với 0 lượt phát")
     expect(page.locator("li.card", has_text="Vệ sinh đường làng")).to_contain_text("Sắp phát")
     assert commune.open(page, "/report?from=2026-11-30&to=2026-11-01").status == 400
     expect(page.get_by_role("alert")).to_contain_text("Thời điểm kết thúc phải sau thời điểm bắt đầu.")
