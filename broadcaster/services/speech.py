@@ -66,9 +66,6 @@ class VoiceChoice:
         """The engine that speaks when nothing fails: the first of the chain."""
         return self.engine.split("+")[0]
 
-    def as_json(self) -> dict[str, Any]:
-        return {"engine": self.engine, "voice": self.voice, "rate": self.rate}
-
 
 @dataclass(frozen=True)
 class VoiceOption:
