@@ -242,7 +242,9 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
     context = browser.new_context(viewport=DESKTOP, locale="vi-VN")
-    context.set_default_timeout(10_000)
+    # generous: pass 1 runs four workers on two cores, beside daemons and simulated fleets; a page that
+    # never comes still fails, a slow one under that load does not
+    context.set_default_timeout(30_000)
     p = context.new_page()
     problems: list[str] = []
 
