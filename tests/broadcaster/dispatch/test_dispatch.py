@@ -530,42 +530,9 @@ def test_the_first_dispatch_of_a_placement_takes_every_village_of_it(rig: Rig) -
     assert _count(rig.db, Command) == 2
 
 
-def test_acks_survive_a_database_away_for_longer_than_a_few_retries(
-    sqlite_rig: Rig, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A database away for ten seconds (bench/faults.py's outage) once cost the final acks that came
-    meanwhile: the writer gave up after 7.5 s, and a command acknowledged once is never asked again. The
-    pauses now add up to about a minute; here they are a tenth as long, and the outage outlasts the
-    first three."""
-    from broadcaster.dispatch import events
-
-    assert sum(events.WRITE_RETRY_S) >= 60  # a 10-s outage, with room for a failover
-    monkeypatch.setattr(events, "WRITE_RETRY_S", tuple(p / 10 for p in events.WRITE_RETRY_S))
-    rig = sqlite_rig
-    bid = plan(rig.db, T0 + timedelta(seconds=10), zone="thon-1")
-    rig.dispatcher.dispatch(bid)
-    assert rig.writer.flush()
-    with rig.db.session() as s:
-        cmd = s.scalars(select(Command)).one()
-    with rig.db.engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TRIGGER refuse BEFORE UPDATE ON deliveries BEGIN SELECT RAISE(ABORT, 'database is away'); END"
-        )
-    caplog.set_level(logging.WARNING, logger="broadcaster.dispatch.events")
-    rig.writer.put("ack", cmd.device_id, protocol.make_ack(cmd.id, "received", T0))
-    wait_for(lambda: sum("retrying" in r.getMessage() for r in caplog.records) >= 4, 10, "four failed writes")
-    with rig.db.engine.begin() as conn:
-        conn.exec_driver_sql("DROP TRIGGER refuse")
-    assert rig.writer.flush(timeout=15)
-    assert _delivery_status(rig.db) == [DeliveryStatus.RECEIVED]
-
-
-def test_acks_survive_a_database_that_refuses_a_write_for_a_moment(
-    sqlite_rig: Rig, caplog: pytest.LogCaptureFixture
-) -> None:
-    """The writer's batch fails (a trigger refuses it, as a locked or restarting database would): it is
-    written again, not dropped."""
-    rig = sqlite_rig
+def _ack_through_refused_writes(rig: Rig, caplog: pytest.LogCaptureFixture, failed_writes: int) -> None:
+    """An ack sent while a trigger refuses every write to deliveries (a locked, restarting or absent
+    database), the trigger dropped after `failed_writes` retries: the ack is written, not dropped."""
     bid = plan(rig.db, T0 + timedelta(seconds=10), zone="thon-1")
     rig.dispatcher.dispatch(bid)
     assert rig.writer.flush()
@@ -577,8 +544,30 @@ def test_acks_survive_a_database_that_refuses_a_write_for_a_moment(
         )
     caplog.set_level(logging.WARNING, logger="broadcaster.dispatch.events")
     rig.writer.put("ack", cmd.device_id, protocol.make_ack(cmd.id, "received", T0))
-    wait_for(lambda: any("retrying" in r.getMessage() for r in caplog.records), 5, "a failed write")
+    wait_for(lambda: sum("retrying" in r.getMessage() for r in caplog.records) >= failed_writes, 10, "failed writes")
     with rig.db.engine.begin() as conn:
         conn.exec_driver_sql("DROP TRIGGER refuse")
-    assert rig.writer.flush()
+    assert rig.writer.flush(timeout=15)
     assert _delivery_status(rig.db) == [DeliveryStatus.RECEIVED]
+
+
+def test_acks_survive_a_database_away_for_longer_than_a_few_retries(
+    sqlite_rig: Rig, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database away for ten seconds (bench/faults.py's outage) once cost the final acks that came
+    meanwhile: the writer gave up after 7.5 s, and a command acknowledged once is never asked again. The
+    pauses now add up to about a minute; here they are a tenth as long, and the outage outlasts the
+    first three."""
+    from broadcaster.dispatch import events
+
+    assert sum(events.WRITE_RETRY_S) >= 60  # a 10-s outage, with room for a failover
+    monkeypatch.setattr(events, "WRITE_RETRY_S", tuple(p / 10 for p in events.WRITE_RETRY_S))
+    _ack_through_refused_writes(sqlite_rig, caplog, failed_writes=4)
+
+
+def test_acks_survive_a_database_that_refuses_a_write_for_a_moment(
+    sqlite_rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The writer's batch fails (a trigger refuses it, as a locked or restarting database would): it is
+    written again, not dropped."""
+    _ack_through_refused_writes(sqlite_rig, caplog, failed_writes=1)
