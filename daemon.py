@@ -28,13 +28,14 @@ from broadcaster.config import Config, ConfigError, load_config
 from broadcaster.dispatch.events import EventWriter, Metrics
 from broadcaster.errors import LoaError
 from broadcaster.protocol.mqtt import BrokerAddress
-from broadcaster.runtime.alerts import AlertPoller
 from broadcaster.runtime.banner import banner
 from broadcaster.runtime.datadir import DataDirLock, keep_private, previous_ports, write_runtime
-from broadcaster.runtime.feeds import FeedPoller
-from broadcaster.runtime.memory import settle_memory
+from broadcaster.runtime.duties import LeaderDuties
+from broadcaster.runtime.leader import Leadership
+from broadcaster.runtime.logs import configure_logging
+from broadcaster.runtime.memory import MemoryTrimmer, limit_malloc_arenas, settle_memory
+from broadcaster.runtime.metrics import OpsMetrics, follow, readiness
 from broadcaster.runtime.path import DevicePath
-from broadcaster.runtime.slogans import SloganRotation
 from broadcaster.services import Services
 from broadcaster.services.accounts import ensure_demo_admin, has_users
 from broadcaster.services.audio import evict_audio
@@ -58,12 +59,12 @@ class Daemon:
     services: Services | None = None
     path: DevicePath | None = None
     live: LiveDesk | None = None
-    slogans: SloganRotation | None = None
-    alerts: AlertPoller | None = None
-    feeds: FeedPoller | None = None
+    duties: LeaderDuties | None = None  # what only the leader runs: firing, chores, slogans, pollers
     agents: AgentProcesses | None = None
     access: BrokerAccess | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    ops: OpsMetrics | None = None  # Prometheus, at GET /metrics
+    leadership: Leadership | None = None  # several daemons on one PostgreSQL ([cluster]); None alone
     broker_url: str = ""
     demo_password: str | None = None  # the simulated commune's admin, shown once in the banner
     _lock: DataDirLock | None = None
@@ -74,7 +75,14 @@ class Daemon:
         keep_private(data)
         self._lock = DataDirLock(data)
         self._lock.acquire()
-        svc = self.services = build_services(cfg, self.clock)
+        if cfg.cluster.enabled:  # several daemons: docs/deployment.md
+            if not cfg.database_url.startswith("postgresql"):
+                raise LoaError("cluster_needs_postgres", {})
+            if not cfg.broker.url:
+                raise LoaError("cluster_needs_broker", {})
+        svc = self.services = build_services(cfg, self.clock, migrate=cfg.upgrade_on_start)
+        ops = self.ops = OpsMetrics(svc.db, self.clock)
+        ops.watch(self.metrics, svc.audio)  # acks, start errors, reconnects, render times, where they happen
         signer = protocol.load_or_create_signer(data / "keys" / "daemon-ed25519.pem")
         last_api, last_broker, last_audio = previous_ports(data)
         topics = protocol.Topics(cfg.broker.topic_prefix)
@@ -118,6 +126,8 @@ class Daemon:
                 store,
                 on_change=self._poke,
                 metrics=self.metrics.snapshot,
+                ready_probe=lambda: readiness(self.path),
+                ops_metrics=ops,
                 health_probe=lambda: self.path.failing() if self.path else ["mqtt_loop", "event_writer"],
                 live_desk=live,
             ),
@@ -133,25 +143,38 @@ class Daemon:
             address,
             lambda sha, ext: f"{base_url}/audio/{sha}.{ext}",
             topics=topics,
-            client_id=f"loa-daemon-{signer.kid}",
+            # In a cluster every daemon signs with the same key, so its own name tells the sessions apart.
+            client_id=f"loa-daemon-{signer.kid}" + (f"-{cfg.instance}" if cfg.cluster.enabled else ""),
             chores=[lambda: expand_programmes(svc), lambda: evict_audio(svc), lambda: purge_feedback(svc)],
             writer=EventWriter(svc.db, self.clock, self.metrics),
             live_url=live.stream_url,
+            persistent=not cfg.cluster.enabled,  # a dead member's kept session would hold its share of acks
         )
+        follow(ops, self.path, leading=lambda: self.leadership is None or self.leadership.leading)
         self.http.start()
-        self.path.start()
-        live.start()
-        self.slogans = SloganRotation.build(svc, signer, self.path.dispatcher.outbox)
-        self.slogans.start()  # the LED boards' slogans in turn, between broadcasts ([led] slogan_every_s)
-        self.alerts = AlertPoller(svc, on_change=self._poke)
-        self.alerts.start()  # the CAP sources served at a URL ([alerts.sources], kind cap-url)
-        self.feeds = FeedPoller(svc)
-        self.feeds.start()  # the news feeds: new articles become drafts awaiting approval
+        self.path.start(dispatch=False)  # what devices report is recorded by every daemon of a cluster
+        live.start(close_leftovers=not cfg.cluster.enabled)
+        duties = self.duties = LeaderDuties(svc, signer, self.path, on_change=self._poke)
+        if cfg.cluster.enabled:
+            self.leadership = Leadership(
+                cfg.database_url,
+                instance=cfg.instance,
+                on_gain=duties.start,
+                on_loss=duties.stop,
+                poll_s=cfg.cluster.poll_s,
+                lock_timeout_s=cfg.cluster.lock_timeout_s,
+            )
+            self.path.dispatcher.outbox.fence = self.leadership.fence
+            self.leadership.start()
+        else:
+            duties.start()
 
-        if cfg.simulation.villages:
+        if cfg.simulation.villages and cfg.cluster.enabled:
+            log.warning("[simulation] villages is ignored in a cluster: every daemon would start them")
+        elif cfg.simulation.villages:
             self.demo_password = ensure_demo_admin(svc)
         write_runtime(data, self.http.url, self.broker_url, self.audio.url)
-        if cfg.simulation.villages:
+        if cfg.simulation.villages and not cfg.cluster.enabled:
             configs = provision(
                 svc.db,
                 data / "sim",
@@ -167,12 +190,15 @@ class Daemon:
             self.agents.start()
 
     def _poke(self) -> None:
-        if self.path:
+        # A follower's new item or recall reaches the leader through the database: it re-reads it every
+        # [dispatch] reconcile_s (1 s by default).
+        if self.path and (self.leadership is None or self.leadership.leading):
             self.path.dispatcher.poke()
 
     def stop(self) -> None:
+        # First the lead: the leader's parts stop, then its lock is freed at once for another daemon.
         for part in (
-            self.agents, self.feeds, self.alerts, self.slogans, self.live, self.path, self.http, self.audio,
+            self.leadership or self.duties, self.agents, self.live, self.path, self.http, self.audio,
             self.access, self.broker,
         ):  # fmt: skip
             if part is not None:
@@ -205,14 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="daemon.py", description="loa broadcaster daemon")
     parser.add_argument("--config", type=Path, default=None, help="TOML config (default: $LOA_CONFIG or built-in)")
     args = parser.parse_args(argv)
+    limit_malloc_arenas()  # before any thread starts (broadcaster/runtime/memory.py)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    logging.basicConfig(level=config.general.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("alembic", "apscheduler"):  # start-up chatter that tells an operator nothing
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(config.general.log_level, config.general.log_format)
     daemon = Daemon(config)
     stop = threading.Event()
 
@@ -230,9 +255,12 @@ def main(argv: list[str] | None = None) -> int:
         daemon.stop()
         return 1
     settle_memory()
+    trimmer = MemoryTrimmer()
+    trimmer.start()  # what malloc holds free after a bulletin goes back to the system
     print(daemon.banner(), flush=True)
     stop.wait()
     log.info("stopping")
+    trimmer.stop()
     daemon.stop()
     return 0
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -172,6 +173,8 @@ class AudioPipeline:
         # Work at the engine's native rate (espeak: 22.05 kHz) so sentences need no resampling;
         # ffmpeg's soxr resamples once, at the very end.
         self.work_rate = int(getattr(engine, "sample_rate", None) or settings.sample_rate)
+        # Told the seconds each fresh render took (not a cache hit): the daemon's metrics, if it has them.
+        self.on_render: Callable[[float], None] | None = None
 
     # -- text -----------------------------------------------------------------------------
 
@@ -342,6 +345,7 @@ class AudioPipeline:
             return hit
         if progress:
             progress(0, total)
+        started = time.monotonic()
         s, rate = self.settings, self.work_rate
         speakers: list[str] = []
         previous: SentenceAudio | None = None
@@ -379,8 +383,11 @@ class AudioPipeline:
                     program.write(render.silence(CHIME_GAP_MS, rate) + self._chime("outro"))
                 program.write(render.silence(LEAD_MS, rate))
             full_quality = speakers == [_preferred_engine(self.engine)]
-            return self.store.put(encoded, ext=s.extension, duration_ms=program.duration_ms,
-                                  engine="+".join(speakers), codec=s.codec, key=key if full_quality else None)
+            stored = self.store.put(encoded, ext=s.extension, duration_ms=program.duration_ms,
+                                    engine="+".join(speakers), codec=s.codec, key=key if full_quality else None)
+            if self.on_render is not None:
+                self.on_render(time.monotonic() - started)
+            return stored
         finally:
             render.remove_quietly(encoded)
 

@@ -66,7 +66,9 @@ class AudioStore:
     caller may not have pinned them (scheduled them) yet.
     """
 
-    def __init__(self, root: Path, max_bytes: int = 2 * 1024**3, *, grace_s: float = 600.0) -> None:
+    def __init__(
+        self, root: Path, max_bytes: int = 2 * 1024**3, *, grace_s: float = 600.0, shared: bool = False
+    ) -> None:
         self.root = Path(root)
         self.max_bytes = max_bytes
         self.grace_s = grace_s
@@ -75,7 +77,9 @@ class AudioStore:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.root / "index.sqlite3", timeout=30, check_same_thread=False,
                                    isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL's shared memory works between processes of one machine only; a folder that daemons on
+        # several machines mount (NFS) needs the rollback journal and the file locks it takes.
+        self._db.execute("PRAGMA journal_mode=DELETE" if shared else "PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         self._sweep_tmp()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,12 +33,25 @@ class _Section(BaseModel):
 
 class GeneralConfig(_Section):
     data_dir: Path = Field(Path("data"), description="Where the database, audio and broker state live.")
+    audio_dir: str = Field(
+        "",
+        description="Where the audio store lives; empty means data_dir/audio. Several daemons ([cluster]) point "
+        "it at one shared folder (NFS, CephFS) so any of them serves what another rendered.",
+    )
     commune: str = Field("Xã mẫu", description="The commune's name, shown to people.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: a line for a person; json: one JSON object a line for a log collector."
+    )
 
 
 class DatabaseConfig(_Section):
     url: str = Field("", description="SQLAlchemy URL; empty means a SQLite file in data_dir (loa.sqlite3).")
+    upgrade_on_start: Literal["auto", "yes", "no"] = Field(
+        "auto",
+        description="Migrate the schema when the daemon starts; auto: yes for a single daemon, no in a cluster "
+        "(run `loa db upgrade` once, then start the daemons). The CLI never migrates an existing database.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -211,6 +225,12 @@ class DispatchConfig(_Section):
         description="How long after start_at an airing may still start (late) before it is missed.",
     )
     reconcile_s: float = Field(1.0, gt=0, le=60, description="How often the database is re-read for new work.")
+    clock_warn_ms: float = Field(
+        50.0,
+        gt=0,
+        le=3_600_000,
+        description="A speaker whose clock is off the daemon's by more than this is warned about before an airing.",
+    )
 
 
 class ScheduleConfig(_Section):
@@ -401,6 +421,28 @@ class AlertsConfig(_Section):
         return v
 
 
+class ClusterConfig(_Section):
+    """Several daemons on one PostgreSQL database and one external broker (docs/deployment.md): one leads
+    (plans, fires, runs the chores), every one serves the API and records what devices report."""
+
+    enabled: bool = Field(False, description="This daemon is one of several on the same PostgreSQL database.")
+    instance: str = Field(
+        "",
+        max_length=40,
+        pattern=r"^[A-Za-z0-9_.-]*$",
+        description="This daemon's name, unique in the cluster (part of its MQTT client id); empty: the host name.",
+    )
+    poll_s: float = Field(
+        2.0, gt=0, le=10, description="How often a follower tries to take the lead and the leader checks its lock."
+    )
+    lock_timeout_s: int = Field(
+        15,
+        ge=5,
+        le=120,
+        description="PostgreSQL ends a lock session silent this long (a paused leader, a cut cable), freeing the lead.",
+    )
+
+
 class SimulationConfig(_Section):
     villages: int = Field(2, ge=0, le=50, description="Simulated villages; 0 disables the simulation.")
     sink: Literal["auto", "file", "null", "ffplay", "aplay"] = Field(
@@ -422,6 +464,25 @@ class Config(_Section):
     live: LiveConfig = LiveConfig()
     alerts: AlertsConfig = AlertsConfig()
     villagers: VillagersConfig = VillagersConfig()
+    cluster: ClusterConfig = ClusterConfig()
+
+    @property
+    def audio_dir(self) -> Path:
+        """The audio store's folder: `[general] audio_dir`, else data_dir/audio."""
+        return Path(self.general.audio_dir) if self.general.audio_dir else self.general.data_dir / "audio"
+
+    @property
+    def instance(self) -> str:
+        """This daemon's name in a cluster: `[cluster] instance`, else the host name."""
+        return self.cluster.instance or socket.gethostname().split(".")[0][:40]
+
+    @property
+    def upgrade_on_start(self) -> bool:
+        """A single daemon migrates at start, as it always did; in a cluster that is one deliberate step
+        (`loa db upgrade`), never a race between daemons starting together."""
+        if self.database.upgrade_on_start == "auto":
+            return not self.cluster.enabled
+        return self.database.upgrade_on_start == "yes"
 
     @property
     def database_url(self) -> str:

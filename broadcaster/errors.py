@@ -89,6 +89,12 @@ class LoaError(Exception):
         return f"{self.message()} ({self.code})"
 
     @classmethod
+    def restored(cls, key: str, params: Mapping[str, object], fallback_vi: str | None = None) -> LoaError:
+        """An error stored earlier (a failed render job, read by another daemon), to be said again in the
+        language of whoever asks now; its raise site was checked when it was first raised."""
+        return cls(key, params, fallback_vi=fallback_vi)
+
+    @classmethod
     def from_domain(cls, exc: object, *, status: int | None = None) -> LoaError:
         """Ours, from an error of audio/ (code prefixed `audio_`, status 422), schedules/ (a
         ScheduleError or WhenError, 400; a planner Conflict, 409) or already ours (unchanged)."""

@@ -218,6 +218,10 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "vi": "Không có lượt chuyển giọng nói này.",
         "en": "There is no such render.",
     },
+    "render_interrupted": {
+        "vi": "Lượt chuyển giọng nói bị gián đoạn (máy chủ làm việc này đã dừng); hãy thử lại.",
+        "en": "The render was interrupted (the server doing it stopped); try again.",
+    },
     "not_found.audio": {
         "vi": "Không có tệp âm thanh này.",
         "en": "There is no such audio file.",
@@ -277,6 +281,28 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "bad_state_dir": {
         "vi": "Thư mục trạng thái của thiết bị phải là đường dẫn tuyệt đối trên thiết bị: '{path}'.",
         "en": "A device's state folder must be an absolute path on the device: '{path}'.",
+    },
+    # ------------------------------------------------------------ the schema and several daemons (docs/deployment.md)
+    "schema_behind": {
+        "vi": "Cơ sở dữ liệu đang ở phiên bản {current}, bản loa này cần {head}: chạy `loa db upgrade` một lần "
+              "(sao lưu trước), rồi khởi động lại.",
+        "en": "The database schema is at revision {current}; this loa needs {head}: run `loa db upgrade` once "
+              "(after a backup), then start again.",
+    },
+    "cluster_needs_postgres": {
+        "vi": "Nhiều daemon ([cluster] enabled) chỉ chạy trên PostgreSQL; với SQLite chỉ một daemon được chạy.",
+        "en": "Several daemons ([cluster] enabled) need PostgreSQL; on SQLite only one daemon may run.",
+    },
+    "cluster_needs_broker": {
+        "vi": "Nhiều daemon ([cluster] enabled) cần một broker MQTT chung: đặt [broker] url; Mosquitto do loa "
+              "quản lý chỉ thuộc về một daemon.",
+        "en": "Several daemons ([cluster] enabled) need one shared MQTT broker: set [broker] url; a managed "
+              "Mosquitto belongs to one daemon only.",
+    },
+    "instance_taken": {
+        "vi": "Một daemon khác đang chạy với tên '{instance}' trên cơ sở dữ liệu này: đặt [cluster] instance "
+              "khác cho mỗi daemon.",
+        "en": "Another daemon runs as '{instance}' on this database: give each daemon its own [cluster] instance.",
     },
     "no_broker": {
         "vi": "Không biết broker: dùng --broker mqtt://host:port hoặc chạy daemon trước.",
@@ -1292,6 +1318,43 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "feed_no_link": {
         "vi": "Một tin trong nguồn không có địa chỉ bài http(s): bỏ qua.",
         "en": "An item of the feed has no http(s) article address: skipped.",
+    },
+    # ------------------------------------------------------------ loa backup, loa restore (runtime/backup.py)
+    "backup_exists": {
+        "vi": "Đã có tệp {path}: chọn tên khác, loa không ghi đè một bản sao lưu.",
+        "en": "{path} already exists: choose another name; loa never overwrites a backup.",
+    },
+    "backup_tool_missing": {
+        "vi": "Không tìm thấy {tool}: cài gói postgresql-client (sao lưu và khôi phục PostgreSQL cần nó).",
+        "en": "{tool} was not found: install postgresql-client (backing up and restoring PostgreSQL needs it).",
+    },
+    "backup_tool_failed": {
+        "vi": "{tool} báo lỗi, không có gì được ghi: {detail}",
+        "en": "{tool} failed, nothing was written: {detail}",
+    },
+    "backup_bad_archive": {
+        "vi": "Tệp {path} không phải bản sao lưu loa đọc được ({detail}).",
+        "en": "{path} is not a loa backup this version can read ({detail}).",
+    },
+    "backup_wrong_database": {
+        "vi": "Bản sao lưu là của cơ sở dữ liệu {archived}, cấu hình này dùng {configured}: khôi phục vào cùng "
+              "loại cơ sở dữ liệu.",
+        "en": "The backup holds a {archived} database and this configuration uses {configured}: restore into "
+              "the same kind.",
+    },
+    "backup_other_schema": {
+        "vi": "Bản sao lưu là của schema PostgreSQL «{archived}», cấu hình này dùng «{configured}».",
+        "en": "The backup holds PostgreSQL schema «{archived}»; this configuration uses «{configured}».",
+    },
+    "restore_not_empty": {
+        "vi": "{path} không trống: chỉ khôi phục vào chỗ trống (thư mục chưa có hoặc rỗng), để không ghi đè dữ "
+              "liệu của xã.",
+        "en": "{path} is not empty: loa restores only into an empty place (a missing or empty folder), never "
+              "over a commune's data.",
+    },
+    "restore_database_not_empty": {
+        "vi": "Schema PostgreSQL «{schema}» đã có bảng: chỉ khôi phục vào một cơ sở dữ liệu trống.",
+        "en": "PostgreSQL schema «{schema}» already has tables: loa restores only into an empty database.",
     },
     # ------------------------------------------------------------ the command line's own words
     "server_not_installed": {

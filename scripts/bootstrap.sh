@@ -13,6 +13,8 @@ command -v espeak-ng >/dev/null 2>&1 || need="$need espeak-ng"
 if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then need="$need python3-venv"; fi
 # the desk's pages are tested in a real browser: Debian's chromium, driven by Playwright (no browser download)
 if [ "$MODE" = test ]; then command -v chromium >/dev/null 2>&1 || need="$need chromium"; fi
+# `loa backup` of a PostgreSQL database runs pg_dump (and `loa restore`, pg_restore): tested against the local server
+if [ "$MODE" = test ]; then command -v pg_dump >/dev/null 2>&1 || need="$need postgresql-client"; fi
 
 if [ -n "$need" ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -37,6 +37,7 @@ from broadcaster.api.routes import (
     health,
     lexicon,
     live,
+    ops,
     programmes,
     renders,
     reports,
@@ -50,6 +51,7 @@ from broadcaster.api.routes import (
 from broadcaster.api.schemas import refusals
 from broadcaster.errors import LoaError
 from broadcaster.messages import pick_language
+from broadcaster.runtime.metrics import OpsMetrics
 from broadcaster.services import Services
 from broadcaster.services.accounts import LoginThrottle
 from broadcaster.services.emergencies import Confirmations
@@ -70,6 +72,8 @@ def create_app(
     metrics: Callable[[], dict[str, int]] | None = None,
     health_probe: Callable[[], list[str]] | None = None,
     live_desk: LiveDesk | None = None,
+    ready_probe: Callable[[], list[str]] | None = None,
+    ops_metrics: OpsMetrics | None = None,
 ) -> FastAPI:
     # No /docs or /redoc: their pages load scripts from a CDN, and a commune office may be offline.
     app = FastAPI(
@@ -89,6 +93,9 @@ def create_app(
         throttle=LoginThrottle(svc.clock, svc.config.security.login_failures, svc.config.security.login_window_s),
         confirmations=Confirmations(svc.clock, svc.config.security.emergency_confirm_s),
         health=health_probe or (lambda: []),
+        ready=ready_probe or (lambda: []),
+        # Without the daemon's (tests, a bare app): the database's gauges alone.
+        exposition=(ops_metrics or OpsMetrics(svc.db, svc.clock)).exposition,
     )
     app.state.live_desk = live_desk  # going live (routes/live.py); None: its routes answer 503
     _answer_refusals(app)
@@ -97,6 +104,7 @@ def create_app(
     # Open to all: is it up (health), and signing in (session; its other routes say who may).
     for resource in (health, session):
         app.include_router(resource.router, prefix=API_PREFIX)
+    app.include_router(ops.router)  # /healthz, /readyz (open) and /metrics (a reader), outside the versioned API
     # Behind the sign-in: at least a reader, with the CSRF token on a state-changing cookie request;
     # each route asks for more where it does more (compose, admin, the emergency roles).
     signed_in = [Depends(require("read"))]

@@ -34,6 +34,8 @@ class ApiParts:
     throttle: LoginThrottle  # failed sign-ins per name and address
     confirmations: Confirmations  # the codes that confirm an emergency
     health: Callable[[], list[str]] = lambda: []  # the daemon's parts that stopped (runtime.path.DevicePath.failing)
+    ready: Callable[[], list[str]] = lambda: []  # the parts not ready besides the database (runtime.metrics.readiness)
+    exposition: Callable[[], tuple[bytes, str]] = lambda: (b"", "text/plain")  # GET /metrics (runtime.metrics)
 
 
 def parts(request: Request) -> ApiParts:

@@ -357,6 +357,13 @@ class DeviceOut(_Out):
     firmware: str
     volume: int | None
     signal: int | None
+    clock_offset_ms: float | None = Field(
+        default=None,
+        description="The daemon's clock minus the device's, as the device last measured it (+: its clock is "
+        "behind); it corrects its starts by it. Null until measured.",
+    )
+    clock_delay_ms: float | None = Field(default=None, description="The round trip of that measurement.")
+    clock_checked_at: str | None = Field(default=None, description="When the device said it.")
 
 
 class ZoneOut(_Out):

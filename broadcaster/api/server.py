@@ -37,7 +37,11 @@ class HttpServer:
     def __init__(self, app: FastAPI, host: str, port: int, fallback_port: int = 0) -> None:
         self.sock = bind_socket(host, port, fallback_port)
         self.host, self.port = self.sock.getsockname()[:2]
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+        # log_config=None: uvicorn's lines go through the daemon's handler (runtime/logs.py), so a traceback
+        # of an app error is one JSON object too with `log_format = "json"`, not uvicorn's own text.
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", log_config=None)
+        )
         self._thread = threading.Thread(target=self._run, name="http", daemon=True)
 
     @property

@@ -58,7 +58,7 @@ def acl_text(
     prefix: str = DEFAULT_PREFIX,
 ) -> str:
     """Mosquitto's ACL file. Each device logs in as its own id, so one `pattern` block with %u covers
-    every device: it may read only its own cmd topic and write only its own ack, status and tele. The
+    every device: it may read only its own cmd and clock topics and write only its own ack, status, tele and time. The
     daemon writes every cmd topic and reads every report. Mosquitto 2 checks reads per delivered message
     against the real topic, so the daemon's shared subscription ($share/loa/...) is covered by these
     plain topics. Zone topics cannot be patterned, so each device gets its zones listed by name."""
@@ -78,6 +78,8 @@ def acl_text(
         f"pattern write {prefix}/dev/%u/ack",
         f"pattern readwrite {prefix}/dev/%u/status",
         f"pattern write {prefix}/dev/%u/tele",
+        f"pattern write {prefix}/dev/%u/time",
+        f"pattern read {prefix}/dev/%u/clock",
     ]
     for user in daemon_users:
         lines += [
@@ -89,6 +91,8 @@ def acl_text(
             f"topic read {prefix}/dev/+/ack",
             f"topic read {prefix}/dev/+/status",
             f"topic read {prefix}/dev/+/tele",
+            f"topic read {prefix}/dev/+/time",
+            f"topic write {prefix}/dev/+/clock",
         ]
     for device_id, groups in devices:
         if groups:

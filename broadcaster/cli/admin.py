@@ -52,10 +52,11 @@ NEXT_SIGNING_KEY = Path("keys") / "daemon-ed25519.next.pem"
 
 
 def open_database(config: Config) -> Database:
-    """The database at the latest schema, with the commune zone every device belongs to."""
+    """The database at the latest schema (created if new; one behind is refused: `loa db upgrade`), with the
+    commune zone every device belongs to."""
     Path(config.general.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)  # private: docs/security.md
     db = Database(config.database_url)
-    db.upgrade()
+    db.prepare(upgrade=False)
     with db.session() as session:
         ensure_commune(session, config.general.commune)
     return db

@@ -25,7 +25,7 @@ from broadcaster.services import Services
 from broadcaster.services.announcements import announce
 from broadcaster.services.audio import audio_pipeline
 from broadcaster.services.build import build_services
-from broadcaster.services.devices import list_devices, offline_warnings
+from broadcaster.services.devices import clock_warnings, list_devices, offline_warnings
 from broadcaster.services.emergencies import check_reason, note, reach
 from broadcaster.services.programmes import add_programme, list_programmes
 from broadcaster.services.recall import recall, recent_recalls
@@ -146,17 +146,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     devices = list_devices(svc)
     deliveries = recent_deliveries(svc, args.limit, args.lang)
     warnings = offline_warnings(svc)
+    clocks = clock_warnings(svc)
     recalls = recent_recalls(svc, svc.clock.now() - timedelta(days=1))
     if args.json:
         print(
             json.dumps(
-                {"devices": devices, "deliveries": deliveries, "warnings": warnings, "recalls": recalls},
+                {
+                    "devices": devices,
+                    "deliveries": deliveries,
+                    "warnings": warnings,
+                    "clock_warnings": clocks,
+                    "recalls": recalls,
+                },
                 ensure_ascii=False,
                 indent=2,
             )
         )
         return 0
-    for w in warnings:
+    for w in [*warnings, *clocks]:
         print(f"CẢNH BÁO: {w['message']}")
     for r in recalls:
         why = f": {r['reason']}" if r["reason"] else ""
@@ -165,7 +172,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     for d in devices:
         state = "trực tuyến" if d["online"] else "mất kết nối"
         seen = f"thấy lần cuối {d['last_seen_local']}" if d["last_seen_local"] else "chưa kết nối lần nào"
-        print(f"  {d['id']:<20} {d['kind']:<8} {d['village']:<12} {state:<12} {seen}")
+        # the daemon's clock minus the device's, as it last measured it: + is a clock behind
+        clock = f"đồng hồ {d['clock_offset_ms']:+.1f} ms" if d["clock_offset_ms"] is not None else "đồng hồ chưa đo"
+        print(f"  {d['id']:<20} {d['kind']:<8} {d['village']:<12} {state:<12} {seen}  {clock}")
     print("Lượt phát gần đây / recent deliveries:")
     for r in deliveries:
         err = f"{r['start_error_ms']:+.1f} ms" if r["start_error_ms"] is not None else ""
@@ -267,10 +276,19 @@ def cmd_zone(args: argparse.Namespace) -> int:
 
 def cmd_db(args: argparse.Namespace) -> int:
 
+    """The one place an existing database is migrated (besides a single daemon's start): run once per
+    release, after a backup, before the cluster's daemons start (docs/deployment.md)."""
+    from broadcaster.db.migrations import current_revision, head_revision
+
     cfg = _config(args)
     Path(cfg.general.data_dir).mkdir(parents=True, exist_ok=True)
-    Database(cfg.database_url).upgrade()
-    print("Cơ sở dữ liệu đã cập nhật / database is at the latest schema")
+    db = Database(cfg.database_url)
+    try:
+        before = current_revision(db.engine)
+        db.upgrade()
+    finally:
+        db.dispose()
+    print(f"Cơ sở dữ liệu đã cập nhật / database is at the latest schema: {before or '-'} → {head_revision()}")
     return 0
 
 

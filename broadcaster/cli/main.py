@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from broadcaster.cli.backup import add_backup_commands
 from broadcaster.cli.desk import add_desk_commands
 from broadcaster.cli.feeds import add_feed_commands
 from broadcaster.cli.parser import LoaArgumentParser
@@ -257,6 +258,7 @@ def build_parser(lang: str = "vi") -> argparse.ArgumentParser:
                     help="nơi giữ trạng thái các thiết bị mô phỏng (mặc định: DATA_DIR/fleet)")  # fmt: skip
     sm.set_defaults(run="broadcaster.cli.simulate:cmd_simulate")
     add_desk_commands(sub)  # approvals, lexicon, slogans: broadcaster/cli/desk.py
+    add_backup_commands(sub)  # loa backup, loa restore: broadcaster/cli/backup.py
     add_feed_commands(sub)  # news feeds: broadcaster/cli/feeds.py
     add_voice_commands(sub)  # loa voice install / list: broadcaster/cli/voices.py
     return p

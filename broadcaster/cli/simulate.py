@@ -43,7 +43,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if not devices:
         raise LoaError("no_devices", {})
     db = Database(cfg.database_url)
-    db.upgrade()
+    db.prepare(upgrade=False)  # migrating is `loa db upgrade`'s job
     provision_fleet(db, devices, cfg.general.commune)
     db.dispose()
     settings = FleetSettings(

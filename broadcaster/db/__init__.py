@@ -6,7 +6,7 @@ reaches devices in `broadcaster.dispatch`. The names are re-exported so callers 
 """
 
 from broadcaster.db.bulk import BulkStatement
-from broadcaster.db.engine import Database, make_engine
+from broadcaster.db.engine import Database, make_engine, one_at_a_time
 from broadcaster.db.models import (
     DELIVERY_RANK,
     FINAL_DELIVERY,
@@ -31,6 +31,7 @@ from broadcaster.db.models import (
     LexiconEntry,
     Programme,
     ReceivedAlert,
+    RenderJob,
     Role,
     Slogan,
     User,
@@ -69,6 +70,7 @@ __all__ = [
     "LexiconEntry",
     "Programme",
     "ReceivedAlert",
+    "RenderJob",
     "Role",
     "Slogan",
     "UTCDateTime",
@@ -80,5 +82,6 @@ __all__ = [
     "audit",
     "device_zones",
     "make_engine",
+    "one_at_a_time",
     "villages_of",
 ]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +44,16 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def one_at_a_time(session: Session, name: str) -> None:
+    """Make the rest of `session`'s transaction wait for any other transaction that said the same `name`
+    (a PostgreSQL transaction-level advisory lock, released at commit). For work that reads what is
+    there and then adds what is missing, when two daemons of a cluster might do it at once (a leader that
+    was paused and wakes after another took over). SQLite has one daemon and one writer: nothing to do."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
+        session.execute(text("SELECT pg_advisory_xact_lock(:c, :k)"), {"c": 0x6C6F78, "k": key})
+
+
 class Database:
     """An engine plus a session factory; `session()` commits on success and rolls back on error."""
 
@@ -67,6 +78,24 @@ class Database:
         from broadcaster.db.migrations import upgrade
 
         upgrade(self.engine)
+
+    def prepare(self, *, upgrade: bool) -> None:
+        """Make sure the schema is the one this code needs. A database loa never wrote to is created at the
+        latest schema (a first `loa zone add`, a fresh PostgreSQL schema); one behind is migrated only when
+        `upgrade` says so (`loa db upgrade`, a single daemon's start), and otherwise refused with what to
+        run: several daemons and every CLI call migrating whenever they started raced each other, and a
+        migration is a step to take after a backup, not on the side of `loa status`."""
+        from broadcaster.db.migrations import current_revision, head_revision
+
+        current, head = current_revision(self.engine), head_revision()
+        if current == head:
+            return
+        if current is None or upgrade:
+            self.upgrade()
+            return
+        from broadcaster.errors import LoaError
+
+        raise LoaError("schema_behind", {"current": current, "head": head})
 
     def dispose(self) -> None:
         self.engine.dispose()

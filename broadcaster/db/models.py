@@ -117,6 +117,11 @@ class Device(Base):
     volume: Mapped[int | None] = mapped_column(default=None)
     signal: Mapped[int | None] = mapped_column(default=None)
     diacritics: Mapped[bool] = mapped_column(default=True)  # LED boards that cannot show Vietnamese marks
+    # The device clock minus the daemon's, as the device last measured it (docs/protocol.md `time`), the
+    # round trip of that measurement, and when it was said; NULL until the device says (migration 0012).
+    clock_offset_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    clock_delay_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    clock_checked_at: Mapped[datetime | None] = mapped_column(default=None)
     # Mosquitto password-file hash of the device's broker password; the password itself is only
     # ever in the provisioning file handed to the technician.
     broker_password_hash: Mapped[str] = mapped_column(String(200), default="")
@@ -591,6 +596,28 @@ class FeedItem(Base):
         UniqueConstraint("url_key", name="uq_feed_items_url_key"),
         Index("ix_feed_items_content", "content_sha256"),
     )
+
+
+class RenderJob(Base):
+    """A background render (`POST /api/v1/renders`) and its progress: in the database, so that whichever
+    daemon of a cluster is asked answers it, whichever rendered it (broadcaster/api/renders.py). A failure
+    is kept as its catalogue key and parameters, said in the language of whoever asks."""
+
+    __tablename__ = "render_jobs"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))  # running | done | failed
+    done: Mapped[int] = mapped_column(default=0)  # sentences rendered so far
+    total: Mapped[int] = mapped_column(default=0)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    duration_ms: Mapped[int] = mapped_column(default=0)
+    engine: Mapped[str] = mapped_column(String(64), default="")
+    error_key: Mapped[str] = mapped_column(String(100), default="")
+    error_params: Mapped[str] = mapped_column(Text, default="{}")
+    error_fallback: Mapped[str] = mapped_column(Text, default="")  # a domain error's own Vietnamese sentence
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_render_jobs_created_at", "created_at"),)
 
 
 def audit(session: Session, at: datetime, actor: str, action: str, **detail: Any) -> None:

@@ -29,7 +29,18 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broadcaster import protocol
 from broadcaster.device.config import AgentConfig
-from broadcaster.device.core import FIRMWARE, Ack, Action, DeviceCore, DeviceKind, Refused, Resend, SeenCommands, Wake
+from broadcaster.device.core import (
+    FIRMWARE,
+    Ack,
+    Action,
+    DeviceCore,
+    DeviceKind,
+    Refused,
+    Resend,
+    Restatus,
+    SeenCommands,
+    Wake,
+)
 from broadcaster.protocol.mqtt import BrokerAddress, Connected, connect, new_client, on_connect_wrapper, set_will
 
 __all__ = ["FIRMWARE", "AgentConfig", "DeviceAgent", "wait_until"]
@@ -105,11 +116,14 @@ class DeviceAgent:
         return {}
 
     def _on_connected(self, client: mqtt.Client) -> None:
-        status = self.core.status(True, time.time(), **self.status_extra())
-        client.publish(self.topics.status(self.device_id), protocol.encode(status), qos=1, retain=True)
+        self._publish_status(client)
         client.subscribe(self.topics.cmd(self.device_id), qos=1)
+        client.subscribe(self.topics.clock(self.device_id), qos=0)  # a late answer is worth nothing
         for group in self.config.groups:
             client.subscribe(self.topics.group_cmd(group), qos=1)
+        with self._lock:
+            self.core.clock.start(time.time())  # a round of time requests now (_clock_loop)
+        self.call(self.core.reconnected)  # final outcomes the lost link may have lost with it
         log.info("%s connected to %s", self.device_id, self.address.display())
 
     def start(self, timeout: float = 10.0) -> None:
@@ -118,6 +132,7 @@ class DeviceAgent:
         if not self._latch.wait(timeout):
             raise RuntimeError(f"{self.device_id}: cannot connect to {self.address.display()} {self._latch.reason}")
         self._resume()
+        self._spawn("clock", self._clock_loop)
         if self.config.tele_s:
             self._spawn("tele", self._telemetry_loop)
 
@@ -157,9 +172,31 @@ class DeviceAgent:
                 tele = self.core.telemetry(time.time(), uptime_s=int(time.monotonic() - self._started))
             self.client.publish(self.topics.tele(self.device_id), protocol.encode(tele), qos=0)
 
+    def _clock_loop(self) -> None:
+        """Ask the daemon's time when the core says (docs/protocol.md, *Clock offset*)."""
+        while not self._stop.is_set():
+            with self._lock:
+                due = self.core.clock.next_at
+                now = time.time()
+                message = self.core.time_request(now) if due is not None and now >= due else None
+            if message is None:
+                wait = 1.0 if due is None else min(1.0, max(0.01, due - time.time()))
+                self._stop.wait(wait)
+                continue
+            self.client.publish(self.topics.time(self.device_id), protocol.encode(message), qos=0)
+
+    def _publish_status(self, client: mqtt.Client) -> None:
+        with self._lock:
+            status = self.core.status(True, time.time(), **self.status_extra())
+        client.publish(self.topics.status(self.device_id), protocol.encode(status), qos=1, retain=True)
+
     # ------------------------------------------------------------ the core, driven
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == self.topics.clock(self.device_id):
+            heard = time.time()  # t4: before waiting for the lock, which would count as network delay
+            self.call(lambda _now: self.core.time_reply(bytes(msg.payload), heard))
+            return
         self.call(lambda now: self.core.receive(bytes(msg.payload), now))
 
     def call(self, step: Callable[[float], list[Action]]) -> None:
@@ -184,6 +221,8 @@ class DeviceAgent:
             self._publish_ack(action.message)
         elif isinstance(action, Wake):
             self._spawn(f"wake-{action.command_id[:8]}", self._wake, action)
+        elif isinstance(action, Restatus):
+            self._publish_status(self.client)
         elif isinstance(action, Refused):
             if self.core.refused[action.code] == 1:
                 log.warning("%s refused a command: %s", self.device_id, action.code)
@@ -230,4 +269,3 @@ class DeviceAgent:
         tmp.write_text(json.dumps(self.core.seen.export()), encoding="utf-8")
         os.replace(tmp, self._seen_file)
         self.core.seen.dirty = False
-

@@ -31,9 +31,14 @@ from typing import Any, Literal, TypeGuard
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from broadcaster import protocol
+from broadcaster.device.clock import APPLY_FROM_S, ClockSync
 
 FIRMWARE = "loa-agent/0.2"
 SEEN_KEEP_S = 86400.0  # a command id is remembered until a day after it expires
+# A final outcome is said again after each reconnect until this long past its command's expiry: as long
+# as the daemon waits for the final ack of a play still on air (dispatch/reconcile.py PLAYING_GRACE_S).
+REPEAT_FINAL_S = 60.0
+FINAL_STATES = ("done", "failed", "expired", "rejected")
 DEFAULT_SHOW_S = 10.0  # an LED text without a duration stays this long
 # A higher priority that comes this close to the end of what is on air waits for that end (at most this
 # long past it) instead of cutting it. The daemon places a priority item right at the end of the one on
@@ -44,6 +49,9 @@ MAX_ID_CHARS = 64
 RANK = {p: i for i, p in enumerate(protocol.PRIORITIES)}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 DeviceKind = Literal["speaker", "led"]
+# A start Wake that comes this much before start_at by the daemon's clock was asked for before the offset
+# moved: it is asked for again. Below it, the driver's own timing (it may wake a hair early) decides.
+EARLY_WAKE_S = 0.001
 
 
 # ---------------------------------------------------------------- actions: what the driver must do
@@ -132,13 +140,18 @@ class SetVolume:
 
 
 @dataclass(slots=True)
+class Restatus:
+    """Publish the retained status again: what it says of the clock has changed (`DeviceCore.time_reply`)."""
+
+
+@dataclass(slots=True)
 class Refused:
     """A command refused without a sound: the code says why (logged once per code, then counted)."""
 
     code: str
 
 
-Action = Ack | Resend | Fetch | Wake | Play | Show | Silence | Blank | SetVolume | Refused
+Action = Ack | Resend | Fetch | Wake | Play | Show | Silence | Blank | SetVolume | Restatus | Refused
 
 
 # ---------------------------------------------------------------- the memory of command ids
@@ -223,6 +236,7 @@ class Airing:
     began: float = 0.0  # when it went on air (epoch seconds); 0 before
     payload: bytes = b""  # the signed command as it came: kept across a reboot (DeviceCore.held)
     resumed: bool = False  # taken up after a reboot, its `downloaded` ack already sent
+    armed: bool = False  # its start Wake is out: moved if the clock's offset moves (DeviceCore.time_reply)
 
 
 # ---------------------------------------------------------------- the core
@@ -241,6 +255,7 @@ class DeviceCore:
         volume: int = 80,
         seen: SeenCommands | None = None,
         zones: Iterable[str] = (),
+        clock: ClockSync | None = None,
     ) -> None:
         self.device_id = device_id
         self.kind = kind
@@ -256,6 +271,10 @@ class DeviceCore:
         self.refused: Counter[str] = Counter()
         self.commands = 0  # commands taken (seen for the first time)
         self.replays = 0  # ids seen again
+        # The daemon's clock as this device estimates it. Every `now` a driver passes is its own clock's;
+        # the core turns it into the daemon's (`_daemon`), decides in the daemon's time (start_at,
+        # expires_at, start errors, ack times), and hands back instants in the driver's (`_local`).
+        self.clock = clock if clock is not None else ClockSync()
 
     # ------------------------------------------------------------ presence
 
@@ -268,12 +287,14 @@ class DeviceCore:
             fields["volume"] = self.volume
         else:
             fields["diacritics"] = self.diacritics
-        at = datetime.fromtimestamp(now, UTC) if now is not None else None
+        fields.update(self.clock.report())
+        at = _utc(self._daemon(now)) if now is not None else None
         return protocol.make_status(True, at, **fields, **extra)
 
     def telemetry(self, now: float, **readings: Any) -> dict[str, Any]:
         """A `tele` message: the device's readings (e.g. `signal` in dBm, `uptime_s`) and its volume."""
-        message: dict[str, Any] = {"v": protocol.PROTOCOL_VERSION, "at": protocol.format_time(_utc(now))}
+        at = protocol.format_time(_utc(self._daemon(now)))
+        message: dict[str, Any] = {"v": protocol.PROTOCOL_VERSION, "at": at}
         if self.kind == "speaker":
             message["volume"] = self.volume
         message.update(readings)
@@ -283,6 +304,7 @@ class DeviceCore:
 
     def receive(self, payload: bytes, now: float) -> list[Action]:
         """A payload from the command topic (the device's own or a zone's: ids are one memory)."""
+        now = self._daemon(now)
         if len(payload) > protocol.MAX_PAYLOAD_BYTES:
             return self._refuse("oversized")
         try:
@@ -296,6 +318,10 @@ class DeviceCore:
         except protocol.Refusal as refusal:
             out = self._refuse(refusal.code)
             cid = command.get("id")
+            if refusal.code == "expired" and _is_id(cid) and cid in self.seen:
+                # taken before it expired: its last ack stands (a `done` must not become `expired`)
+                last = self.seen.last_message(cid)
+                return [*out, Resend(last)] if last is not None else out
             if refusal.code == "expired" and _is_id(cid):
                 out.append(self._ack(cid, "expired", now, reason="expired"))
             return out
@@ -315,6 +341,25 @@ class DeviceCore:
             self.pending[cid].payload = payload
         return out
 
+    # ------------------------------------------------------------ after a reconnect
+
+    def reconnected(self, now: float) -> list[Action]:
+        """The link to the broker is (back) up: say again the final outcome of every command whose expiry
+        has not passed by REPEAT_FINAL_S (docs/protocol.md, "Final outcomes, said again"). The broker that
+        took the first one, or the daemon it was queued for, may have died with it (a killed broker loses
+        what it had not written to disk), and a command acknowledged once is not sent again, so nothing
+        would ask. The daemon ignores an outcome it already has."""
+        now = self._daemon(now)
+        out: list[Action] = []
+        for cid, entry in self.seen.items.items():
+            last = entry.last
+            state = last.state if isinstance(last, Ack) else last.get("state") if isinstance(last, dict) else None
+            if state in FINAL_STATES and now < entry.expires_at + REPEAT_FINAL_S:
+                message = self.seen.last_message(cid)
+                if message is not None:
+                    out.append(Resend(message))
+        return out
+
     # ------------------------------------------------------------ across a reboot
 
     def held(self) -> dict[str, bytes]:
@@ -332,6 +377,7 @@ class DeviceCore:
         was, without a second `received`: its audio is fetched again (from the cache), and it starts at
         `start_at`, or at once and late if that has passed. A command already final, or held now, is left
         alone."""
+        now = self._daemon(now)
         try:
             command = json.loads(payload)
         except (UnicodeDecodeError, ValueError, RecursionError):
@@ -411,14 +457,14 @@ class DeviceCore:
                 return [self._ack(cid, "rejected", now, reason="bad_duration")]
             airing = self._airing(command, start, expires, float(duration), stream_url=url)
             self.pending[cid] = airing
-            return [self._ack(cid, "received", now), Wake(cid, airing.start, True)]
+            return [self._ack(cid, "received", now), self._arm(airing)]
         if not isinstance(audio, dict) or not _is_sha256(audio.get("sha256")) or not isinstance(audio.get("url"), str):
             return [self._ack(cid, "rejected", now, reason="bad_body")]
         duration_ms = audio.get("duration_ms")
         seconds = duration_ms / 1000 if _positive(duration_ms) else 0.0
         airing = self._airing(command, start, expires, seconds, audio=dict(audio))
         self.pending[cid] = airing
-        return [self._ack(cid, "received", now), Fetch(cid, dict(audio), airing.expires)]
+        return [self._ack(cid, "received", now), Fetch(cid, dict(audio), self._local(airing.expires))]
 
     def _show(
         self, command: dict[str, Any], cid: str, body: dict[str, Any], now: float, start: float, expires: float
@@ -432,7 +478,7 @@ class DeviceCore:
         seconds = float(duration) if _positive(duration) else DEFAULT_SHOW_S
         airing = self._airing(command, start, expires, seconds, text=text)
         self.pending[cid] = airing
-        return [self._ack(cid, "received", now), Wake(cid, airing.start, True)]
+        return [self._ack(cid, "received", now), self._arm(airing)]
 
     def _stop(self, cid: str, body: dict[str, Any], now: float, expires: float) -> list[Action]:
         """Without `cmd`: cut what is on air. With `cmd`: that command only, whether on air, waiting for
@@ -465,6 +511,7 @@ class DeviceCore:
     def fetched(self, command_id: str, error: str | None, now: float) -> list[Action]:
         """The download of a `Fetch` is over: `error` is None, or why it failed (`download_failed: ...`,
         `hash_mismatch: ...`)."""
+        now = self._daemon(now)
         airing = self.pending.get(command_id)
         if airing is None:
             return []  # stopped meanwhile
@@ -472,12 +519,17 @@ class DeviceCore:
             del self.pending[command_id]
             return [self._ack(command_id, "failed", now, reason=error[:200])]
         if airing.resumed:
-            return [Wake(command_id, airing.start, True)]
-        return [self._ack(command_id, "downloaded", now), Wake(command_id, airing.start, True)]
+            return [self._arm(airing)]
+        return [self._ack(command_id, "downloaded", now), self._arm(airing)]
 
     def wake(self, command_id: str, now: float) -> list[Action]:
         """A `Wake` came due: a start instant, the expiry of an airing still waiting for its turn, or the
-        end of the grace a higher priority gave the item on air (`END_GRACE_S`)."""
+        end of the grace a higher priority gave the item on air (`END_GRACE_S`). A start that comes early
+        by the daemon's clock (asked for before the offset moved) is asked for again, at the right time."""
+        now = self._daemon(now)
+        airing = self.pending.get(command_id)
+        if airing is not None and now < airing.start - EARLY_WAKE_S:
+            return [self._arm(airing)]
         airing = self.pending.pop(command_id, None)
         if airing is not None:
             return self._at_start(airing, now)
@@ -496,6 +548,7 @@ class DeviceCore:
         """The play or show of `command_id` stopped by itself: its end, or a player that failed.
         `played_s`: the seconds of sound the player really gave out, if it knows (a relay's sink counts
         the seconds it relayed, not the gaps while it reconnected); otherwise the time since the start."""
+        now = self._daemon(now)
         if self.current is None or self.current.command_id != command_id:
             return []  # cut earlier; its ack is out already
         out = self._end_current(now, error, played_s)
@@ -515,11 +568,11 @@ class DeviceCore:
                 # what was left); if it is still on air END_GRACE_S past its end, it is cut then.
                 self.waiting.append(airing)
                 grace_end = self.current.began + self.current.duration_s + END_GRACE_S
-                return [Wake(airing.command_id, grace_end, False), Wake(airing.command_id, airing.expires, False)]
+                return [self._wake_at(airing.command_id, grace_end), self._wake_at(airing.command_id, airing.expires)]
             else:
                 # An equal or lower priority waits for the one on air to end; it starts late, or expires.
                 self.waiting.append(airing)
-                return [Wake(airing.command_id, airing.expires, False)]
+                return [self._wake_at(airing.command_id, airing.expires)]
         if now >= airing.expires:
             return [*out, self._ack(airing.command_id, "expired", now, reason="expired_before_start")]
         return out + self._begin(airing, now)
@@ -530,11 +583,12 @@ class DeviceCore:
         airing.began = now
         error_ms = round((now - airing.start) * 1000, 3)
         playing = self._ack(airing.command_id, "playing", now, start_error_ms=error_ms)
+        began = self._local(now)  # the driver's clock: it times the play's end from it
         if self.kind == "led":
-            return [playing, Show(airing.command_id, airing.text, airing.duration_s, now, error_ms)]
+            return [playing, Show(airing.command_id, airing.text, airing.duration_s, began, error_ms)]
         return [
             playing,
-            Play(airing.command_id, airing.audio, airing.stream_url, airing.duration_s, now, error_ms),
+            Play(airing.command_id, airing.audio, airing.stream_url, airing.duration_s, began, error_ms),
         ]
 
     def _end_current(self, now: float, error: str | None = None, played_s: float | None = None) -> list[Action]:
@@ -583,6 +637,53 @@ class DeviceCore:
                 continue
             return out + self._begin(airing, now)
         return out
+
+    # ------------------------------------------------------------ the daemon's clock
+
+    def time_request(self, now: float) -> dict[str, Any]:
+        """A time request to publish on the device's `time` topic now (when `clock.next_at` comes)."""
+        return self.clock.request(now)
+
+    def time_reply(self, payload: bytes, now: float) -> list[Action]:
+        """A payload from the device's `clock` topic, heard at `now` (take the time as it arrives: the
+        wait before this call would count as network delay). A genuine answer to a request of ours moves
+        the offset; the starts already asked for move with it, and when the round is over the status says
+        the new offset. Anything else is refused without a word, like a bad command; an answer can never
+        make the device play."""
+        try:
+            reply = json.loads(payload)
+            if not isinstance(reply, dict):
+                return self._refuse("malformed")
+            t1, t2, t3 = protocol.check_time_reply(reply, self.keys, self.device_id)
+        except protocol.Refusal as refusal:
+            return self._refuse(refusal.code)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            return self._refuse("malformed")
+        if not self.clock.asked(t1):
+            return self._refuse("unasked_time")  # an old answer replayed, or one for a request never sent
+        had, before = self.clock.best, self.clock.applied_s
+        if self.clock.answer(t1, t2, t3, now) is None:
+            return []  # genuine, but its round trip says too little (MAX_DELAY_S): dropped, not refused
+        out: list[Action] = []
+        if abs(self.clock.applied_s - before) >= APPLY_FROM_S:
+            out += [self._arm(a) for a in self.pending.values() if a.armed]
+        if had is None or self.clock.round_over:
+            out.append(Restatus())
+        return out
+
+    def _daemon(self, local: float) -> float:
+        return local + self.clock.applied_s
+
+    def _local(self, daemon: float) -> float:
+        return daemon - self.clock.applied_s
+
+    def _wake_at(self, command_id: str, at: float, start: bool = False) -> Wake:
+        """A Wake at the daemon's instant `at`, on the driver's clock."""
+        return Wake(command_id, self._local(at), start)
+
+    def _arm(self, airing: Airing) -> Wake:
+        airing.armed = True
+        return self._wake_at(airing.command_id, airing.start, True)
 
     # ------------------------------------------------------------ acks and refusals
 

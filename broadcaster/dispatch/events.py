@@ -40,14 +40,16 @@ from broadcaster.db import (
     DeviceStatusEvent,
 )
 from broadcaster.dispatch.reports import Ack, BadReport, Status, Tele, check_report
+from broadcaster.messages import coded_reason
 from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
 
 # Pauses before writing a failed batch again: about a minute in all, so a database away for a while (a
 # PostgreSQL restart, a failover, a 10-s outage in bench/faults.py) costs no ack. A final ack dropped here
-# is lost for good: a command acknowledged once is not re-sent, so its `done` would never be asked for
-# again and the speaker's play would be recorded `expired: no_ack`. After the last pause the batch is
+# is lost unless its device reconnects before the command's expiry has passed by a minute (it then says it
+# again): a command acknowledged once is not re-sent, so its `done` is never asked for, and the speaker's
+# play would be recorded `expired: no_ack`. After the last pause the batch is
 # dropped and logged; a command with no ack at all is still re-sent by the outbox.
 WRITE_RETRY_S = (0.5, 2.0, 5.0, 10.0, 20.0, 30.0)
 
@@ -68,6 +70,10 @@ class Metrics:
 
     counts: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Hooks for the daemon's Prometheus metrics (broadcaster/runtime/metrics.py), None when nobody scrapes:
+    # each ack as it is heard (states, start errors), and each reconnection to the broker.
+    on_ack: Callable[[Ack], None] | None = None
+    on_reconnect: Callable[[], None] | None = None
 
     def bump(self, name: str, detail: str = "", *, exc_info: bool = False) -> None:
         with self._lock:
@@ -83,10 +89,24 @@ class Metrics:
             return dict(self.counts)
 
 
-def advances(current: DeliveryStatus, state: DeliveryStatus) -> bool:
-    """A delivery only moves forward, and never out of a final state: acks arrive out of order."""
+# The daemon's own guess, written when a command expired with no final ack heard (reconcile). It is the
+# one final record a device's word can replace: a `done` lost with a killed broker is said again by the
+# device after it reconnects (docs/protocol.md, "Final outcomes, said again"), and what the speaker did
+# is the truth the reports must count.
+NO_ACK = coded_reason("no_ack")
+
+
+def guessed(status: DeliveryStatus | None, reason: str | None) -> bool:
+    """The delivery was closed by the daemon's guess (`expired: no_ack`), not by its device."""
+    return status is DeliveryStatus.EXPIRED and reason == NO_ACK
+
+
+def advances(current: DeliveryStatus, state: DeliveryStatus, *, guess: bool = False) -> bool:
+    """A delivery only moves forward, and never out of a final state: acks arrive out of order. The one
+    exception: a device's own final outcome replaces the daemon's guess (`guess`: the delivery is
+    `expired: no_ack`); never the reverse, as the daemon guesses only for deliveries still open."""
     if current in FINAL_DELIVERY:
-        return False
+        return guess and state in FINAL_DELIVERY
     return state in FINAL_DELIVERY or DELIVERY_RANK[state] > DELIVERY_RANK[current]
 
 
@@ -101,9 +121,10 @@ def apply_delivery_update(delivery: Delivery, state: DeliveryStatus, at: datetim
     return True
 
 
-@dataclass
+@dataclass(slots=True)
 class _Row:
-    """What the writer needs of one command and its delivery."""
+    """What the writer needs of one command and its delivery: about 330 bytes with its cache entry and id,
+    so the cache's 50,000 hold about 16 MB (bench/load.py fills it in its first ten bulletins)."""
 
     device_id: str
     sent_at: datetime | None
@@ -111,13 +132,14 @@ class _Row:
     delivery_id: int | None
     status: DeliveryStatus | None
     broadcast_id: int | None
+    guess: bool = False  # closed by the daemon's guess, `expired: no_ack` (see `advances`)
 
 
 _COMMANDS, _DELIVERIES = cast(Table, Command.__table__), cast(Table, Delivery.__table__)
 # The writer's statements, built once: building them per batch cost more than running them.
 _ROWS_OF = (
     select(_COMMANDS.c.id, _COMMANDS.c.device_id, _COMMANDS.c.sent_at, _COMMANDS.c.acked_at, _DELIVERIES.c.id,
-           _DELIVERIES.c.status, _DELIVERIES.c.broadcast_id)
+           _DELIVERIES.c.status, _DELIVERIES.c.broadcast_id, _DELIVERIES.c.reason)
     .outerjoin(_DELIVERIES, _COMMANDS.c.delivery_id == _DELIVERIES.c.id)
     .where(_COMMANDS.c.id.in_(bindparam("ids", expanding=True)))
 )  # fmt: skip
@@ -131,6 +153,7 @@ _SET_COMMAND_TIMES: dict[tuple[str, ...], BulkStatement] = {
 }
 _FINAL_RANK = 1000  # above every target rank: nothing leaves a final state
 _TO_FINAL_RANK = _FINAL_RANK - 1  # a final state can be reached from any other
+_GUESS_RANK = _TO_FINAL_RANK - 1  # ... and from the daemon's guess, which nothing else leaves
 # Constants written into the SQL, not bound: bound, they were re-processed for every row of an
 # executemany. The column stores enum names (Enum(native_enum=False)).
 _RANK_OF_STATUS = case(
@@ -139,6 +162,11 @@ _RANK_OF_STATUS = case(
         for s in DeliveryStatus
         if s not in FINAL_DELIVERY
     ],
+    (
+        (_DELIVERIES.c.status == literal_column(f"'{DeliveryStatus.EXPIRED.name}'"))
+        & (_DELIVERIES.c.reason == literal_column(f"'{NO_ACK}'")),
+        literal_column(str(_GUESS_RANK)),
+    ),
     else_=literal_column(str(_FINAL_RANK)),
 )
 
@@ -267,6 +295,8 @@ class EventWriter:
             except BadReport as bad:
                 self.metrics.bump(bad.code, f"{bad.detail} from {device_id!r}")
                 return
+        if kind == "ack" and self.metrics.on_ack is not None:
+            self.metrics.on_ack(data)
         with self._counts:
             self._queued += 1
         self._queue.put((kind, device_id, data, self.clock.now()))
@@ -275,6 +305,11 @@ class EventWriter:
     def running(self) -> bool:
         """The writer's thread is alive: without it nothing devices report reaches the database."""
         return self._thread.is_alive()
+
+    @property
+    def backlog(self) -> int:
+        """Events heard and not yet written (the metrics' queue depth)."""
+        return self._queued - self._done
 
     @property
     def lagging(self) -> bool:
@@ -368,8 +403,8 @@ class EventWriter:
         rows = self.rows.get_many(ids)
         conn = session.connection()  # Core: no ORM rows, and statements built once (_ROWS_OF)
         for chunk in _chunks(sorted(ids - rows.keys())):
-            for cid, dev, sent, acked, did, status, bid in conn.execute(_ROWS_OF, {"ids": chunk}):
-                rows[cid] = _Row(dev, sent, acked, did, status, bid)
+            for cid, dev, sent, acked, did, status, bid, why in conn.execute(_ROWS_OF, {"ids": chunk}):
+                rows[cid] = _Row(dev, sent, acked, did, status, bid, guessed(status, why))
         sent_at: dict[str, datetime] = {}
         acked_at: dict[str, datetime] = {}
         moved: dict[int, dict[str, Any]] = {}
@@ -392,15 +427,15 @@ class EventWriter:
                 row.sent_at = sent_at[cid] = at
             if kind == "ack" and row.acked_at is None:
                 row.acked_at = acked_at[cid] = at
-            if row.delivery_id is None or row.status is None or not advances(row.status, state):
+            if row.delivery_id is None or row.status is None or not advances(row.status, state, guess=row.guess):
                 continue
-            row.status = state
+            row.status, row.guess = state, False
             change = moved.setdefault(
                 row.delivery_id, {"d_id": row.delivery_id, "d_reason": None, "d_error": None, "d_played": None}
             )
             rank = _TO_FINAL_RANK if state in FINAL_DELIVERY else DELIVERY_RANK[state]
             change.update(d_status=state, d_at=at, d_rank=rank)
-            if reason:
+            if reason or state in FINAL_DELIVERY:  # a final ack's own reason, or none: never a guess's `no_ack`
                 change["d_reason"] = reason[:300]
             if err is not None:
                 change["d_error"] = err
@@ -436,6 +471,10 @@ class EventWriter:
         device.last_seen = at
         if status.firmware is not None:
             device.firmware = status.firmware
+        if status.clock_offset_ms is not None:  # what the device last measured (docs/protocol.md, *Clock offset*)
+            device.clock_offset_ms = status.clock_offset_ms
+            device.clock_delay_ms = status.clock_delay_ms
+            device.clock_checked_at = at
         _readings(device, status)
         return status.online and not was
 

@@ -14,6 +14,7 @@ import hmac
 import logging
 import secrets
 import threading
+import time
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -31,10 +32,16 @@ from broadcaster.protocol.mqtt import (
     on_connect_wrapper,
     publish_properties,
 )
+from schedules.clock import Clock
 
 log = logging.getLogger(__name__)
 
 REPORT_KINDS = ("ack", "status", "tele")
+# A device asks its time 3 times a round, a second apart: more than one answer per half second is a flood
+# (docs/security.md, *Clock offsets*), counted, never signed. Timed on the monotonic clock: the daemon's
+# clock may be a test's, standing still.
+TIME_ANSWER_EVERY_S = 0.5
+TIME_ANSWER_EXPIRY_S = 5  # an answer that waited longer at the broker is worth nothing
 # The group name every daemon used before it was secret; a session left in it is taken out on connect.
 OLD_SHARE_GROUP = "loa"
 
@@ -63,8 +70,16 @@ class DeviceLink:
         client_id: str = "loa-daemon",
         *,
         group: str | None = None,
+        signer: protocol.Signer | None = None,
+        clock: Clock | None = None,
+        persistent: bool = True,
     ) -> None:
         self.address = address
+        # The clock offset exchange (docs/protocol.md, *Clock offset*): answered only with the key to sign.
+        self.signer = signer
+        self.clock = clock
+        self.persistent = persistent  # False in a cluster: its daemons use clean sessions
+        self._answered: dict[str, float] = {}  # device -> when its last time request was answered (monotonic)
         self.topics = topics
         self.writer = writer
         self.metrics = metrics
@@ -80,6 +95,7 @@ class DeviceLink:
         self.client.on_publish = self._on_publish
         self.client.on_disconnect = self._on_disconnect
         self.connected = threading.Event()
+        self._connects = 0  # the first is the start; every later one a reconnection (the metrics)
         self._loop: threading.Thread | None = None
 
     def _subscribe(self, client: mqtt.Client) -> None:
@@ -87,16 +103,21 @@ class DeviceLink:
         reports = (self.topics.all_acks(), self.topics.all_status(), self.topics.all_tele())
         for topic in reports:
             client.subscribe(f"$share/{self.group}/{topic}", qos=1)
+        if self.signer is not None and self.clock is not None:  # time requests, answered by one daemon of the group
+            client.subscribe(f"$share/{self.group}/{self.topics.all_time()}", qos=0)
         # A persistent session from before the group was secret is still in the guessable one.
         client.unsubscribe([f"$share/{OLD_SHARE_GROUP}/{topic}" for topic in reports])
         self.connected.set()
+        self._connects += 1
+        if self._connects > 1 and self.metrics.on_reconnect is not None:
+            self.metrics.on_reconnect()
         log.info("connected to broker %s", self.address.display())
 
     def _on_disconnect(self, *_args: Any) -> None:
         self.connected.clear()
 
     def start(self, timeout: float = 10.0) -> None:
-        connect(self.client, self.address, persistent=True)
+        connect(self.client, self.address, persistent=self.persistent)
         self.client.loop_start()
         self._loop = self.client._thread  # paho's network thread; paho offers no other handle on it
         if not self._latch.wait(timeout):
@@ -111,6 +132,13 @@ class DeviceLink:
     def running(self) -> bool:
         """paho's network loop is alive: without it no report is heard and nothing is acknowledged."""
         return self._loop is not None and self._loop.is_alive()
+
+    def unconfirmed(self) -> set[str]:
+        """Commands handed to paho that the broker has not confirmed yet (no PUBACK). paho sends them itself,
+        again after a reconnect; it holds at most 100 in flight and queues the rest, so a bulletin's commands
+        wait here for a while on a busy link, and must not be handed over a second time meanwhile."""
+        with self._lock:
+            return set(self._pending.values())
 
     def publish(self, device_id: str, command_id: str, payload: bytes, expiry_s: float) -> None:
         info = self.client.publish(self.topics.cmd(device_id), payload, qos=1, properties=publish_properties(expiry_s))
@@ -143,10 +171,13 @@ class DeviceLink:
 
     def _hear(self, msg: mqtt.MQTTMessage) -> None:
         where = self.topics.device_of(msg.topic)
-        if where is None or where[1] not in REPORT_KINDS:
+        if where is None or where[1] not in (*REPORT_KINDS, "time"):
             self.metrics.bump("unexpected_topic", msg.topic[:200])
             return
         device_id, kind = where
+        if kind == "time":
+            self._answer_time(device_id, msg.payload)
+            return
         if not msg.payload and kind == "status":
             return  # a cleared retained status
         try:
@@ -155,3 +186,32 @@ class DeviceLink:
             self.metrics.bump(bad.code, f"{bad.detail} from {device_id[:64]!r} on {kind}")
             return
         self.writer.put(kind, device_id, data)
+
+    def _answer_time(self, device_id: str, payload: bytes | bytearray) -> None:
+        """A device's time request: answered at once, signed, for that device only (docs/protocol.md, *Clock
+        offset*); nonsense and a flood are counted, never signed."""
+        if self.signer is None or self.clock is None:
+            return
+        heard = self.clock.now()
+        try:
+            t1 = protocol.read_time_request(parse_payload(payload))
+        except (BadReport, ValueError):
+            self.metrics.bump("malformed_time_request", f"from {device_id[:64]!r}")
+            return
+        tick = time.monotonic()
+        last = self._answered.get(device_id)
+        if last is not None and tick - last < TIME_ANSWER_EVERY_S:
+            self.metrics.bump("time_request_flood", f"from {device_id[:64]!r}")
+            return
+        if len(self._answered) > 100_000:  # device ids come from the topic: bounded, whatever is sent
+            self._answered.clear()
+        self._answered[device_id] = tick
+        t2 = protocol.to_us(heard.timestamp())
+        t3 = protocol.to_us(self.clock.now().timestamp())  # as late as can be: the signature comes after
+        reply = protocol.make_time_reply(self.signer, device_id, t1, t2, t3)
+        self.client.publish(
+            self.topics.clock(device_id),
+            protocol.encode(reply),
+            qos=0,
+            properties=publish_properties(TIME_ANSWER_EXPIRY_S),
+        )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -90,6 +90,9 @@ class Outbox:
         self.first_chunk = FIRST_CHUNK
         self._claim_lock = threading.Lock()
         self._claimed_here: dict[int, None] = {}  # broadcasts this process claimed lately (_remember_claims)
+        # Several daemons (broadcaster.runtime.leader): asked in the claim's transaction whether this one
+        # still leads; None for a daemon alone.
+        self.fence: Callable[[Session], bool] | None = None
 
     def bodies(self, b: Broadcast) -> CommandBodies:
         return CommandBodies(b, self.signer, self.audio_url, self.live_url)
@@ -111,6 +114,9 @@ class Outbox:
                 return 0
             with self.db.session() as session:
                 now = self.clock.now()
+                if self.fence is not None and not self.fence(session):
+                    log.warning("broadcast %s not dispatched here: this daemon no longer leads", broadcast_id)
+                    return 0
                 claimed = claim_placement(session, broadcast_id, now)
                 to = targets(session, claimed, now, self.bodies)
                 ids = sorted({bodies.broadcast_id for bodies, _, _, _ in to})

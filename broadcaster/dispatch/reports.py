@@ -29,6 +29,10 @@ SIGNAL_DBM = (-150, 0)  # RSSI/RSRP of any radio a speaker carries
 VOLUME = (0, 100)
 START_ERROR_MS = 86_400_000.0  # a day either way: a start later than that is not a start
 PLAYED_S = 86_400.0  # a play's seconds heard: no item or relay lasts a day
+# A clock offset is stored whatever it is (a speaker whose clock never got set says 1970: the one to
+# warn about), up to what any clock can be off; a round trip over a second is not kept by a device.
+CLOCK_OFFSET_MS = 1e13
+CLOCK_DELAY_MS = 60_000.0
 DEVICE_KINDS = ("speaker", "led")
 
 _BRACKET = re.compile(rb"[\[\]{}]")
@@ -63,6 +67,8 @@ class Status:
     firmware: str | None = None
     volume: int | None = None
     signal: int | None = None
+    clock_offset_ms: float | None = None  # the daemon's clock minus the device's (docs/protocol.md)
+    clock_delay_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +159,8 @@ def _status(data: dict[str, Any]) -> Status:
         _text(data, "firmware", MAX_FIRMWARE, "malformed_status"),
         _integer(data, "volume", "malformed_status", *VOLUME),
         _integer(data, "signal", "malformed_status", *SIGNAL_DBM),
+        _number(data, "clock_offset_ms", "malformed_status", -CLOCK_OFFSET_MS, CLOCK_OFFSET_MS),
+        _number(data, "clock_delay_ms", "malformed_status", 0.0, CLOCK_DELAY_MS),
     )
 
 

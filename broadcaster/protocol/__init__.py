@@ -5,6 +5,14 @@ speaker's small computer carries it without the server's dependencies.
 """
 
 from broadcaster.protocol.canonical import canonical, encode
+from broadcaster.protocol.clock import (
+    ClockSample,
+    check_time_reply,
+    make_time_reply,
+    make_time_request,
+    read_time_request,
+    to_us,
+)
 from broadcaster.protocol.commands import (
     CommandStamp,
     Refusal,
@@ -45,6 +53,7 @@ __all__ = [
     "PRIORITIES",
     "PROTOCOL_VERSION",
     "AckState",
+    "ClockSample",
     "CommandStamp",
     "CommandType",
     "Refusal",
@@ -52,6 +61,7 @@ __all__ = [
     "Topics",
     "canonical",
     "check_command",
+    "check_time_reply",
     "encode",
     "format_time",
     "key_id",
@@ -60,9 +70,13 @@ __all__ = [
     "make_ack",
     "make_command",
     "make_status",
+    "make_time_reply",
+    "make_time_request",
     "parse_time",
     "public_key_b64",
+    "read_time_request",
     "strip_diacritics",
+    "to_us",
     "verify",
     "zone_recipient",
 ]

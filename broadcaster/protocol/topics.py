@@ -23,6 +23,14 @@ class Topics:
     def tele(self, device_id: str) -> str:
         return f"{self.prefix}/dev/{device_id}/tele"
 
+    def time(self, device_id: str) -> str:
+        """Where a device asks the daemon's time (docs/protocol.md, *Clock offset*)."""
+        return f"{self.prefix}/dev/{device_id}/time"
+
+    def clock(self, device_id: str) -> str:
+        """Where the daemon answers a device's time request, signed."""
+        return f"{self.prefix}/dev/{device_id}/clock"
+
     def group_cmd(self, zone_id: str) -> str:
         return f"{self.prefix}/zone/{zone_id}/cmd"
 
@@ -34,6 +42,9 @@ class Topics:
 
     def all_tele(self) -> str:
         return f"{self.prefix}/dev/+/tele"
+
+    def all_time(self) -> str:
+        return f"{self.prefix}/dev/+/time"
 
     def device_of(self, topic: str) -> tuple[str, str] | None:
         """('device-id', 'ack') for a device topic under this prefix, else None."""

@@ -32,6 +32,15 @@ class ReconcileLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    def fresh(self) -> ReconcileLoop:
+        """The same loop, not yet started: a stopped one cannot start again (its thread may still be
+        finishing a reconcile)."""
+        return ReconcileLoop(self.reconcile, self.interval_s, self.chores, self.chores_every_s)
+
     def start(self) -> None:
         self.run_chores()
         self._thread = threading.Thread(target=self._loop, name="reconcile", daemon=True)

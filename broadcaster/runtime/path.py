@@ -46,25 +46,52 @@ class DevicePath:
         chores: Sequence[Callable[[], object]] = (),
         writer: EventWriter | None = None,
         live_url: LiveUrl | None = None,
+        persistent: bool = True,
     ) -> DevicePath:
         metrics = writer.metrics if writer is not None else Metrics()
         writer = writer or EventWriter(db, clock, metrics)
         # The shared-subscription group must be secret (see share_group): the broker password is, and so,
         # for a broker without passwords, is the signing key.
         group = share_group(address.password or signer.private.private_bytes_raw())
-        link = DeviceLink(address, topics or protocol.Topics(), writer, metrics, client_id=client_id, group=group)
+        link = DeviceLink(
+            address,
+            topics or protocol.Topics(),
+            writer,
+            metrics,
+            client_id=client_id,
+            group=group,
+            signer=signer,
+            clock=clock,
+            persistent=persistent,  # False in a cluster: see DeviceLink
+        )
         dispatcher = Dispatcher(db, clock, settings, signer, link, Timer(clock), audio_url, live_url)
         writer.on_devices_online = dispatcher.on_devices_online
         loop = ReconcileLoop(dispatcher.reconcile, settings.reconcile_s, chores)
         return cls(writer, link, dispatcher, metrics, loop)
 
     def start(self, *, dispatch: bool = True) -> None:
-        """`dispatch=False` leaves the dispatcher and its loop off, for callers that drive it by hand."""
+        """`dispatch=False` leaves the dispatcher and its loop off, for callers that drive it by hand and
+        for a daemon that does not lead (it records what devices report, and `lead` starts the rest)."""
         self.writer.start()
         self.link.start()
         if dispatch:
-            self.dispatcher.start()
-            self.loop.start()
+            self.lead()
+
+    def lead(self) -> None:
+        """Start firing: the timer, catching up with the database, and the reconcile loop with its
+        chores. Again after `follow`: a daemon that lost the lead and took it back."""
+        self.dispatcher.start()
+        if self.loop.started:
+            self.loop = self.loop.fresh()
+        self.loop.start()
+
+    def follow(self) -> None:
+        """Stop firing (the lead went to another daemon); what devices report is still recorded."""
+        for part in (self.loop, self.dispatcher):
+            try:
+                part.stop()
+            except Exception:
+                log.exception("while stopping %s", type(part).__name__)
 
     def failing(self) -> list[str]:
         """The parts whose thread has stopped, for the health check: either one means what devices report

@@ -77,10 +77,10 @@ def render_settings(speech: SpeechConfig) -> RenderSettings:
 def audio_store(config: Config) -> AudioStore:
     # Owner-only (0700), whoever makes it: it holds recordings and notices that have not aired yet, and
     # `loa` renders into it under its user's umask. Devices get audio over HTTP, never from this folder.
-    root = config.general.data_dir / "audio"
+    root = config.audio_dir  # a cluster's daemons share one folder ([general] audio_dir, docs/deployment.md)
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     root.chmod(0o700)
-    return AudioStore(root, max_bytes=config.speech.cache_max_mb * 1024 * 1024)
+    return AudioStore(root, max_bytes=config.speech.cache_max_mb * 1024 * 1024, shared=config.cluster.enabled)
 
 
 def fpt_api_key(speech: SpeechConfig, environ: Mapping[str, str] | None = None) -> str:

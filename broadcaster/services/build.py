@@ -14,11 +14,17 @@ from broadcaster.services.zones import ensure_commune
 from schedules.clock import Clock
 
 
-def build_services(config: Config, clock: Clock, *, migrate: bool = True) -> Services:
+def build_services(config: Config, clock: Clock, *, migrate: bool = False) -> Services:
+    """`migrate`: bring a database behind the code's schema up to date (the daemon's start, when
+    `Config.upgrade_on_start`); otherwise such a database is refused with `loa db upgrade` to run. A
+    database loa never wrote to is created either way (Database.prepare)."""
     Path(config.general.data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)  # private: see docs/security.md
     db = Database(config.database_url)
-    if migrate:
-        db.upgrade()
+    try:
+        db.prepare(upgrade=migrate)
+    except BaseException:
+        db.dispose()
+        raise
     with db.session() as session:
         ensure_commune(session, config.general.commune)
     # The commune's lexicon is read for every render, so a reading fixed at run time is heard at once.

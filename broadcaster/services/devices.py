@@ -34,7 +34,20 @@ def device_view(d: Device) -> dict[str, Any]:
         "firmware": d.firmware,
         "volume": d.volume,
         "signal": d.signal,
+        # The daemon's clock minus the device's, as the device last measured it (docs/protocol.md, *Clock
+        # offset*): positive when its clock is behind. The device corrects its starts by it.
+        "clock_offset_ms": d.clock_offset_ms,
+        "clock_delay_ms": d.clock_delay_ms,
+        "clock_checked_at": d.clock_checked_at.isoformat() if d.clock_checked_at else None,
     }
+
+
+def clock_off(d: Device, bound_ms: float) -> bool:
+    """The device said its clock is off the daemon's by more than `bound_ms`. It corrects its starts by
+    what it measured, so it should still start on time; but a clock that far off has lost its own time
+    source, a correction is only as good as the last exchange, and firmware that does not correct plays
+    that much early or late: the officer is told before it airs."""
+    return d.clock_offset_ms is not None and abs(d.clock_offset_ms) > bound_ms
 
 
 def list_devices(svc: Services) -> list[dict[str, Any]]:
@@ -77,6 +90,49 @@ def offline_warnings(svc: Services, within: timedelta = timedelta(minutes=30)) -
         ]
 
 
+def clock_warnings(svc: Services, within: timedelta = timedelta(minutes=30)) -> list[dict[str, Any]]:
+    """Airings coming up soon in villages where an online speaker's clock is off by more than
+    `[dispatch] clock_warn_ms` (see `clock_off`), with each such speaker and its offset."""
+    bound = svc.config.dispatch.clock_warn_ms
+    now = svc.clock.now()
+    with svc.db.session() as session:
+        off: dict[str, list[tuple[str, float]]] = {}
+        for d in session.scalars(
+            select(Device).where(Device.kind == DeviceKind.SPEAKER, Device.online.is_(True)).order_by(Device.id)
+        ):
+            if clock_off(d, bound):
+                assert d.clock_offset_ms is not None
+                off.setdefault(d.village_id, []).append((d.id, d.clock_offset_ms))
+        if not off:
+            return []
+        upcoming = session.scalars(
+            select(Broadcast)
+            .where(
+                Broadcast.status == BroadcastStatus.PLANNED,
+                Broadcast.start_at >= now,
+                Broadcast.start_at <= now + within,
+                Broadcast.zone_id.in_(sorted(off)),
+            )
+            .order_by(Broadcast.start_at)
+        ).all()
+        names = zone_names(session)
+        said = {zone: [f"{device} {offset:+.0f} ms" for device, offset in speakers] for zone, speakers in off.items()}
+        return [
+            {
+                "broadcast": b.id,
+                "title": b.title,
+                "zone": b.zone_id,
+                "start_at_local": to_local(b.start_at).strftime("%H:%M %d/%m"),
+                "speakers": dict(off[b.zone_id]),
+                "devices": said[b.zone_id],
+                "bound_ms": bound,
+                "message": f"{names.get(b.zone_id, b.zone_id)}: {len(off[b.zone_id])} loa lệch đồng hồ quá "
+                f"{bound:g} ms ({', '.join(said[b.zone_id])}); '{b.title}' phát lúc {to_local(b.start_at):%H:%M}",
+            }
+            for b in upcoming
+        ]
+
+
 def device_board(svc: Services, lang: str = DEFAULT_LANGUAGE) -> list[dict[str, Any]]:
     """The devices village by village, as the desk's board shows them: each with what it was last
     asked to play (its latest delivery: the item, the outcome and how far off its start was), so a
@@ -104,7 +160,13 @@ def device_board(svc: Services, lang: str = DEFAULT_LANGUAGE) -> list[dict[str, 
         }
         for d in session.scalars(select(Device).order_by(Device.village_id, Device.kind, Device.id)):
             village = villages.setdefault(d.village_id, {"id": d.village_id, "name": d.village_id, "devices": []})
-            village["devices"].append({**device_view(d), "last_play": last_play.get(d.id)})
+            village["devices"].append(
+                {
+                    **device_view(d),
+                    "last_play": last_play.get(d.id),
+                    "clock_off": clock_off(d, svc.config.dispatch.clock_warn_ms),
+                }
+            )
     for v in villages.values():
         v["online"] = sum(1 for d in v["devices"] if d["online"])
     return list(villages.values())

@@ -121,8 +121,9 @@ class LiveDesk:
         """The audio listener's address as devices reach it (`[http] audio_url`)."""
         self._base_url = base_url.rstrip("/")
 
-    def start(self) -> None:
-        """Close what a previous run left on air (its streams died with it), then watch the sessions."""
+    def start(self, *, close_leftovers: bool = True) -> None:
+        """Close what a previous run left on air (its streams died with it), then watch the sessions.
+        `close_leftovers=False` in a cluster: a live airing in the database may be another daemon's."""
         with self.svc.db.session() as session:
             leftover = set(
                 session.scalars(
@@ -132,7 +133,7 @@ class LiveDesk:
                     )
                 )
             )
-        for announcement_id in leftover - {None}:
+        for announcement_id in leftover - {None} if close_leftovers else ():
             assert announcement_id is not None
             self._close_airing(announcement_id)
         self._watch = threading.Thread(target=self._watch_loop, name="live-watch", daemon=True)

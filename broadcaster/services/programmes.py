@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audio import AudioError
-from broadcaster.db import Announcement, AnnouncementState, Broadcast, Programme, audit
+from broadcaster.db import Announcement, AnnouncementState, Broadcast, Programme, audit, one_at_a_time
 from broadcaster.errors import LoaError
 from broadcaster.services import Services
 from broadcaster.services.accounts import Principal
@@ -187,6 +187,7 @@ def expand_programmes(svc: Services, horizon: timedelta = HORIZON) -> int:
     now = svc.clock.now()
     placed = 0
     with svc.db.session() as session:
+        one_at_a_time(session, "expand_programmes")  # two expansions at once would both add what is missing
         programmes = list(
             session.scalars(
                 select(Programme)

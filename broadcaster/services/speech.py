@@ -224,6 +224,7 @@ def pipeline_for(svc: Services, choice: VoiceChoice | None) -> AudioPipeline:
     if pipeline is not None:
         return pipeline
     pipeline = audio_pipeline(configured_for(svc.config, choice), svc.audio.store, svc.audio.lexicon)
+    pipeline.on_render = svc.audio.on_render  # timed like the commune's voice (the daemon's metrics)
     with _PIPELINES_LOCK:
         return svc.voices.setdefault(choice, pipeline)
 

@@ -59,6 +59,7 @@ from broadcaster.device.core import (
     Play,
     Refused,
     Resend,
+    Restatus,
     SeenCommands,
     Show,
     Wake,
@@ -77,6 +78,7 @@ HOUSEKEEPING_PER_STEP = 200  # clients whose keepalive is checked per loop step
 SEEN_KEEP_S = 86400  # a command id is remembered until a day after it expires (as in the agents)
 SAVE_EVERY_S = 10.0
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1.0, 30.0
+TIME_ROUND_SPREAD_S, TIME_REQUEST_SPREAD_S = 5.0, 0.5  # see Worker._ask_time
 
 
 # ---------------------------------------------------------------- the fleet and its provisioning
@@ -89,6 +91,9 @@ class SimDevice:
     id: str
     kind: str  # "speaker" | "led"
     diacritics: bool = True
+    # How far this device's clock is ahead of the machine's (seconds): a speaker whose clock is off, which
+    # must still start with the others, by the offset it measures (docs/protocol.md, *Clock offset*).
+    clock_skew_s: float = 0.0
 
 
 def village_id(n: int) -> str:
@@ -135,7 +140,8 @@ class WorkerSpec:
 class PlayRecord:
     device_id: str
     command_id: str
-    start_error_ms: float
+    start_error_ms: float  # as the device reports it, by its own estimate of the daemon's clock
+    started_at: float = 0.0  # when it really started, on the machine's clock (epoch seconds)
 
 
 @dataclass
@@ -334,9 +340,15 @@ class Node:
         self.subscribed = False
         self.backoff = RECONNECT_MIN_S
         self.shown = ""  # what an LED board shows now
+        self.skew = spec.clock_skew_s
+        self.session = 0  # counts connections: a time request scheduled for an earlier one is dropped
+
+    def now(self) -> float:
+        """This device's own clock (the machine's, shifted by its skew): what its core is told."""
+        return time.time() + self.skew
 
     def status(self) -> dict[str, Any]:
-        return self.core.status(True, time.time(), **({"sink": "null"} if self.core.kind == "speaker" else {}))
+        return self.core.status(True, self.now(), **({"sink": "null"} if self.core.kind == "speaker" else {}))
 
 
 # ---------------------------------------------------------------- the loop of one worker process
@@ -369,7 +381,8 @@ class Worker:
         self.timers = Timers()  # start instants: spun for, guarded, fired in one pass
         self.later = Timers()  # ends, expiries, reconnects: whenever the loop gets there
         self.nodes = [Node(self, d) for d in spec.devices]
-        self._inbox: deque[tuple[Node, bytes]] = deque()
+        # Payloads heard, with the device's clock when a time answer came (t4), None for a command
+        self._inbox: deque[tuple[Node, bytes, float | None]] = deque()
         # The devices due at a start instant and the instant each started, handed to their cores after
         # the pass (`_flush`): the pass itself only reads the clock, so the last of thousands of devices
         # starts microseconds after the first. The core takes the time an event happened, not the time
@@ -400,18 +413,23 @@ class Worker:
                 self._outbox.append((node, action))
             elif isinstance(action, Wake):
                 timers = self.timers if action.start else self.later  # starts are spun for; expiries are not
-                timers.at(action.at, functools.partial(self._wake_core, node, action.command_id, action.start))
+                at = action.at - node.skew  # the core's instants are on the device's clock
+                timers.at(at, functools.partial(self._wake_core, node, action.command_id, action.start))
             elif isinstance(action, Fetch):
-                self.audio.want(action.audio, functools.partial(self._fetched, node, action.command_id), action.until)
+                fetched = functools.partial(self._fetched, node, action.command_id)
+                self.audio.want(action.audio, fetched, action.until - node.skew)
             elif isinstance(action, Play | Show):
-                self.plays.append(PlayRecord(node.id, action.command_id, action.start_error_ms))
+                began = action.started_at - node.skew
+                self.plays.append(PlayRecord(node.id, action.command_id, action.start_error_ms, began))
                 if isinstance(action, Show):
                     node.shown = action.text
                 # The end needs no precision (a `done` ack); rounded to the millisecond, ends share an entry.
-                end = math.ceil((action.started_at + action.duration_s) * 1000) / 1000
+                end = math.ceil((began + action.duration_s) * 1000) / 1000
                 self.later.at(end, functools.partial(self._ended, node, action.command_id))
             elif isinstance(action, Blank):
                 node.shown = ""
+            elif isinstance(action, Restatus) and node.connected:
+                node.client.publish(self.topics.status(node.id), protocol.encode(node.status()), qos=1, retain=True)
             elif isinstance(action, Refused) and action.code not in self._refusals_logged:
                 self._refusals_logged.add(action.code)  # once per code; the cores count them all
                 log.warning("worker %s refused a command: %s", self.index, action.code)
@@ -419,15 +437,32 @@ class Worker:
 
     def _wake_core(self, node: Node, command_id: str, start: bool) -> None:
         if start:
-            self.begun.append((node, command_id, time.time()))  # the instant it starts; see `_flush`
+            self.begun.append((node, command_id, node.now()))  # the instant it starts; see `_flush`
         else:
-            self.perform(node, node.core.wake(command_id, time.time()))
+            self.perform(node, node.core.wake(command_id, node.now()))
 
     def _fetched(self, node: Node, command_id: str, error: str | None) -> None:
-        self.perform(node, node.core.fetched(command_id, error, time.time()))
+        self.perform(node, node.core.fetched(command_id, error, node.now()))
 
     def _ended(self, node: Node, command_id: str) -> None:
-        self.perform(node, node.core.ended(command_id, time.time()))
+        self.perform(node, node.core.ended(command_id, node.now()))
+
+    def _ask_time(self, node: Node, session: int) -> None:
+        """One time request of the core's rounds, and the next one scheduled (docs/protocol.md, *Clock
+        offset*). A request scheduled before a reconnect is dropped: the reconnect started its own."""
+        if session != node.session or not node.connected or self._stopping:
+            return
+        message = node.core.time_request(node.now())
+        node.client.publish(self.topics.time(node.id), protocol.encode(message), qos=0)
+        self._pump(node)
+        nxt = node.core.clock.next_at
+        if nxt is not None:
+            # Thousands of devices in one loop would otherwise ask together, round after round, and their
+            # answers queue (at the daemon before t2, here before t4): the offsets are then off by the queue.
+            # A new round is spread over a few seconds, its requests a little; asking late costs nothing.
+            spread = TIME_ROUND_SPREAD_S if node.core.clock.round_over else TIME_REQUEST_SPREAD_S
+            when = nxt - node.skew + random.uniform(0, spread)
+            self.later.at(when, functools.partial(self._ask_time, node, session))
 
     def _wake(self) -> None:
         with contextlib.suppress(BlockingIOError):
@@ -486,14 +521,22 @@ class Worker:
         node.connected = True
         node.backoff = RECONNECT_MIN_S
         client.publish(self.topics.status(node.id), protocol.encode(node.status()), qos=1, retain=True)
-        client.subscribe(self.topics.cmd(node.id), qos=1)
+        client.subscribe([(self.topics.cmd(node.id), 1), (self.topics.clock(node.id), 0)])
+        node.session += 1
+        node.core.clock.start(node.now())
+        self.perform(node, node.core.reconnected(node.now()))  # final outcomes the lost link may have lost
+        # Spread over a few seconds: a whole fleet connecting at once must not ask the daemon all at once.
+        ask = functools.partial(self._ask_time, node, node.session)
+        self.later.at(time.time() + random.uniform(0.05, TIME_ROUND_SPREAD_S), ask)
 
     def _on_subscribe(self, _client: mqtt.Client, node: Node, _mid: int, _codes: Any, _props: Any) -> None:
         node.subscribed = True
 
     def _on_message(self, _client: mqtt.Client, node: Node, msg: mqtt.MQTTMessage) -> None:
-        # Handled outside paho's callback, where a publish is written at once instead of queued.
-        self._inbox.append((node, bytes(msg.payload)))
+        # Handled outside paho's callback, where a publish is written at once instead of queued. A time
+        # answer keeps the moment it was read (t4): the wait for the loop is not the network's.
+        heard = node.now() if msg.topic == self.topics.clock(node.id) else None
+        self._inbox.append((node, bytes(msg.payload), heard))
 
     def _on_disconnect(self, _client: mqtt.Client, node: Node, *_args: Any) -> None:
         if node.fd >= 0:
@@ -612,8 +655,11 @@ class Worker:
 
     def _handle_inbox(self) -> None:
         while self._inbox and not self._near_start():
-            node, payload = self._inbox.popleft()
-            self.perform(node, node.core.receive(payload, time.time()))
+            node, payload, heard = self._inbox.popleft()
+            if heard is not None:
+                self.perform(node, node.core.time_reply(payload, heard))
+            else:
+                self.perform(node, node.core.receive(payload, node.now()))
 
     def _flush(self) -> None:
         if time.time() < self._hold_until:

@@ -16,12 +16,12 @@ import httpx
 
 from broadcaster import protocol
 from broadcaster.config import load_config
-from broadcaster.db import Database, Role
+from broadcaster.db import Role
 from broadcaster.services.build import build_services
 from broadcaster.services.zones import ensure_commune
 from broadcaster.simulation.commune import AgentProcesses, provision
 from schedules.clock import SystemClock
-from tests.broadcaster.conftest import make_token
+from tests.broadcaster.conftest import make_token, migrated
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,8 +129,7 @@ def village_fleet(
 ) -> tuple[AgentProcesses, protocol.Signer]:
     """Villages with a speaker and an LED board each, as separate agent processes with file sinks."""
     signer = protocol.load_or_create_signer(tmp / "data" / "keys" / "daemon-ed25519.pem")
-    db = Database(database_url)
-    db.upgrade()
+    db = migrated(database_url)
     with db.session() as session:
         ensure_commune(session, "Xã thử nghiệm")
     configs = provision(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import Response
 
-from broadcaster.services.devices import device_board, offline_warnings
+from broadcaster.services.devices import clock_warnings, device_board, offline_warnings
 from broadcaster.services.feedback import open_feedback_by_device
 from broadcaster.web.page import Reader
 from broadcaster.web.routes import page_router
@@ -21,6 +21,8 @@ def devices_page(page: Reader) -> Response:
         "devices.html",
         villages=villages,
         warnings=offline_warnings(page.svc),
+        clock_warnings=clock_warnings(page.svc),  # speakers whose clock is off, before an airing
+        clock_warn_ms=page.svc.config.dispatch.clock_warn_ms,
         zone_names={v["id"]: v["name"] for v in villages},
         online=sum(1 for d in devices if d["online"]),
         total=len(devices),

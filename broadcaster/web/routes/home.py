@@ -7,7 +7,7 @@ from datetime import timedelta
 from fastapi import Response
 
 from broadcaster.services.airings import list_airings, zone_timeline
-from broadcaster.services.devices import list_devices, offline_warnings
+from broadcaster.services.devices import clock_warnings, list_devices, offline_warnings
 from broadcaster.services.zones import list_zones
 from broadcaster.web.page import Reader, day_start
 from broadcaster.web.routes import page_router
@@ -30,6 +30,7 @@ def home(page: Reader) -> Response:
     return page.render(
         "home.html",
         warnings=offline_warnings(svc),
+        clock_warnings=clock_warnings(svc),
         zone_names={z["id"]: z["name"] for z in list_zones(svc)},
         coming=coming[:10],
         recent=list_airings(svc, end=now, limit=5, lang=lang),

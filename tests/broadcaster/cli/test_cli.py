@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -10,29 +12,42 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from broadcaster.cli.main import main
 from broadcaster.db import Announcement, Broadcast, BroadcastStatus, Database
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def loa(tmp_path: Path, *args: str, stdin: str = "", **more_env: str) -> subprocess.CompletedProcess[str]:
+    """`loa ARGS` as a person types it, run in this process: a fresh interpreter and its imports cost a
+    second or more a call, and these files make some hundred calls. What only a real process shows (a
+    closed pipe, a terminal, the entry point) has tests of its own: `_on_a_terminal` here, and
+    test_newcomer.py."""
     env = {
-        **{k: v for k, v in os.environ.items() if k != "LOA_LANG"},  # Vietnamese unless a test asks
         "LOA_GENERAL_DATA_DIR": str(tmp_path / "data"),
         "LOA_SPEECH_CHIMES": "false",
         "LOA_SCHEDULE_QUIET_START": "00:00",  # independent of the hour the test runs at
         "LOA_SCHEDULE_QUIET_END": "00:00",
         **more_env,
     }
-    return subprocess.run(
-        [sys.executable, "-m", "broadcaster.cli", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
+    saved = dict(os.environ)
+    os.environ.pop("LOA_LANG", None)  # Vietnamese unless a test asks
+    os.environ.update(env)
+    out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", write_through=True) for _ in "12")  # .buffer too
+    stdin_was = sys.stdin
+    sys.stdin = io.StringIO(stdin)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's refusals and --help
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        sys.stdin = stdin_was
+        os.environ.clear()
+        os.environ.update(saved)
+    text = [stream.buffer.getvalue().decode() for stream in (out, err)]  # type: ignore[attr-defined]
+    return subprocess.CompletedProcess(["loa", *args], code, *text)
 
 
 def _count(tmp_path: Path) -> tuple[int, int]:

@@ -37,6 +37,7 @@ from broadcaster.protocol.mqtt import BrokerAddress, connect, new_client
 from broadcaster.runtime.path import DevicePath
 from broadcaster.services.zones import add_device, add_village, ensure_commune
 from schedules.clock import Clock, FakeClock, SystemClock
+from tests.broadcaster.conftest import migrated
 from tests.broadcaster.harness import wait_for
 
 T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)  # 07:00 in the commune
@@ -60,8 +61,7 @@ def rig(tmp_path: Path, broker: ManagedBroker, database_url: str) -> Iterator[Ri
 
 
 def make_rig(tmp_path: Path, broker: ManagedBroker, database_url: str, clock: Clock) -> Iterator[Rig]:
-    db = Database(database_url)
-    db.upgrade()
+    db = migrated(database_url)
     with db.session() as s:
         ensure_commune(s, "Xã thử")
         for n in (1, 2):

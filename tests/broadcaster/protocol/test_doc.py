@@ -61,7 +61,8 @@ def _validate(schema_name: str, obj: Any) -> None:
 
 def test_the_doc_has_every_schema_and_examples() -> None:
     assert set(SCHEMAS) == {
-        "command", "play.body", "led.show.body", "stop.body", "ack", "status", "tele", "device.config"
+        "command", "play.body", "led.show.body", "stop.body", "ack", "status", "tele", "device.config",
+        "time.request", "time.reply",
     }  # fmt: skip
     assert len(_blocks("example")) >= 6
     assert {"play", "relay", "led.show", "volume", "ping"} <= set(VECTORS)

@@ -354,7 +354,9 @@ def test_refusals_and_a_replay_after_the_simulator_restarts(
         restarted = fleet_for(tmp_path, broker, signer, devices, 2)  # another split, same state dir
         restarted.start(timeout=30)
         send("thon-1-loa-1", ping)
-        wait_for(lambda: acks.states(ping["id"]) == ["done", "done"], 10, "the stored ack repeated")
+        # the stored ack, said again once connected (docs/protocol.md, "Final outcomes, said again"), and
+        # as the answer to the replay
+        wait_for(lambda: acks.states(ping["id"]) == ["done", "done", "done"], 10, "the stored ack repeated")
         second = restarted.stop()
         assert (second.replays, second.commands) == (1, 0)
     finally:
