@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from broadcaster.db import (
     Broadcast,
@@ -55,20 +57,24 @@ def list_devices(svc: Services) -> list[dict[str, Any]]:
         return [device_view(d) for d in session.scalars(select(Device).order_by(Device.village_id, Device.id))]
 
 
+def _upcoming(
+    session: Session, now: datetime, within: timedelta, zones: list[str] | None = None
+) -> Sequence[Broadcast]:
+    """What is planned to start within `within` (in `zones` if given), soonest first: what a warning is about."""
+    q = select(Broadcast).where(
+        Broadcast.status == BroadcastStatus.PLANNED, Broadcast.start_at >= now, Broadcast.start_at <= now + within
+    )
+    if zones is not None:
+        q = q.where(Broadcast.zone_id.in_(zones))
+    return session.scalars(q.order_by(Broadcast.start_at)).all()
+
+
 def offline_warnings(svc: Services, within: timedelta = timedelta(minutes=30)) -> list[dict[str, Any]]:
     """Airings coming up soon in villages where a speaker is offline: the officer can still call the
     technician, or the village head, before the village misses the item."""
     now = svc.clock.now()
     with svc.db.session() as session:
-        upcoming = session.scalars(
-            select(Broadcast)
-            .where(
-                Broadcast.status == BroadcastStatus.PLANNED,
-                Broadcast.start_at >= now,
-                Broadcast.start_at <= now + within,
-            )
-            .order_by(Broadcast.start_at)
-        ).all()
+        upcoming = _upcoming(session, now, within)
         offline: dict[str, list[str]] = {}
         for d in session.scalars(
             select(Device).where(Device.kind == DeviceKind.SPEAKER, Device.online.is_(False)).order_by(Device.id)
@@ -105,16 +111,7 @@ def clock_warnings(svc: Services, within: timedelta = timedelta(minutes=30)) -> 
                 off.setdefault(d.village_id, []).append((d.id, d.clock_offset_ms))
         if not off:
             return []
-        upcoming = session.scalars(
-            select(Broadcast)
-            .where(
-                Broadcast.status == BroadcastStatus.PLANNED,
-                Broadcast.start_at >= now,
-                Broadcast.start_at <= now + within,
-                Broadcast.zone_id.in_(sorted(off)),
-            )
-            .order_by(Broadcast.start_at)
-        ).all()
+        upcoming = _upcoming(session, now, within, zones=sorted(off))
         names = zone_names(session)
         said = {zone: [f"{device} {offset:+.0f} ms" for device, offset in speakers] for zone, speakers in off.items()}
         return [

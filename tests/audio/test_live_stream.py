@@ -88,28 +88,39 @@ def test_two_listeners_hear_it_and_it_is_recorded(tmp_path: Path) -> None:
 
 
 def test_a_late_listener_starts_at_the_live_edge_and_a_slow_one_skips_ahead(tmp_path: Path) -> None:
-    stream = LiveStream(tmp_path / "live.mp3", "webm", keep_bytes=4096)
-    early = Reader(stream)
-    slow = stream.listen(lambda: None)  # never reads until the end
     pieces = slices(browser_recording(tmp_path / "in.webm", tone_at_s=1.0, after_s=1.0))
     half = len(pieces) // 2
+    # A ring larger than the whole stream: no reader is ever skipped ahead here, however late its thread
+    # runs on a busy machine (with the small ring below, a starved early reader was, and read no more
+    # than the late one).
+    stream = LiveStream(tmp_path / "live.mp3", "webm", keep_bytes=1 << 20)
+    early = Reader(stream)
     for piece in pieces[:half]:
         stream.feed(piece)
-    # what the encoder has written so far reaches the early listener before the late one joins
     stream.feed(b"")
-    while stream.bytes_out < 4096:
+    while stream.bytes_out < 4096:  # the encoder has written part of the first half
         threading.Event().wait(0.02)
     late = Reader(stream)
     for piece in pieces[half:]:
         stream.feed(piece)
     stream.close()
     assert early.done.wait(10) and late.done.wait(10)
-    assert len(late.got) < len(early.got)
+    assert len(late.got) < len(early.got) == stream.bytes_out
     assert bytes(early.got).endswith(bytes(late.got))  # the same stream, joined later
+
+    # A listener that never reads keeps no backlog: it is moved on to the edge, the ring's size behind it.
+    stream = LiveStream(tmp_path / "live-2.mp3", "webm", keep_bytes=4096)
+    slow = stream.listen(lambda: None)  # never reads until the end
+    for piece in pieces:
+        stream.feed(piece)
+    stream.close()
+    while not stream.ended:
+        threading.Event().wait(0.02)
     data, _ = slow.read()
+    assert stream.bytes_out > 4096
     assert len(data) <= 4096 and slow.skipped == stream.bytes_out - len(data)  # on to the edge, not a backlog
     slow.close()
-    assert stream.listeners == 2
+    assert stream.listeners == 0
 
 
 def test_feeding_a_closed_stream_is_refused(tmp_path: Path) -> None:
