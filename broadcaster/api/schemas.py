@@ -410,6 +410,17 @@ class WarningOut(_Out):
     message: str
 
 
+class ClockWarningOut(_Out):
+    broadcast: int
+    title: str
+    zone: str
+    start_at_local: str
+    speakers: dict[str, float]  # device -> its offset in ms (the daemon's clock minus its own)
+    devices: list[str]
+    bound_ms: float
+    message: str
+
+
 class HealthOut(_Out):
     ok: bool
     version: str

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from broadcaster.api.deps import Parts, Svc
-from broadcaster.api.schemas import DeviceOut, WarningOut
-from broadcaster.services.devices import list_devices, offline_warnings
+from broadcaster.api.schemas import ClockWarningOut, DeviceOut, WarningOut
+from broadcaster.services.devices import clock_warnings, list_devices, offline_warnings
 
 router = APIRouter(tags=["devices"])
 
@@ -22,6 +22,13 @@ def read_devices(svc: Svc) -> list[dict[str, Any]]:
 def read_warnings(svc: Svc) -> list[dict[str, Any]]:
     """Airings in the next 30 minutes in villages where a speaker is offline."""
     return offline_warnings(svc)
+
+
+@router.get("/warnings/clocks", response_model=list[ClockWarningOut])
+def read_clock_warnings(svc: Svc) -> list[dict[str, Any]]:
+    """Airings in the next 30 minutes in villages where an online speaker's clock is off by more than
+    `[dispatch] clock_warn_ms` (what the desk's home page and `loa status` warn about)."""
+    return clock_warnings(svc)
 
 
 @router.get("/metrics", response_model=dict[str, int])

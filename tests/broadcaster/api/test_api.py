@@ -344,6 +344,7 @@ REFUSALS = {  # each route's documented 4xx answers (docs/api.md), all in the on
     ("get", "/api/v1/deliveries"): {422, *SIGNED_IN},
     ("get", "/api/v1/devices"): SIGNED_IN,
     ("get", "/api/v1/warnings"): SIGNED_IN,
+    ("get", "/api/v1/warnings/clocks"): SIGNED_IN,
     ("get", "/api/v1/metrics"): SIGNED_IN,
     ("get", "/api/v1/zones"): SIGNED_IN,
     ("get", "/api/v1/timeline"): {400, 404, 422, *SIGNED_IN},

@@ -4,6 +4,7 @@ village whose speaker is off by more than `[dispatch] clock_warn_ms`."""
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from datetime import timedelta
 
@@ -73,6 +74,7 @@ def test_the_board_and_the_home_page_show_each_speakers_clock_and_warn_before_an
 
     (only,) = clock_warnings(desk.svc)
     assert (only["zone"], only["speakers"], only["bound_ms"]) == ("thon-1", {"thon-1-loa-1": 2000.4}, 50.0)
+    assert json.loads(_get(desk, "/api/v1/warnings/clocks", secret)) == [only]  # the API says the same
     assert clock_warnings(desk.svc, within=timedelta(minutes=5)) == []  # the airing is 10 minutes away
     devices = {d["id"]: d for d in list_devices(desk.svc)}
     assert (devices["thon-1-loa-1"]["clock_offset_ms"], devices["thon-1-loa-1"]["clock_delay_ms"]) == (2000.4, 12.0)
