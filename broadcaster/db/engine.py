@@ -24,6 +24,20 @@ def _private_file(path: Path) -> None:
         path.chmod(0o600)  # a file made before this rule, or by another tool
 
 
+# How long the daemon waits on a PostgreSQL server it cannot hear. Without these, libpq waits for the
+# operating system: a server that accepts and never answers holds a connect forever, and a link that
+# drops silently (a cable, a NAT that forgot us) holds the ack writer and the reconcile loop until TCP
+# gives up, fifteen minutes or more. libpq's own parameters: they apply to every connection of the pool.
+PG_LINK = {
+    "connect_timeout": 10,  # seconds to set up a connection, handshake and sign-in included
+    "keepalives": 1,  # an idle connection is probed after 10 s, every 5 s, and given up after 3 misses
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms that sent data may stay unacknowledged (a query into a dead link)
+}
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
@@ -41,7 +55,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=dict(PG_LINK))
 
 
 def one_at_a_time(session: Session, name: str) -> None:
