@@ -482,6 +482,12 @@ class Worker:
 
     def _open(self, node: Node) -> None:
         """TCP connect and CONNECT; the CONNACK arrives through the loop."""
+        if node.connecting:
+            return  # already on its way (a lost link can be reported twice, and queued twice)
+        if node.fd >= 0:  # paho closes the old socket; its number may come back for the new one
+            with contextlib.suppress(KeyError, ValueError):
+                self.selector.unregister(node.fd)
+            node.fd = -1
         try:
             node.client.reconnect()
         except OSError as exc:
@@ -745,7 +751,7 @@ class Worker:
             if node.connected:
                 sent.append(node.client.publish(self.topics.status(node.id), offline, qos=1, retain=True))
                 self._pump(node)
-        self._drain(lambda: all(info.is_published() for info in sent), timeout)
+        self._drain(lambda: all(_settled_publish(info) for info in sent), timeout)
         for node in self.nodes:
             if node.fd >= 0:
                 node.client.disconnect()
@@ -872,3 +878,12 @@ class Fleet:
         self._procs.clear()
         merge_seen_files(Path(self.settings.state_dir))
         return total
+
+
+def _settled_publish(info: mqtt.MQTTMessageInfo) -> bool:
+    """Taken by the broker, or lost with its link (paho then raises): nothing more to wait for. A device
+    whose link dropped at shutdown is said offline by its will instead."""
+    try:
+        return info.is_published()
+    except (RuntimeError, ValueError):
+        return True
