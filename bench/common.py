@@ -35,6 +35,21 @@ def throwaway_database(url: str | None, tmp: Path) -> Iterator[str]:
         admin.dispose()
 
 
+def postgres_problem(url: str) -> str | None:
+    """Why no PostgreSQL answers at `url`, or None when one does: the benches and the tests both say it
+    rather than fail on it (a new machine may have none)."""
+    from sqlalchemy import create_engine, text
+
+    try:
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+        engine.dispose()
+    except Exception as exc:
+        return f"no PostgreSQL answers at {url}: {type(exc).__name__}"
+    return None
+
+
 def _closure(requirements: list[str]) -> set[str]:
     """The installed distributions a list of requirements pulls in, markers evaluated here."""
     from packaging.requirements import Requirement

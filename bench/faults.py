@@ -75,6 +75,7 @@ from sqlalchemy import create_engine, func, select, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import postgres_problem  # noqa: E402
 from broadcaster import protocol  # noqa: E402
 from broadcaster.broker.credentials import issue_credentials  # noqa: E402
 from broadcaster.config import load_config  # noqa: E402
@@ -935,17 +936,6 @@ def judge(env: Env, trials: list[Trial]) -> dict[str, dict[str, Any]]:
 # ---------------------------------------------------------------- running
 
 
-def postgres_problem() -> str | None:
-    try:
-        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
-    except Exception as exc:
-        return f"no PostgreSQL answers at {POSTGRES_URL}: {type(exc).__name__}"
-    return None
-
-
 def tmpfs_problem() -> str | None:
     if os.geteuid() != 0:
         return "needs root for a tmpfs of its own (mount -t tmpfs); not simulated otherwise"
@@ -1016,7 +1006,7 @@ def main(argv: list[str] | None = None) -> int:
     skipped: dict[str, str] = {}
     if any(s == "disk_full" for s, _ in plan) and (why := tmpfs_problem()):
         skipped["disk_full"] = why
-    if any(s == "db_outage" for s, _ in plan) and (why := postgres_problem()):
+    if any(s == "db_outage" for s, _ in plan) and (why := postgres_problem(POSTGRES_URL)):
         skipped["db_outage"] = why
     plan = [(s, n) for s, n in plan if s not in skipped]
     for s, why in skipped.items():

@@ -16,24 +16,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from bench.common import postgres_problem
 from broadcaster.broker.managed import BrokerSettings, ManagedBroker
 
 POSTGRES_URL = os.environ.get("LOA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
 
-def _postgres_available() -> str | None:
-    try:
-        engine = create_engine(POSTGRES_URL, connect_args={"connect_timeout": 3})
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-        engine.dispose()
-    except Exception as exc:
-        return f"no PostgreSQL answers at {POSTGRES_URL}: {type(exc).__name__}"
-    return None
-
-
-_PG_PROBLEM = _postgres_available()
+_PG_PROBLEM = postgres_problem(POSTGRES_URL)
 
 # Tests that assert a wall-clock goal (speakers starting together, a recall heard within 2 s, the live
 # voice within 3 s, a restart still on time): `make test` runs them alone after the rest, which runs

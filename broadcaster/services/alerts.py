@@ -44,11 +44,10 @@ from broadcaster.services.announcements import (
     announce,
     announcement_view,
     check_request,
-    new_item,
     plan_item,
     rendered_for,
 )
-from broadcaster.services.approvals import reject
+from broadcaster.services.approvals import reject, submitted_item
 from broadcaster.services.inputs import MAX_TEXT_CHARS, MAX_TITLE_CHARS
 from broadcaster.services.recall import recall
 from broadcaster.services.speech import render as speak
@@ -410,11 +409,7 @@ def _submit(
     with rendered_for(svc, stored.sha256, keep=False):
         now = svc.clock.now()
         with svc.db.session() as session:
-            item = new_item(stored, request, actor=actor, now=now)
-            item.state = AnnouncementState.AWAITING_APPROVAL
-            item.submitted_at, item.submitted_by = now, actor
-            session.add(item)
-            session.flush()
+            item = submitted_item(session, stored, request, actor=actor, now=now)
             try:
                 plan_item(svc, session, item, now)
             except LoaError as exc:

@@ -162,16 +162,25 @@ def compose(
             return _save_draft(svc, stored, request, actor, lang)
         now = svc.clock.now()
         with svc.db.session() as session:
-            item = new_item(stored, request, actor=actor, now=now)
-            item.state = AnnouncementState.AWAITING_APPROVAL
-            item.submitted_at, item.submitted_by = now, actor
-            session.add(item)
-            session.flush()
+            item = submitted_item(session, stored, request, actor=actor, now=now)
             planned = plan_item(svc, session, item, now)  # refused now if it could not be placed now
             audit(session, now, actor, "announcement.submit", announcement=item.id, zones=request.zone_ids,
                   priority=request.priority, start_at=planned.start.isoformat())  # fmt: skip
             session.flush()
             return _with_plan(announcement_view(session, item, now, lang), planned.placements, planned.moved)
+
+
+def submitted_item(
+    session: Session, stored: StoredAudio | None, request: Request, *, actor: str, now: datetime
+) -> Announcement:
+    """A new item awaiting an approver, submitted by `actor` now, in the session with its id (for the
+    caller to plan and audit): what an officer submits, and what an official alert waits as."""
+    item = new_item(stored, request, actor=actor, now=now)
+    item.state = AnnouncementState.AWAITING_APPROVAL
+    item.submitted_at, item.submitted_by = now, actor
+    session.add(item)
+    session.flush()
+    return item
 
 
 def _save_draft(svc: Services, stored: StoredAudio | None, request: Request, actor: str, lang: str) -> dict[str, Any]:

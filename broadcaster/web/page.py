@@ -154,13 +154,14 @@ def _ms(value: float | None) -> str:
 
 
 @cache
-def _fingerprint(name: str) -> str:
-    return hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]
+def fingerprint(path: Path) -> str:
+    """A static file's version in its URL (`?v=`): the start of its sha256, read once."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:12]
 
 
 def static_url(name: str) -> str:
     """/static/<name>?v=<its hash>: browsers may keep a file as long as it is the same file."""
-    return f"{STATIC_PREFIX}/{name}?v={_fingerprint(name)}"
+    return f"{STATIC_PREFIX}/{name}?v={fingerprint(STATIC_DIR / name)}"
 
 
 def _environment() -> Environment:

@@ -8,7 +8,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -36,7 +35,7 @@ from broadcaster.services.feedback import (
 )
 from broadcaster.services.listen import AiredItem, aired_item, aired_items, village, villages
 from broadcaster.web.i18n import translate
-from broadcaster.web.page import TEMPLATES
+from broadcaster.web.page import TEMPLATES, fingerprint
 from broadcaster.web.public.feed import podcast
 
 HERE = Path(__file__).parent
@@ -82,13 +81,8 @@ def mount_public(app: FastAPI, svc: Services) -> None:
 # ---------------------------------------------------------------- rendering
 
 
-@cache
-def _fingerprint(name: str) -> str:
-    return hashlib.sha256((STATIC_DIR / name).read_bytes()).hexdigest()[:12]
-
-
 def static_url(name: str) -> str:
-    return f"{STATIC_PREFIX}/{name}?v={_fingerprint(name)}"
+    return f"{STATIC_PREFIX}/{name}?v={fingerprint(STATIC_DIR / name)}"
 
 
 def _environment() -> Environment:
